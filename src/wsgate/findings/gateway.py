@@ -1,0 +1,182 @@
+"""Causes the gateway produces itself: each one an HTTP status, a Proxy-Status error
+type (RFC 9209 section 2.3) and words for the person reading the response or the log."""
+
+from __future__ import annotations
+
+from wsgate.findings.model import Cause
+
+CAUSES: tuple[Cause, ...] = (
+    Cause(
+        code="upstream_connect_refused",
+        status=502,
+        proxy_status="connection_refused",
+        summary="The backend refused the TCP connection: nothing listens on its port.",
+        fix="Start the backend or correct its address in the pool; check that it listens "
+        "on the address the gateway connects to (127.0.0.1 vs 0.0.0.0 vs ::1).",
+        symptom="clients get 502 Bad Gateway",
+    ),
+    Cause(
+        code="upstream_connect_timeout",
+        status=504,
+        proxy_status="connection_timeout",
+        summary="The TCP connection to the backend did not complete in time.",
+        fix="Check that the backend host is up and that no firewall drops SYNs; a full "
+        "listen backlog also looks like this: raise the backend's backlog or lower the "
+        "handshake concurrency. Setting: pools.NAME.connect_timeout_s.",
+        symptom="clients get 504 Gateway Timeout after the connect timeout",
+    ),
+    Cause(
+        code="upstream_handshake_timeout",
+        status=504,
+        proxy_status="http_response_timeout",
+        summary="The backend accepted the connection but sent no response head in time.",
+        fix="The backend is overloaded or hung: check its workers and event loop. "
+        "Setting: pools.NAME.response_timeout_s.",
+        symptom="clients get 504 Gateway Timeout",
+    ),
+    Cause(
+        code="upstream_closed_early",
+        status=502,
+        proxy_status="connection_terminated",
+        summary="The backend closed the connection before sending a complete response head.",
+        fix="Look at the backend's log for a crash or a rejected request; a backend that "
+        "speaks only HTTP/2, TLS or another protocol on that port also does this.",
+        symptom="clients get 502 Bad Gateway",
+    ),
+    Cause(
+        code="upstream_bad_response",
+        status=502,
+        proxy_status="http_protocol_error",
+        summary="The backend answered with bytes that are not a valid HTTP/1.1 response.",
+        fix="Check that the pool points at an HTTP/1.1 server and not at TLS, HTTP/2 "
+        "(h2c) or another protocol's port.",
+        symptom="clients get 502 Bad Gateway",
+    ),
+    Cause(
+        code="upstream_bad_accept",
+        status=502,
+        proxy_status="http_upgrade_failed",
+        summary="The backend answered 101 with a Sec-WebSocket-Accept that does not match "
+        "the key (RFC 6455 section 4.2.2).",
+        fix="Another proxy between wsgate and the app rewrites Sec-WebSocket-Key, or the "
+        "app computes the accept value wrongly; send the key through unchanged.",
+        symptom="clients get 502 Bad Gateway instead of a broken WebSocket",
+    ),
+    Cause(
+        code="upstream_tunnel_broken",
+        status=None,
+        proxy_status="connection_terminated",
+        summary="The backend closed an established WebSocket without a close frame.",
+        fix="Look at the backend's log for a crash or restart; the client got close "
+        "code 1014 (bad gateway) when the gateway was at a frame boundary.",
+        symptom="clients see close code 1014 or 1006",
+    ),
+    Cause(
+        code="no_route",
+        status=404,
+        proxy_status="destination_not_found",
+        summary="No route matches this request's Host and path.",
+        fix="Add a [[routes]] entry whose host and path_prefix match, or a catch-all "
+        "route with path_prefix = \"/\".",
+        symptom="clients get 404 Not Found",
+    ),
+    Cause(
+        code="bad_upgrade_request",
+        status=400,
+        proxy_status="http_request_error",
+        summary="The WebSocket upgrade request is malformed (RFC 6455 section 4.2.1).",
+        fix="The client must send GET over HTTP/1.1 with Upgrade: websocket, Connection: "
+        "Upgrade and a Sec-WebSocket-Key of 16 base64-encoded bytes.",
+        symptom="clients get 400 Bad Request",
+    ),
+    Cause(
+        code="unsupported_version",
+        status=426,
+        proxy_status="http_request_error",
+        summary="The client asked for a WebSocket version other than 13.",
+        fix="Use a client that speaks RFC 6455 (Sec-WebSocket-Version: 13).",
+        symptom="clients get 426 Upgrade Required",
+    ),
+    Cause(
+        code="header_too_large",
+        status=431,
+        proxy_status="http_request_error",
+        summary="The request head is larger than the gateway accepts.",
+        fix="Send smaller cookies or headers, or raise server.max_header_bytes.",
+        symptom="clients get 431 Request Header Fields Too Large",
+    ),
+    Cause(
+        code="header_timeout",
+        status=408,
+        proxy_status="http_request_error",
+        summary="The client did not finish sending its request head in time.",
+        fix="A slow or stalled client (or a slowloris attack); raise "
+        "server.header_timeout_s only if real clients are that slow.",
+        symptom="clients get 408 Request Timeout",
+    ),
+    Cause(
+        code="bad_request",
+        status=400,
+        proxy_status="http_request_error",
+        summary="The request is not valid HTTP/1.1.",
+        fix="Check the client; the gateway accepts HTTP/1.0 and HTTP/1.1 requests only.",
+        symptom="clients get 400 Bad Request",
+    ),
+    Cause(
+        code="overloaded_queue_full",
+        status=503,
+        proxy_status="connection_limit_reached",
+        summary="Too many handshakes are waiting for this pool; the wait queue is full.",
+        fix="Retry after the Retry-After delay; operators: add backends or raise "
+        "pools.NAME.queue_size.",
+        symptom="clients get 503 with Retry-After",
+        retry_after=True,
+    ),
+    Cause(
+        code="overloaded_queue_timeout",
+        status=503,
+        proxy_status="connection_limit_reached",
+        summary="The handshake waited in the pool's queue longer than its queue timeout.",
+        fix="Retry after the Retry-After delay; operators: add backends or raise "
+        "pools.NAME.queue_timeout_s.",
+        symptom="clients get 503 with Retry-After",
+        retry_after=True,
+    ),
+    Cause(
+        code="at_capacity",
+        status=503,
+        proxy_status="connection_limit_reached",
+        summary="The gateway or every backend holds its maximum number of connections.",
+        fix="Retry after the Retry-After delay; operators: raise max_connections or add "
+        "backends.",
+        symptom="clients get 503 with Retry-After",
+        retry_after=True,
+    ),
+    Cause(
+        code="client_rate_limited",
+        status=429,
+        proxy_status="http_request_denied",
+        summary="This client address opened connections faster or more often than allowed.",
+        fix="Retry after the Retry-After delay, with back-off and jitter.",
+        symptom="clients get 429 Too Many Requests",
+        retry_after=True,
+    ),
+    Cause(
+        code="no_healthy_upstream",
+        status=503,
+        proxy_status="destination_unavailable",
+        summary="Every backend of the pool is marked down by health checks or ejection.",
+        fix="Look at the backends' health; the gateway retries them in the background.",
+        symptom="clients get 503 with Retry-After",
+        retry_after=True,
+    ),
+    Cause(
+        code="shutting_down",
+        status=503,
+        proxy_status="proxy_internal_response",
+        summary="The gateway is draining for a restart and takes no new requests.",
+        fix="Retry after the Retry-After delay; another gateway instance will answer.",
+        symptom="clients get 503 with Retry-After during a deploy",
+        retry_after=True,
+    ),
+)
