@@ -77,7 +77,7 @@ CAUSES: tuple[Cause, ...] = (
         proxy_status="destination_not_found",
         summary="No route matches this request's Host and path.",
         fix="Add a [[routes]] entry whose host and path_prefix match, or a catch-all "
-        "route with path_prefix = \"/\".",
+        'route with path_prefix = "/".',
         symptom="clients get 404 Not Found",
     ),
     Cause(
@@ -147,8 +147,7 @@ CAUSES: tuple[Cause, ...] = (
         status=503,
         proxy_status="connection_limit_reached",
         summary="The gateway or every backend holds its maximum number of connections.",
-        fix="Retry after the Retry-After delay; operators: raise max_connections or add "
-        "backends.",
+        fix="Retry after the Retry-After delay; operators: raise max_connections or add backends.",
         symptom="clients get 503 with Retry-After",
         retry_after=True,
     ),
