@@ -26,6 +26,14 @@ CAUSES: tuple[Cause, ...] = (
         symptom="clients get 504 Gateway Timeout after the connect timeout",
     ),
     Cause(
+        code="upstream_connect_failed",
+        status=502,
+        proxy_status="destination_unavailable",
+        summary="The TCP connection to the backend failed (unreachable host or network).",
+        fix="Check the backend's address and the route to it from the gateway's host.",
+        symptom="clients get 502 Bad Gateway",
+    ),
+    Cause(
         code="upstream_handshake_timeout",
         status=504,
         proxy_status="http_response_timeout",

@@ -1,0 +1,224 @@
+"""TOML to `Config`, checking every key. An error names the file, the key path and what
+was expected, e.g. `gw.toml: pools.app.connect_timeout_s: expected a number >= 0, got '5s'`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from wsgate.config.model import Address, Config, PoolConfig, RouteConfig, ServerConfig
+
+BALANCERS = ("round_robin",)
+_SERVER_DEFAULTS = ServerConfig()
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; str() is the whole message for the user."""
+
+    def __init__(self, source: str, key: str, expected: str, got: object = None) -> None:
+        shown = "" if got is None else f", got {got!r}"
+        where = f"{source}: {key}: " if key else f"{source}: "
+        super().__init__(f"{where}expected {expected}{shown}")
+        self.source = source
+        self.key = key
+
+
+def parse_address(text: str) -> Address:
+    """`host:port` or `[v6]:port` to an Address; ValueError says what is wrong."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError("HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        ipaddress.IPv6Address(host)
+    elif ":" in host:
+        raise ValueError("[IPV6]:PORT with brackets")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError("a port from 1 to 65535")
+    return Address(host, int(port_text))
+
+
+class _Table:
+    """One TOML table being read; remembers which keys were used to reject the rest."""
+
+    def __init__(self, data: object, path: str, source: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(source, path, "a table", data)
+        self.data: dict[str, Any] = data
+        self.path = path
+        self.source = source
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def _get(self, name: str) -> Any:
+        self.used.add(name)
+        return self.data.get(name)
+
+    def fail(self, name: str, expected: str, got: object) -> ConfigError:
+        return ConfigError(self.source, self.key(name), expected, got)
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self._get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.fail(name, f"a number >= {minimum:g}", value)
+        return float(value)
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        value = self._get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(name, f"an integer >= {minimum}", value)
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._get(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(name, "true or false", value)
+        return value
+
+    def string(self, name: str, default: str | None, choices: Iterable[str] = ()) -> str:
+        value = self._get(name)
+        if value is None:
+            if default is None:
+                raise self.fail(name, "a string (required)", None)
+            return default
+        allowed = tuple(choices)
+        if not isinstance(value, str) or (allowed and value not in allowed):
+            expected = f"one of {', '.join(allowed)}" if allowed else "a string"
+            raise self.fail(name, expected, value)
+        return value
+
+    def addresses(self, name: str, default: tuple[Address, ...] | None) -> tuple[Address, ...]:
+        value = self._get(name)
+        if value is None:
+            if default is None:
+                raise self.fail(name, 'a list of "host:port" strings (required)', None)
+            return default
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            raise self.fail(name, 'a non-empty list of "host:port" strings', value)
+        found = []
+        for index, item in enumerate(value):
+            try:
+                if not isinstance(item, str):
+                    raise ValueError("a string")
+                found.append(parse_address(item))
+            except ValueError as exc:
+                raise ConfigError(
+                    self.source, f"{self.key(name)}[{index}]", str(exc), item
+                ) from None
+        return tuple(found)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            known = ", ".join(sorted(self.used))
+            raise ConfigError(self.source, self.key(unknown[0]), f"a known key ({known})", None)
+
+
+def _server(data: object, source: str) -> ServerConfig:
+    table = _Table(data if data is not None else {}, "server", source)
+    d = _SERVER_DEFAULTS
+    server = ServerConfig(
+        listen=table.addresses("listen", d.listen),
+        max_header_bytes=table.integer("max_header_bytes", d.max_header_bytes, minimum=256),
+        header_timeout_s=table.number("header_timeout_s", d.header_timeout_s, minimum=0.001),
+        keepalive_timeout_s=table.number("keepalive_timeout_s", d.keepalive_timeout_s),
+        tunnel_high_water_bytes=table.integer(
+            "tunnel_high_water_bytes", d.tunnel_high_water_bytes, minimum=1024
+        ),
+        drain_timeout_s=table.number("drain_timeout_s", d.drain_timeout_s),
+        access_log=table.boolean("access_log", d.access_log),
+    )
+    table.finish()
+    return server
+
+
+def _pool(name: str, data: object, source: str) -> PoolConfig:
+    table = _Table(data, f"pools.{name}", source)
+    d = PoolConfig(name=name, backends=())
+    pool = PoolConfig(
+        name=name,
+        backends=table.addresses("backends", None),
+        balance=table.string("balance", d.balance, BALANCERS),
+        connect_timeout_s=table.number("connect_timeout_s", d.connect_timeout_s, minimum=0.001),
+        response_timeout_s=table.number("response_timeout_s", d.response_timeout_s, minimum=0.001),
+        tunnel_idle_timeout_s=table.number("tunnel_idle_timeout_s", d.tunnel_idle_timeout_s),
+        max_idle_per_backend=table.integer("max_idle_per_backend", d.max_idle_per_backend),
+    )
+    table.finish()
+    return pool
+
+
+def _routes(data: object, pools: dict[str, PoolConfig], source: str) -> tuple[RouteConfig, ...]:
+    if data is None:
+        if len(pools) == 1:
+            return (RouteConfig(pool=next(iter(pools))),)
+        raise ConfigError(source, "routes", "[[routes]] entries when there is more than one pool")
+    if not isinstance(data, list):
+        raise ConfigError(source, "routes", "an array of tables ([[routes]])", data)
+    routes = []
+    for index, item in enumerate(data):
+        table = _Table(item, f"routes[{index}]", source)
+        route = RouteConfig(
+            pool=table.string("pool", None),
+            host=table.string("host", "*").lower(),
+            path_prefix=table.string("path_prefix", "/"),
+        )
+        table.finish()
+        if route.pool not in pools:
+            names = ", ".join(sorted(pools)) or "none defined"
+            raise ConfigError(source, table.key("pool"), f"a pool name ({names})", route.pool)
+        if not route.path_prefix.startswith("/"):
+            raise ConfigError(
+                source, table.key("path_prefix"), "a path starting with /", route.path_prefix
+            )
+        routes.append(route)
+    return tuple(routes)
+
+
+def parse_config(data: dict[str, Any], source: str) -> Config:
+    """Check a decoded TOML document and build the Config."""
+    top = _Table(data, "", source)
+    server = _server(top._get("server"), source)
+    pools_data = top._get("pools")
+    if not isinstance(pools_data, dict) or not pools_data:
+        raise ConfigError(source, "pools", "at least one [pools.NAME] table", pools_data)
+    pools = {name: _pool(name, value, source) for name, value in pools_data.items()}
+    routes = _routes(top._get("routes"), pools, source)
+    top.finish()
+    return Config(server=server, pools=pools, routes=routes, source=source)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a TOML config file. Raises ConfigError, never a bare OSError."""
+    source = str(path)
+    try:
+        text = Path(path).read_bytes().decode()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "", "a readable UTF-8 file", str(exc)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", "valid TOML", str(exc)) from None
+    return parse_config(data, source)
+
+
+def single_pool_config(listen: list[str], upstreams: list[str]) -> Config:
+    """The zero-config form: everything from `listen` goes to one pool of `upstreams`."""
+    data: dict[str, Any] = {"pools": {"default": {"backends": upstreams}}}
+    if listen:
+        data["server"] = {"listen": listen}
+    return parse_config(data, "command line")

@@ -1,0 +1,150 @@
+"""`wsgate serve`, `wsgate check` and `wsgate demo`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+from typing import Any
+
+from wsgate.config import Config, ConfigError, load_config, single_pool_config
+
+
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the WebSocket-aware reverse proxy. Either --config FILE, or "
+        "--listen and --upstream for a zero-config start that sends everything to one pool.",
+    )
+    serve.add_argument("--config", "-c", metavar="FILE", help="TOML config file")
+    serve.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="address to listen on (repeatable; default 127.0.0.1:8080)",
+    )
+    serve.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="backend of the single pool (repeatable)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port with SO_REUSEPORT (default 1)",
+    )
+    serve.set_defaults(handler=run_serve)
+
+    check = subparsers.add_parser(
+        "check", help="validate a config file", description="Validate a wsgate TOML config."
+    )
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(handler=run_check)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="the gateway in front of built-in demo backends",
+        description="Run the gateway on 127.0.0.1:8080 in front of two demo backends "
+        "(echo and a broadcast chat with a web page).",
+    )
+    demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    demo.set_defaults(handler=run_demo)
+
+
+def _config_from_args(args: argparse.Namespace) -> Config:
+    if args.config:
+        if args.upstream or args.listen:
+            raise ConfigError(
+                "command line", "", "either --config or --listen/--upstream, not both"
+            )
+        return load_config(args.config)
+    if not args.upstream:
+        raise ConfigError(
+            "command line", "--upstream", "at least one --upstream HOST:PORT (or --config FILE)"
+        )
+    return single_pool_config(args.listen, args.upstream)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(f"wsgate: {exc}", file=sys.stderr)
+        return 2
+    pools = ", ".join(f"{p.name} ({len(p.backends)} backends)" for p in config.pools.values())
+    listen = ", ".join(str(a) for a in config.server.listen)
+    print(f"{args.file}: ok: listen {listen}; pools {pools}; {len(config.routes)} routes")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        config = _config_from_args(args)
+    except ConfigError as exc:
+        print(f"wsgate: {exc}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("wsgate: --workers: expected an integer >= 1", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        return _run_one(config, reuse_port=False)
+    return _run_workers(config, args.workers)
+
+
+def _run_one(config: Config, *, reuse_port: bool) -> int:
+    import uvloop
+
+    from wsgate.gateway.server import serve_until_signalled
+
+    try:
+        uvloop.run(serve_until_signalled(config, reuse_port=reuse_port))
+    except OSError as exc:
+        print(f"wsgate: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_workers(config: Config, workers: int) -> int:
+    """Fork `workers` processes that share each listening port (SO_REUSEPORT); forward
+    SIGINT/SIGTERM to them by PID and wait for all."""
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os._exit(_run_one(config, reuse_port=True))
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    status = 0
+    for child in children:
+        _, code = os.waitpid(child, 0)
+        status = max(status, os.waitstatus_to_exitcode(code))
+    return status
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from wsgate.gateway.demo import run_demo_forever
+
+    try:
+        uvloop.run(run_demo_forever(args.port))
+    except OSError as exc:
+        print(f"wsgate demo: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0

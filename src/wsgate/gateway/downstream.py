@@ -1,0 +1,761 @@
+"""A client connection: parse request heads (httptools), route, forward, relay the
+response, and after a valid 101 copy bytes both ways as a tunnel.
+
+States, in order: HEAD (reading a request head) -> EXCHANGE (a request forwarded, its
+response relayed; keep-alive returns to HEAD) -> UPGRADING (a 101 checked and relayed,
+waiting for the tunnel bytes) -> TUNNEL -> CLOSED. Every failure before the response
+head reaches the client becomes an explained error response (see `responses.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from wsgate.config.model import Address
+from wsgate.gateway.responses import error_response
+from wsgate.gateway.upstream import BackendPool, ConnectError, UpstreamConnection
+from wsgate.protocol.errors import ProtocolError
+from wsgate.protocol.forward import (
+    Framing,
+    client_framing,
+    forward_request_head,
+    interim_head,
+    request_framing,
+    response_framing,
+    response_head,
+    switching_protocols_head,
+)
+from wsgate.protocol.frames import CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, FrameTracker, close_frame
+from wsgate.protocol.handshake import check_upgrade_request, check_upgrade_response, wants_websocket
+from wsgate.protocol.headers import Headers, get_one
+
+if TYPE_CHECKING:
+    from wsgate.gateway.server import Gateway
+
+MAX_PIPELINED_REQUESTS = 16
+# After the backend ends a tunnel cleanly, how long the client gets to close its side.
+TUNNEL_CLOSE_GRACE_S = 10.0
+
+
+class State(enum.Enum):
+    HEAD = "head"
+    EXCHANGE = "exchange"
+    UPGRADING = "upgrading"
+    TUNNEL = "tunnel"
+    CLOSED = "closed"
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    method: bytes
+    target: bytes
+    version: str
+    headers: Headers
+    keep_alive: bool
+    framing: Framing
+    received_at: float
+    ws_key: bytes | None = None
+    error: ProtocolError | None = None
+    body: list[bytes] = field(default_factory=list)
+    buffered: int = 0
+    complete: bool = False
+    pool: BackendPool | None = None
+    backend: Address | None = None
+    tried: set[Address] = field(default_factory=set)
+    last_failure: ConnectError | None = None
+    stale_retry_done: bool = False
+    head_sent: bool = False
+    head_sent_at: float = 0.0
+    connect_ms: float | None = None
+    status: int = 0
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+        self.loop = gateway.loop
+        self.transport: asyncio.Transport | None = None
+        self.client_ip = "-"
+        self.state = State.HEAD
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: Headers = []
+        self._parsing: Request | None = None
+        self._queue: deque[Request] = deque()
+        self.active: Request | None = None
+        self.upstream: UpstreamConnection | None = None
+        self._connect_task: asyncio.Task[None] | None = None
+        self._paused: set[str] = set()
+        self._client_write_paused = False
+        self._head_bytes = 0
+        self._head_tail = b""
+        self._reading_head = True
+        self._timer: asyncio.TimerHandle | None = None
+        self._response_timer: asyncio.TimerHandle | None = None
+        self._framing_out = Framing.NONE
+        self._upstream_framing = Framing.NONE
+        self._response_started = False
+        self._upstream_reusable = False
+        self._close_after = False
+        self._early = b""
+        # Tunnel bookkeeping.
+        self._tracker = FrameTracker()
+        self._client_eof = False
+        self._upstream_eof = False
+        self._tunnel_started = 0.0
+        self._bytes_up = 0
+        self._bytes_down = 0
+        self._last_activity = 0.0
+
+    # == asyncio.Protocol: client side ================================================
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = self.transport.get_extra_info("peername")
+        self.client_ip = str(peer[0]) if peer else "-"
+        high = self.gw.config.server.tunnel_high_water_bytes
+        self.transport.set_write_buffer_limits(high=high, low=high // 4)
+        self.gw.connections.add(self)
+        self._set_timer(self.gw.config.server.header_timeout_s, self._on_header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.state is State.TUNNEL:
+            self._bytes_up += len(data)
+            self._last_activity = self.loop.time()
+            assert self.upstream is not None
+            self.upstream.write(data)
+            return
+        if self.state is State.UPGRADING or self.state is State.CLOSED:
+            self._early += data  # bytes after an upgrade request belong to the tunnel
+            return
+        if self._reading_head and not self._check_head_size(data):
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._early = data[upgrade.args[0] :]
+            self._pause("upgrade")
+        except httptools.HttpParserError as exc:
+            self._protocol_error(exc)
+
+    def eof_received(self) -> bool | None:
+        self._client_eof = True
+        if self.state is State.TUNNEL:
+            upstream = self.upstream
+            if self._upstream_eof or upstream is None or upstream.transport is None:
+                self._close()
+                return None
+            if upstream.transport.can_write_eof():
+                upstream.transport.write_eof()
+            return True
+        active = self.active
+        if active is not None and active.complete and self.state is State.EXCHANGE:
+            self._close_after = True  # half-closed client still gets its response
+            return True
+        self._close()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.state is State.TUNNEL:
+            self._log_tunnel_end("client_closed")
+        self.state = State.CLOSED
+        self._cancel_timers()
+        self.gw.connections.discard(self)
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.detach()
+            if self._tunnel_started:
+                upstream.close()  # flush what the client sent last
+            else:
+                upstream.abort()
+
+    def pause_writing(self) -> None:
+        # The client reads slower than the backend sends: stop reading the backend.
+        self._client_write_paused = True
+        upstream = self.upstream
+        if upstream is not None and upstream.transport is not None:
+            upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._client_write_paused = False
+        upstream = self.upstream
+        if upstream is not None and upstream.transport is not None and not upstream.closed:
+            upstream.transport.resume_reading()
+
+    # == httptools callbacks: request parsing =========================================
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        if self._timer is not None and self.active is None and not self._queue:
+            # A keep-alive connection woke up: the header timeout starts now.
+            self._set_timer(self.gw.config.server.header_timeout_s, self._on_header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        self._reading_head = False
+        if self.active is None and not self._queue:
+            self._cancel_timer()
+        method = parser.get_method()
+        headers = self._headers
+        request = Request(
+            method=method,
+            target=self._url,
+            version=parser.get_http_version(),
+            headers=headers,
+            keep_alive=parser.should_keep_alive(),
+            framing=request_framing(headers),
+            received_at=self.loop.time(),
+        )
+        if wants_websocket(headers):
+            try:
+                request.ws_key = check_upgrade_request(method, request.version, headers)
+            except ProtocolError as exc:
+                request.error = exc
+        self._parsing = request
+        self._queue.append(request)
+        if len(self._queue) >= MAX_PIPELINED_REQUESTS:
+            self._pause("pipeline")
+        if self.active is None:
+            self._start_next()
+
+    def on_body(self, body: bytes) -> None:
+        request = self._parsing
+        if request is None:
+            return
+        if request is self.active and request.head_sent and self.upstream is not None:
+            self._send_body(body)
+            return
+        request.body.append(body)
+        request.buffered += len(body)
+        if request.buffered > self.gw.config.server.tunnel_high_water_bytes:
+            self._pause("body")
+
+    def on_message_complete(self) -> None:
+        request = self._parsing
+        self._parsing = None
+        self._reading_head = True
+        self._head_bytes = 0
+        self._head_tail = b""
+        if request is None:
+            return
+        request.complete = True
+        if request is self.active and request.head_sent and self.upstream is not None:
+            if request.framing is Framing.CHUNKED:
+                self.upstream.write(b"0\r\n\r\n")
+            self._start_response_timer(request)
+
+    # == exchange: route, connect, forward ============================================
+    def _start_next(self) -> None:
+        if self.active is not None or not self._queue or self.state is State.CLOSED:
+            return
+        request = self._queue.popleft()
+        self._resume("pipeline")
+        self.active = request
+        self.state = State.EXCHANGE
+        self._response_started = False
+        if request.error is not None:
+            self._fail(request.error.cause, request.error.reason)
+            return
+        if self.gw.draining:
+            self._fail("shutting_down", "", retry_after_s=1)
+            return
+        pool_name = self.gw.router.pool_for(get_one(request.headers, b"host"), request.target)
+        if pool_name is None:
+            host = (get_one(request.headers, b"host") or b"").decode("latin-1")
+            path = request.target.split(b"?", 1)[0].decode("latin-1")
+            self._fail("no_route", f"Host {host!r}, path {path!r}.")
+            return
+        request.pool = self.gw.pools[pool_name]
+        self._choose_backend(request)
+
+    def _choose_backend(self, request: Request) -> None:
+        pool = request.pool
+        assert pool is not None
+        backend = pool.balancer.pick(exclude=frozenset(request.tried))
+        if backend is None:
+            failure = request.last_failure
+            assert failure is not None
+            self._fail(failure.cause, failure.detail)
+            return
+        request.tried.add(backend)
+        request.backend = backend
+        conn = pool.take_idle(backend)
+        if conn is not None:
+            self._attach(request, conn)
+            return
+        self._connect_task = self.loop.create_task(self._connect(request, pool, backend))
+
+    async def _connect(self, request: Request, pool: BackendPool, backend: Address) -> None:
+        started = self.loop.time()
+        try:
+            conn = await pool.connect(backend)
+        except ConnectError as failure:
+            self._connect_task = None
+            request.last_failure = failure
+            self.gw.log.event(
+                "upstream_attempt",
+                client=self.client_ip,
+                pool=pool.config.name,
+                backend=str(backend),
+                cause=failure.cause,
+                ms=round((self.loop.time() - started) * 1000, 1),
+            )
+            if self.state is not State.CLOSED and request is self.active:
+                self._choose_backend(request)
+            return
+        self._connect_task = None
+        request.connect_ms = (self.loop.time() - started) * 1000
+        if self.state is State.CLOSED or request is not self.active:
+            pool.release(conn)
+            return
+        self._attach(request, conn)
+
+    def _attach(self, request: Request, conn: UpstreamConnection) -> None:
+        self.upstream = conn
+        conn.attach(self, head_request=request.method == b"HEAD")
+        if self._client_write_paused and conn.transport is not None:
+            conn.transport.pause_reading()
+        head = forward_request_head(
+            request.method,
+            request.target,
+            request.headers,
+            client_ip=self.client_ip,
+            scheme="http",
+            websocket=request.ws_key is not None,
+            framing=request.framing,
+            default_host=str(conn.backend),
+        )
+        conn.write(head)
+        request.head_sent = True
+        request.head_sent_at = self.loop.time()
+        for part in request.body:
+            self._send_body(part)
+        request.body.clear()
+        request.buffered = 0
+        self._resume("body")
+        if request.complete:
+            if request.framing is Framing.CHUNKED:
+                conn.write(b"0\r\n\r\n")
+            self._start_response_timer(request)
+
+    def _send_body(self, body: bytes) -> None:
+        assert self.active is not None and self.upstream is not None
+        if self.active.framing is Framing.CHUNKED:
+            if body:
+                self.upstream.write(b"%x\r\n" % len(body) + body + b"\r\n")
+        else:
+            self.upstream.write(body)
+
+    def _start_response_timer(self, request: Request) -> None:
+        assert request.pool is not None
+        timeout = request.pool.config.response_timeout_s
+        self._response_timer = self.loop.call_later(timeout, self._on_response_timeout, timeout)
+
+    def _on_response_timeout(self, timeout: float) -> None:
+        self._response_timer = None
+        if self._response_started or self.state is not State.EXCHANGE:
+            return
+        backend = self.active.backend if self.active else None
+        self._fail(
+            "upstream_handshake_timeout",
+            f"Backend {backend} sent no response head within {timeout:g} s.",
+        )
+
+    # == ResponseSink: events from the upstream connection ============================
+    def on_response_head(
+        self, status: int, reason: bytes, version: str, headers: Headers, keep_alive: bool
+    ) -> None:
+        request = self.active
+        if request is None or self.transport is None:
+            return
+        if status == 101:
+            self._cancel_response_timer()
+            self._on_switching_protocols(request, reason, headers)
+            return
+        if status < 200:
+            if request.version == "1.1":
+                self.transport.write(interim_head(status, reason, headers))
+            return
+        self._cancel_response_timer()
+        self._response_started = True
+        request.status = status
+        upstream_framing = response_framing(request.method, status, headers)
+        framing = client_framing(upstream_framing, request.version)
+        if request.ws_key is not None:
+            self._close_after = True  # a refused upgrade: the client may have sent frames
+        keep = (
+            request.keep_alive
+            and framing is not Framing.CLOSE
+            and not self._close_after
+            and not self.gw.draining
+        )
+        self._close_after = not keep
+        self._upstream_framing = upstream_framing
+        self._framing_out = framing
+        self._upstream_reusable = keep_alive and upstream_framing is not Framing.CLOSE
+        self.transport.write(
+            response_head(
+                status,
+                reason,
+                headers,
+                framing=framing,
+                keep_alive=keep,
+                client_version=request.version,
+            )
+        )
+
+    def on_response_body(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or not self._response_started:
+            return
+        if self._framing_out is Framing.CHUNKED:
+            if data:
+                transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        else:
+            transport.write(data)
+
+    def on_response_complete(self) -> None:
+        request = self.active
+        if request is None or not self._response_started or self.transport is None:
+            return
+        if self._framing_out is Framing.CHUNKED:
+            self.transport.write(b"0\r\n\r\n")
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            assert request.pool is not None
+            if self._upstream_reusable and request.complete:
+                request.pool.release(upstream)
+            else:
+                upstream.detach()
+                upstream.close()
+        self._log_access(request)
+        self.active = None
+        if self._close_after or not request.complete:
+            self._close()
+            return
+        self.state = State.HEAD
+        if self._queue:
+            self.loop.call_soon(self._start_next)
+        else:
+            self._set_timer(self.gw.config.server.keepalive_timeout_s, self._close)
+        self._resume("body")
+
+    def on_upstream_upgrade(self, tail: bytes) -> None:
+        if self.state is not State.UPGRADING or self.transport is None:
+            return
+        self.state = State.TUNNEL
+        self._tunnel_started = self.loop.time()
+        self._last_activity = self._tunnel_started
+        if tail:
+            self.on_upstream_tunnel_data(tail)
+        if self._early:
+            early, self._early = self._early, b""
+            self._bytes_up += len(early)
+            assert self.upstream is not None
+            self.upstream.write(early)
+        self._resume("upgrade")
+        assert self.active is not None and self.active.pool is not None
+        idle = self.active.pool.config.tunnel_idle_timeout_s
+        if idle > 0:
+            self._set_timer(idle, self._on_tunnel_idle_check)
+
+    def on_upstream_tunnel_data(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        self._bytes_down += len(data)
+        self._last_activity = self.loop.time()
+        self._tracker.feed(data)
+        transport.write(data)
+
+    def on_upstream_eof(self) -> None:
+        self._upstream_eof = True
+        if self.state is State.TUNNEL:
+            if not self._tracker.close_seen and not self._client_eof:
+                self._tunnel_broken("backend closed the connection without a close frame")
+            elif self._client_eof:
+                self._close()
+            elif self.transport is not None:
+                if self.transport.can_write_eof():
+                    self.transport.write_eof()
+                self._set_timer(TUNNEL_CLOSE_GRACE_S, self._close)
+            return
+        # A body that runs to the end of the connection ends here; any other body was cut
+        # short, and connection_lost follows and aborts the client.
+        if (
+            self.state is State.EXCHANGE
+            and self._response_started
+            and self._upstream_framing is Framing.CLOSE
+        ):
+            self._upstream_reusable = False
+            self.on_response_complete()
+
+    def on_upstream_lost(self, exc: Exception | None) -> None:
+        if self.state is State.TUNNEL:
+            if not self._tracker.close_seen and not self._client_eof:
+                self._tunnel_broken("backend connection lost" + (f": {exc}" if exc else ""))
+            else:
+                self._close()
+            return
+        if self.state is State.UPGRADING:
+            self._abort()
+            return
+        if self.state is not State.EXCHANGE:
+            return
+        request = self.active
+        self.upstream = None
+        if request is None:
+            return
+        if self._response_started:
+            self._abort()  # a truncated body: the client must not take it as complete
+            return
+        conn_reused = request.head_sent and not request.stale_retry_done
+        if conn_reused and request.framing is Framing.NONE and request.connect_ms is None:
+            # A reused keep-alive connection that the backend had just closed: retry once on
+            # a fresh connection, as nothing reached the backend's application.
+            request.stale_retry_done = True
+            request.head_sent = False
+            assert request.pool is not None and request.backend is not None
+            self._cancel_response_timer()
+            self._connect_task = self.loop.create_task(
+                self._connect(request, request.pool, request.backend)
+            )
+            return
+        detail = f"Backend {request.backend} closed the connection" + (f" ({exc})." if exc else ".")
+        self._fail("upstream_closed_early", detail)
+
+    def on_upstream_bad_response(self, reason: str) -> None:
+        if self.state is State.TUNNEL or self._response_started:
+            self._abort()
+            return
+        request = self.active
+        backend = request.backend if request else None
+        self._fail("upstream_bad_response", f"Backend {backend}: {reason}.")
+
+    def on_upstream_pause_writing(self) -> None:
+        self._pause("upstream_full")
+
+    def on_upstream_resume_writing(self) -> None:
+        self._resume("upstream_full")
+
+    # == tunnel =======================================================================
+    def _on_switching_protocols(self, request: Request, reason: bytes, headers: Headers) -> None:
+        if request.ws_key is None:
+            self._fail("upstream_bad_response", "Backend answered 101 to a plain request.")
+            return
+        try:
+            check_upgrade_response(request.ws_key, headers)
+        except ProtocolError as exc:
+            self._fail(exc.cause, f"Backend {request.backend}: {exc.reason}.")
+            return
+        assert self.transport is not None
+        request.status = 101
+        self._response_started = True
+        self.state = State.UPGRADING
+        self.transport.write(switching_protocols_head(reason, headers))
+        self._log_access(request)
+
+    def _tunnel_broken(self, why: str) -> None:
+        transport = self.transport
+        if self.state is not State.TUNNEL or transport is None:
+            return
+        at_boundary = self._tracker.at_boundary
+        self._log_tunnel_end("upstream_tunnel_broken", why=why, close_frame_sent=at_boundary)
+        self.state = State.CLOSED
+        if at_boundary:
+            transport.write(close_frame(CLOSE_BAD_GATEWAY, "bad gateway: " + why[:90]))
+        transport.close()
+
+    def _on_tunnel_idle_check(self) -> None:
+        self._timer = None
+        request = self.active
+        if self.state is not State.TUNNEL or request is None or request.pool is None:
+            return
+        idle = request.pool.config.tunnel_idle_timeout_s
+        quiet = self.loop.time() - self._last_activity
+        if quiet < idle:
+            self._set_timer(idle - quiet, self._on_tunnel_idle_check)
+            return
+        self.close_tunnel(CLOSE_GOING_AWAY, "idle timeout", reason_code="tunnel_idle_timeout")
+
+    def close_tunnel(self, code: int, text: str, *, reason_code: str) -> None:
+        """End a tunnel from the gateway's side (idle timeout, shutdown): a close frame to
+        the client when at a frame boundary, then TCP close on both sides."""
+        transport = self.transport
+        if self.state is not State.TUNNEL or transport is None:
+            self._close()
+            return
+        at_boundary = self._tracker.at_boundary
+        self._log_tunnel_end(reason_code, close_frame_sent=at_boundary)
+        self.state = State.CLOSED
+        if at_boundary:
+            transport.write(close_frame(code, text))
+        self._close()
+
+    def _log_tunnel_end(self, reason: str, **extra: object) -> None:
+        request = self.active
+        if not self._tunnel_started or request is None:
+            return
+        fields: dict[str, object] = {
+            "client": self.client_ip,
+            "pool": request.pool.config.name if request.pool else None,
+            "backend": str(request.backend),
+            "end": reason,
+            "duration_s": round(self.loop.time() - self._tunnel_started, 3),
+            "bytes_up": self._bytes_up,
+            "bytes_down": self._bytes_down,
+            **extra,
+        }
+        if reason == "upstream_tunnel_broken":
+            self.gw.log.error(reason, **fields)
+        else:
+            self.gw.log.event("tunnel_end", **fields)
+
+    # == errors, limits and timers ====================================================
+    def _check_head_size(self, data: bytes) -> bool:
+        limit = self.gw.config.server.max_header_bytes
+        total = self._head_bytes + len(data)
+        if total > limit:
+            allowed = limit - self._head_bytes
+            window = self._head_tail + data[: max(allowed, 0)]
+            if b"\r\n\r\n" not in window:
+                self.state = State.EXCHANGE
+                self._fail("header_too_large", f"The limit is {limit} bytes.")
+                return False
+        self._head_bytes = total
+        self._head_tail = data[-3:]
+        return True
+
+    def _protocol_error(self, exc: Exception) -> None:
+        if self._response_started:
+            self._abort()
+            return
+        self.state = State.EXCHANGE
+        self._fail("bad_request", f"Parser: {exc}.")
+
+    def _on_header_timeout(self) -> None:
+        self._timer = None
+        if self.state is State.HEAD and self.active is None:
+            timeout = self.gw.config.server.header_timeout_s
+            self.state = State.EXCHANGE
+            self._fail("header_timeout", f"The limit is {timeout:g} s.")
+
+    def _fail(self, cause: str, detail: str, *, retry_after_s: int | None = None) -> None:
+        """Answer with an explained error when nothing of a response was sent; then close."""
+        request = self.active
+        self.gw.log.error(
+            cause,
+            client=self.client_ip,
+            method=request.method.decode("latin-1") if request else None,
+            target=request.target.decode("latin-1") if request else None,
+            pool=request.pool.config.name if request and request.pool else None,
+            backend=str(request.backend) if request and request.backend else None,
+            detail=detail,
+            connect_ms=_ms(request.connect_ms) if request else None,
+            total_ms=_ms((self.loop.time() - request.received_at) * 1000) if request else None,
+        )
+        transport = self.transport
+        if transport is not None and not self._response_started and not transport.is_closing():
+            extra: tuple[tuple[str, str], ...] = ()
+            if cause == "unsupported_version":
+                extra = (("Sec-WebSocket-Version", "13"),)
+            transport.write(
+                error_response(cause, detail, retry_after_s=retry_after_s, extra_headers=extra)
+            )
+            self._response_started = True
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.detach()
+            upstream.abort()
+        self._close()
+
+    def _log_access(self, request: Request) -> None:
+        now = self.loop.time()
+        self.gw.log.access(
+            client=self.client_ip,
+            method=request.method.decode("latin-1"),
+            target=request.target.decode("latin-1"),
+            status=request.status,
+            pool=request.pool.config.name if request.pool else None,
+            backend=str(request.backend) if request.backend else None,
+            upgrade=request.ws_key is not None,
+            connect_ms=_ms(request.connect_ms),
+            response_ms=_ms((now - request.head_sent_at) * 1000) if request.head_sent else None,
+            total_ms=_ms((now - request.received_at) * 1000),
+        )
+
+    def _pause(self, reason: str) -> None:
+        if not self._paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self._paused.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason not in self._paused:
+            return
+        self._paused.discard(reason)
+        if not self._paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _set_timer(self, delay: float, callback: object) -> None:
+        self._cancel_timer()
+        assert callable(callback)
+        self._timer = self.loop.call_later(delay, callback)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _cancel_response_timer(self) -> None:
+        if self._response_timer is not None:
+            self._response_timer.cancel()
+            self._response_timer = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_timer()
+        self._cancel_response_timer()
+
+    def _close(self) -> None:
+        if self.state is State.TUNNEL:
+            self._log_tunnel_end("closed")
+        self.state = State.CLOSED
+        self._cancel_timers()
+        if self.transport is not None:
+            self.transport.close()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.detach()
+            upstream.close()
+
+    def _abort(self) -> None:
+        self.state = State.CLOSED
+        self._cancel_timers()
+        if self.transport is not None:
+            self.transport.abort()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.detach()
+            upstream.abort()
+
+    @property
+    def idle(self) -> bool:
+        """Between requests on a keep-alive connection: safe to close at shutdown."""
+        return self.state is State.HEAD and self.active is None and not self._queue
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

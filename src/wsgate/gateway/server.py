@@ -1,0 +1,91 @@
+"""The gateway's lifetime: listeners, the set of live connections, graceful drain.
+
+Shutdown runs in a fixed order, as uvicorn's does: stop accepting, close idle keep-alive
+connections, let exchanges and tunnels finish for `drain_timeout_s`, then close the
+remaining tunnels with close code 1001 (going away) and abort what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+
+from wsgate.config.model import Config
+from wsgate.gateway.downstream import ClientConnection
+from wsgate.gateway.router import Router
+from wsgate.gateway.upstream import BackendPool
+from wsgate.observe.log import JsonLog
+from wsgate.protocol.frames import CLOSE_GOING_AWAY
+
+LISTEN_BACKLOG = 4096
+
+
+class Gateway:
+    def __init__(self, config: Config, log: JsonLog | None = None) -> None:
+        self.config = config
+        self.log = log or JsonLog(access=config.server.access_log)
+        self.loop = asyncio.get_running_loop()
+        self.router = Router(config.routes)
+        high = config.server.tunnel_high_water_bytes
+        self.pools = {name: BackendPool(pool, high) for name, pool in config.pools.items()}
+        self.connections: set[ClientConnection] = set()
+        self.draining = False
+        self._servers: list[asyncio.Server] = []
+
+    async def start(self, *, reuse_port: bool = False) -> None:
+        for address in self.config.server.listen:
+            server = await self.loop.create_server(
+                lambda: ClientConnection(self),
+                address.host,
+                address.port,
+                backlog=LISTEN_BACKLOG,
+                reuse_port=reuse_port or None,
+            )
+            self._servers.append(server)
+        self.log.event("listening", addresses=[str(a) for a in self.bound_addresses()])
+
+    def bound_addresses(self) -> list[str]:
+        found = []
+        for server in self._servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                found.append(
+                    f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
+                )
+        return found
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Stop accepting, let live connections finish, then close the rest."""
+        timeout = self.config.server.drain_timeout_s if timeout_s is None else timeout_s
+        self.draining = True
+        for server in self._servers:
+            server.close()
+        self.log.event("draining", connections=len(self.connections), timeout_s=timeout)
+        deadline = self.loop.time() + timeout
+        while self.connections and self.loop.time() < deadline:
+            for conn in list(self.connections):
+                if conn.idle:
+                    conn.close_tunnel(CLOSE_GOING_AWAY, "", reason_code="shutdown")
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.close_tunnel(CLOSE_GOING_AWAY, "server shutting down", reason_code="shutdown")
+        for pool in self.pools.values():
+            pool.close_all()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        self.log.event("stopped")
+
+
+async def serve_until_signalled(config: Config, *, reuse_port: bool = False) -> None:
+    """Run a gateway until SIGINT or SIGTERM, then drain."""
+    gateway = Gateway(config)
+    await gateway.start(reuse_port=reuse_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await gateway.drain()

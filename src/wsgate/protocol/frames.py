@@ -1,0 +1,82 @@
+"""WebSocket frame headers (RFC 6455 section 5.2), read without touching payloads.
+
+The tunnel copies bytes; `FrameTracker` follows the server-to-client stream only far
+enough to know where frames start, so that on a broken backend the gateway can send
+the client a close frame (1014, bad gateway) at a frame boundary instead of cutting a
+frame in half. It parses one header per frame and skips payloads by length: its cost
+grows with the number of frames, not of bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+
+OP_CLOSE = 0x8
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_BAD_GATEWAY = 1014
+MAX_CONTROL_PAYLOAD = 125
+
+
+class FrameTracker:
+    """Follows frame boundaries in one direction of a WebSocket stream.
+
+    Call `feed(data)` with every chunk in order; `at_boundary` then says whether the
+    next byte would start a new frame, and `close_seen` whether a close frame passed.
+    """
+
+    __slots__ = ("_partial", "_remaining", "close_seen")
+
+    def __init__(self) -> None:
+        self._remaining = 0  # payload bytes of the current frame still to come
+        self._partial = b""  # an incomplete frame header carried to the next chunk
+        self.close_seen = False
+
+    @property
+    def at_boundary(self) -> bool:
+        return self._remaining == 0 and not self._partial
+
+    def feed(self, data: bytes) -> None:
+        if self.close_seen:
+            return
+        size = len(data)
+        if not self._partial and self._remaining >= size:
+            self._remaining -= size  # inside a payload: the common case for big messages
+            return
+        if self._partial:
+            buf = self._partial + data
+            pos = 0
+            self._partial = b""
+        else:
+            buf = data
+            pos = self._remaining
+        self._remaining = 0
+        end = len(buf)
+        while pos < end:
+            avail = end - pos
+            if avail < 2:
+                self._partial = buf[pos:]
+                return
+            first, second = buf[pos], buf[pos + 1]
+            length = second & 0x7F
+            header = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+            header += 4 if second & 0x80 else 0
+            if avail < header:
+                self._partial = buf[pos:]
+                return
+            if length == 126:
+                (length,) = struct.unpack_from("!H", buf, pos + 2)
+            elif length == 127:
+                (length,) = struct.unpack_from("!Q", buf, pos + 2)
+            if first & 0x0F == OP_CLOSE:
+                self.close_seen = True
+                return
+            pos += header + length
+        self._remaining = pos - end
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """An unmasked close frame (server to client) with `code` and a UTF-8 `reason`."""
+    payload = struct.pack("!H", code) + reason.encode()[: MAX_CONTROL_PAYLOAD - 2]
+    return bytes((0x80 | OP_CLOSE, len(payload))) + payload
