@@ -1,0 +1,1 @@
+"""`wsgate storm`: a load generator for WebSocket handshakes and messages."""

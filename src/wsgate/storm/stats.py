@@ -1,0 +1,301 @@
+"""Storm statistics: outcome counts, HDR latency histograms and time series.
+
+Pure: callers pass times (seconds from the storm's start) and latencies in; nothing here
+reads a clock or a socket. Each worker fills a `Recorder`, sends `to_dict()` to the parent,
+which rebuilds them with `Recorder.from_dict` and `merge`s them; `summary` then gives the
+figures a report shows. Histograms hold microseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # one hour: any latency a bounded storm can see
+DIGITS = 3  # whole-run histograms: 0.1 % resolution
+BUCKET_DIGITS = 2  # per-time-bucket histograms: 1 % is plenty for a plot, 8x less memory
+MAX_BUCKETS = 300
+BUCKET_CHOICES_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+OK = "101"
+REFUSED = "refused"  # connect refused: nothing listens, or the backlog overflowed
+RESET = "reset"  # connection reset before a complete response head
+TIMEOUT = "timeout"  # no complete response head within the storm's timeout
+CLOSED = "closed"  # the peer closed cleanly before a complete response head
+BAD_RESPONSE = "bad_response"  # bytes that are not an HTTP/1.1 response head
+BAD_ACCEPT = "bad_accept"  # 101 with a Sec-WebSocket-Accept that does not match the key
+
+
+def status_outcome(status: int, cause: str | None = None) -> str:
+    """The outcome key of a response: "101", "503", or "502 upstream_connect_timeout"
+    when a wsgate gateway named its cause in X-Wsgate-Cause."""
+    if status == 101:
+        return OK
+    return f"{status} {cause}" if cause else str(status)
+
+
+def outcome_sort_key(outcome: str) -> tuple[int, str]:
+    """101 first, then statuses in order, then transport failures."""
+    head = outcome.split(" ", 1)[0]
+    return (0 if outcome == OK else 1 if head.isdigit() else 2, outcome)
+
+
+def new_histogram(digits: int = DIGITS) -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, digits)
+
+
+def to_us(seconds: float) -> int:
+    return min(max(round(seconds * 1_000_000), LOWEST_US), HIGHEST_US)
+
+
+def choose_bucket_s(span_s: float) -> float:
+    """The smallest time bucket that keeps a storm of `span_s` to at most MAX_BUCKETS."""
+    for choice in BUCKET_CHOICES_S:
+        if span_s / choice <= MAX_BUCKETS:
+            return choice
+    return BUCKET_CHOICES_S[-1]
+
+
+@dataclass
+class Bucket:
+    """What completed during one time bucket."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    handshake: HdrHistogram = field(default_factory=lambda: new_histogram(BUCKET_DIGITS))
+    messages: int = 0
+    rtt: HdrHistogram | None = None  # made on the first round trip: most storms have none
+
+
+@dataclass
+class Recorder:
+    """One worker's (or, after `merge`, the whole storm's) measurements."""
+
+    bucket_s: float
+    handshake: HdrHistogram = field(default_factory=new_histogram)
+    rtt: HdrHistogram = field(default_factory=new_histogram)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    session_errors: Counter[str] = field(default_factory=Counter)
+    buckets: dict[int, Bucket] = field(default_factory=dict)
+    started: int = 0
+    last_success_s: float | None = None
+    last_done_s: float | None = None
+
+    def _bucket(self, at_s: float) -> Bucket:
+        index = max(int(at_s // self.bucket_s), 0)
+        bucket = self.buckets.get(index)
+        if bucket is None:
+            bucket = self.buckets[index] = Bucket()
+        return bucket
+
+    def record_start(self) -> None:
+        self.started += 1
+
+    def record_handshake(self, done_s: float, latency_s: float, outcome: str) -> None:
+        """One handshake attempt ended at `done_s` after `latency_s`, with `outcome`.
+        Latency histograms hold successful handshakes only, so a p99 is never a timeout;
+        failures show in the outcome counts over time."""
+        self.outcomes[outcome] += 1
+        bucket = self._bucket(done_s)
+        bucket.outcomes[outcome] += 1
+        if outcome == OK:
+            value = to_us(latency_s)
+            bucket.handshake.record_value(value)
+            self.handshake.record_value(value)
+            self.last_success_s = max(self.last_success_s or 0.0, done_s)
+        self.last_done_s = max(self.last_done_s or 0.0, done_s)
+
+    def record_rtt(self, done_s: float, rtt_s: float) -> None:
+        value = to_us(rtt_s)
+        self.rtt.record_value(value)
+        bucket = self._bucket(done_s)
+        bucket.messages += 1
+        if bucket.rtt is None:
+            bucket.rtt = new_histogram(BUCKET_DIGITS)
+        bucket.rtt.record_value(value)
+
+    def record_session_error(self, kind: str) -> None:
+        """A failure after the 101: a lost echo, a close before the messages were done."""
+        self.session_errors[kind] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON- and pickle-safe form (histograms in their compressed HDR encoding)."""
+        return {
+            "bucket_s": self.bucket_s,
+            "handshake": _encode(self.handshake),
+            "rtt": _encode(self.rtt),
+            "outcomes": dict(self.outcomes),
+            "session_errors": dict(self.session_errors),
+            "started": self.started,
+            "last_success_s": self.last_success_s,
+            "last_done_s": self.last_done_s,
+            "buckets": {
+                str(index): {
+                    "outcomes": dict(bucket.outcomes),
+                    "handshake": _encode(bucket.handshake),
+                    "messages": bucket.messages,
+                    "rtt": _encode(bucket.rtt) if bucket.rtt is not None else None,
+                }
+                for index, bucket in self.buckets.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recorder:
+        recorder = cls(
+            bucket_s=float(data["bucket_s"]),
+            handshake=HdrHistogram.decode(data["handshake"]),
+            rtt=HdrHistogram.decode(data["rtt"]),
+            outcomes=Counter(data["outcomes"]),
+            session_errors=Counter(data["session_errors"]),
+            started=int(data["started"]),
+            last_success_s=data["last_success_s"],
+            last_done_s=data["last_done_s"],
+        )
+        for index, raw in data["buckets"].items():
+            recorder.buckets[int(index)] = Bucket(
+                outcomes=Counter(raw["outcomes"]),
+                handshake=HdrHistogram.decode(raw["handshake"]),
+                messages=int(raw["messages"]),
+                rtt=HdrHistogram.decode(raw["rtt"]) if raw["rtt"] else None,
+            )
+        return recorder
+
+
+def _encode(histogram: HdrHistogram) -> str:
+    encoded: bytes = histogram.encode()
+    return encoded.decode("ascii")
+
+
+def _max_opt(a: float | None, b: float | None) -> float | None:
+    values = [v for v in (a, b) if v is not None]
+    return max(values) if values else None
+
+
+def merge(parts: list[Recorder]) -> Recorder:
+    """Add several workers' recorders into one. They must share a bucket width."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    widths = {part.bucket_s for part in parts}
+    if len(widths) != 1:
+        raise ValueError(f"recorders have different bucket widths: {sorted(widths)}")
+    total = Recorder(bucket_s=parts[0].bucket_s)
+    for part in parts:
+        total.handshake.add(part.handshake)
+        total.rtt.add(part.rtt)
+        total.outcomes.update(part.outcomes)
+        total.session_errors.update(part.session_errors)
+        total.started += part.started
+        total.last_success_s = _max_opt(total.last_success_s, part.last_success_s)
+        total.last_done_s = _max_opt(total.last_done_s, part.last_done_s)
+        for index, bucket in part.buckets.items():
+            into = total.buckets.setdefault(index, Bucket())
+            into.outcomes.update(bucket.outcomes)
+            into.handshake.add(bucket.handshake)
+            into.messages += bucket.messages
+            if bucket.rtt is not None:
+                if into.rtt is None:
+                    into.rtt = new_histogram(BUCKET_DIGITS)
+                into.rtt.add(bucket.rtt)
+    return total
+
+
+def latency_summary(histogram: HdrHistogram) -> dict[str, float | int | None]:
+    """count, and p50/p90/p99/p99.9/max/mean in milliseconds (None when empty)."""
+    count = int(histogram.get_total_count())
+    out: dict[str, float | int | None] = {"count": count}
+    for pct in PERCENTILES:
+        key = "p" + f"{pct:g}".replace(".", "")
+        out[key] = _ms(histogram.get_value_at_percentile(pct)) if count else None
+    out["max"] = _ms(histogram.get_max_value()) if count else None
+    out["mean"] = _ms(histogram.get_mean_value()) if count else None
+    return out
+
+
+def percentile_curve(histogram: HdrHistogram) -> list[tuple[float, float]]:
+    """(percentile, latency ms) points for a percentile chart, denser towards the tail."""
+    if histogram.get_total_count() == 0:
+        return []
+    points: list[tuple[float, float]] = []
+    for nines in range(0, 50):
+        # 0, 50, 75, 87.5, ... halves the distance to 100 at each step.
+        pct = 100.0 * (1.0 - 0.5 ** (nines / 4.0)) if nines else 0.0
+        if pct > 99.999:
+            break
+        points.append((pct, _ms(histogram.get_value_at_percentile(pct))))
+    points.append((100.0, _ms(histogram.get_max_value())))
+    return points
+
+
+def _ms(value_us: float) -> float:
+    return round(value_us / 1000.0, 3)
+
+
+def series(recorder: Recorder) -> dict[str, Any]:
+    """Per-bucket lists for the plots: time (bucket start, s), outcome counts, handshake
+    p50/p99/max (ms, of the successes that ended in that bucket), messages per second."""
+    if not recorder.buckets:
+        return {"bucket_s": recorder.bucket_s, "t": [], "outcomes": {}}
+    last = max(recorder.buckets)
+    indices = range(last + 1)
+    names = sorted(
+        {name for bucket in recorder.buckets.values() for name in bucket.outcomes},
+        key=outcome_sort_key,
+    )
+    empty = Bucket()
+    rows = [recorder.buckets.get(index, empty) for index in indices]
+
+    def pct(hist: HdrHistogram | None, p: float) -> float | None:
+        if hist is None or hist.get_total_count() == 0:
+            return None
+        return _ms(hist.get_value_at_percentile(p) if p < 100 else hist.get_max_value())
+
+    width = recorder.bucket_s
+    return {
+        "bucket_s": width,
+        "t": [round(index * width, 3) for index in indices],
+        "outcomes": {name: [row.outcomes.get(name, 0) for row in rows] for name in names},
+        "handshake_p50_ms": [pct(row.handshake, 50) for row in rows],
+        "handshake_p99_ms": [pct(row.handshake, 99) for row in rows],
+        "handshake_max_ms": [pct(row.handshake, 100) for row in rows],
+        "ok_per_s": [round(row.outcomes.get(OK, 0) / width, 3) for row in rows],
+        "messages_per_s": [round(row.messages / width, 3) for row in rows],
+        "rtt_p99_ms": [pct(row.rtt, 99) for row in rows],
+    }
+
+
+def summary(recorder: Recorder, elapsed_s: float) -> dict[str, Any]:
+    """The figures of a whole run, ready for JSON and the reports."""
+    done = sum(recorder.outcomes.values())
+    ok = recorder.outcomes.get(OK, 0)
+    messages = int(recorder.rtt.get_total_count())
+    return {
+        "started": recorder.started,
+        "completed": done,
+        "ok": ok,
+        "failed": done - ok,
+        "success_ratio": round(ok / done, 6) if done else None,
+        "outcomes": dict(sorted(recorder.outcomes.items(), key=lambda kv: outcome_sort_key(kv[0]))),
+        "session_errors": dict(sorted(recorder.session_errors.items())),
+        "handshake_ms": latency_summary(recorder.handshake),
+        "rtt_ms": latency_summary(recorder.rtt),
+        "time_to_last_success_s": _round_opt(recorder.last_success_s),
+        "time_to_last_outcome_s": _round_opt(recorder.last_done_s),
+        "elapsed_s": round(elapsed_s, 3),
+        "handshakes_per_s": round(ok / elapsed_s, 3) if elapsed_s > 0 else None,
+        "messages_per_s": round(messages / elapsed_s, 3) if elapsed_s > 0 else None,
+        "percentiles": {
+            "handshake_ms": percentile_curve(recorder.handshake),
+            "rtt_ms": percentile_curve(recorder.rtt),
+        },
+        "series": series(recorder),
+    }
+
+
+def _round_opt(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 3)
