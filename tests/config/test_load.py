@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wsgate.config import Address, ConfigError, load_config, single_pool_config
+
+GOOD = """
+[server]
+listen = ["127.0.0.1:8080", "[::1]:8080"]
+max_header_bytes = 8192
+
+[pools.app]
+backends = ["127.0.0.1:9001", "127.0.0.1:9002"]
+connect_timeout_s = 2
+
+[pools.chat]
+backends = ["127.0.0.1:9100"]
+tunnel_idle_timeout_s = 600
+
+[[routes]]
+path_prefix = "/ws"
+pool = "chat"
+
+[[routes]]
+host = "App.Example"
+pool = "app"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gw.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    assert config.server.listen == (Address("127.0.0.1", 8080), Address("::1", 8080))
+    assert config.server.max_header_bytes == 8192
+    assert config.server.header_timeout_s == 10.0
+    app = config.pools["app"]
+    assert app.connect_timeout_s == 2.0
+    assert app.response_timeout_s == 60.0
+    assert app.tunnel_idle_timeout_s == 0.0
+    assert config.pools["chat"].tunnel_idle_timeout_s == 600.0
+    assert [r.host for r in config.routes] == ["*", "app.example"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[pools.app]\nbackends = ["127.0.0.1:9001"]\nconnect_timeout_s = "5s"\n',
+            "gw.toml: pools.app.connect_timeout_s: expected a number >= 0.001, got '5s'",
+        ),
+        (
+            '[pools.app]\nbackends = ["localhost"]\n',
+            "gw.toml: pools.app.backends[0]: expected HOST:PORT, got 'localhost'",
+        ),
+        (
+            '[pools.app]\nbackends = ["127.0.0.1:70000"]\n',
+            "pools.app.backends[0]: expected a port from 1 to 65535",
+        ),
+        ("[pools.app]\n", "gw.toml: pools.app.backends: expected a list of"),
+        (
+            '[pools.app]\nbackends = ["127.0.0.1:1"]\nconect_timeout_s = 1\n',
+            "gw.toml: pools.app.conect_timeout_s: expected a known key",
+        ),
+        (
+            '[server]\nmax_header_bytes = 10\n[pools.a]\nbackends = ["127.0.0.1:1"]\n',
+            "server.max_header_bytes: expected an integer >= 256, got 10",
+        ),
+        (
+            '[pools.a]\nbackends = ["127.0.0.1:1"]\n[[routes]]\npool = "b"\n',
+            "gw.toml: routes[0].pool: expected a pool name (a), got 'b'",
+        ),
+        (
+            '[pools.a]\nbackends = ["127.0.0.1:1"]\n[pools.b]\nbackends = ["127.0.0.1:2"]\n',
+            "gw.toml: routes: expected [[routes]] entries",
+        ),
+        ("[pools.a\n", "gw.toml: expected valid TOML"),
+        ("", "gw.toml: pools: expected at least one [pools.NAME] table"),
+        (
+            '[pools.a]\nbackends = ["127.0.0.1:1"]\nbalance = "random"\n',
+            "pools.a.balance: expected one of round_robin, got 'random'",
+        ),
+        (
+            'typo = 1\n[pools.a]\nbackends = ["127.0.0.1:1"]\n',
+            "gw.toml: typo: expected a known key",
+        ),
+    ],
+)
+def test_bad_configs_name_file_key_and_expectation(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert message in str(info.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="expected a readable UTF-8 file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_single_pool_config_from_flags() -> None:
+    config = single_pool_config(["127.0.0.1:7000"], ["127.0.0.1:7001", "127.0.0.1:7002"])
+    assert list(config.pools) == ["default"]
+    assert len(config.pools["default"].backends) == 2
+    assert config.routes[0].path_prefix == "/"
+    with pytest.raises(ConfigError, match=r"pools\.default\.backends\[0\]"):
+        single_pool_config([], ["nope"])

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wsgate.protocol.frames import CLOSE_BAD_GATEWAY, FrameTracker, close_frame
+
+
+def frame(opcode: int, payload: bytes, *, masked: bool = False) -> bytes:
+    length = len(payload)
+    second = 0x80 if masked else 0
+    if length < 126:
+        head = bytes((0x80 | opcode, second | length))
+    elif length < 65536:
+        head = bytes((0x80 | opcode, second | 126)) + struct.pack("!H", length)
+    else:
+        head = bytes((0x80 | opcode, second | 127)) + struct.pack("!Q", length)
+    return head + (b"\x00\x00\x00\x00" if masked else b"") + payload
+
+
+def test_literal_text_frame_ends_at_boundary() -> None:
+    tracker = FrameTracker()
+    tracker.feed(b"\x81\x04Spam")
+    assert tracker.at_boundary
+    assert not tracker.close_seen
+
+
+def test_partial_payload_is_not_a_boundary() -> None:
+    tracker = FrameTracker()
+    tracker.feed(b"\x81\x04Sp")
+    assert not tracker.at_boundary
+    tracker.feed(b"am")
+    assert tracker.at_boundary
+
+
+def test_header_split_across_chunks() -> None:
+    data = frame(0x2, b"x" * 70000)
+    tracker = FrameTracker()
+    for piece in (data[:1], data[1:5], data[5:9], data[9:]):
+        tracker.feed(piece)
+    assert tracker.at_boundary
+
+
+def test_close_frame_is_seen() -> None:
+    tracker = FrameTracker()
+    tracker.feed(frame(0x1, b"hi") + close_frame(1000, "bye"))
+    assert tracker.close_seen
+
+
+def test_close_frame_bytes() -> None:
+    assert close_frame(CLOSE_BAD_GATEWAY, "x") == b"\x88\x03\x03\xf6x"
+    assert len(close_frame(1001, "y" * 300)) == 2 + 125
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0x0, 0x1, 0x2, 0x9, 0xA]), st.binary(max_size=300)), max_size=8
+    ),
+    st.lists(st.integers(min_value=1, max_value=50), max_size=30),
+    st.booleans(),
+)
+def test_any_chunking_ends_at_boundary(
+    frames: list[tuple[int, bytes]], cuts: list[int], masked: bool
+) -> None:
+    data = b"".join(frame(op, payload, masked=masked) for op, payload in frames)
+    tracker = FrameTracker()
+    pos = 0
+    for cut in cuts:
+        tracker.feed(data[pos : pos + cut])
+        pos += cut
+    tracker.feed(data[pos:])
+    assert tracker.at_boundary
+    assert not tracker.close_seen
