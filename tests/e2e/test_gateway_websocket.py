@@ -1,0 +1,138 @@
+"""WebSockets through a real `wsgate serve` process to real `websockets` backends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect as async_connect
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
+from websockets.sync.client import connect
+
+from tests.support.backends import echo, ws_server
+from tests.support.gateway import gateway
+
+SIZES = [0, 125, 126, 65_535, 65_536, 16 * 1024 * 1024]
+
+
+@pytest.fixture
+def echo_gateway(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with (
+        ws_server(echo, max_size=None, compression=None) as backend,
+        gateway(tmp_path, upstreams=[backend]) as gw,
+    ):
+        yield gw
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_text_and_binary_messages_echo_intact(echo_gateway, size: int) -> None:  # type: ignore[no-untyped-def]
+    binary = os.urandom(size)
+    text = ("é" * (size // 2)) + ("x" * (size % 2))  # UTF-8, exactly `size` bytes
+    assert len(text.encode()) == size
+    with connect(f"{echo_gateway.url}/echo", max_size=None, compression=None) as ws:
+        ws.send(binary)
+        assert ws.recv(timeout=60) == binary
+        ws.send(text)
+        assert ws.recv(timeout=60) == text
+
+
+def test_ping_pong_through_gateway(echo_gateway) -> None:  # type: ignore[no-untyped-def]
+    with connect(f"{echo_gateway.url}/", compression=None) as ws:
+        pong = ws.ping(b"are you there")
+        assert pong.wait(timeout=20)
+
+
+def test_close_codes_and_reasons_carried_both_ways(tmp_path: Path) -> None:
+    seen: list[tuple[int | None, str | None]] = []
+    got = threading.Event()
+
+    async def handler(conn: ServerConnection) -> None:
+        message = await conn.recv()
+        if message == "close-from-server":
+            await conn.close(4002, "server says bye")
+            return
+        try:
+            await conn.recv()
+        except ConnectionClosed:
+            seen.append((conn.close_code, conn.close_reason))
+            got.set()
+
+    with ws_server(handler) as backend, gateway(tmp_path, upstreams=[backend]) as gw:
+        with connect(f"{gw.url}/") as ws:
+            ws.send("close-from-server")
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=20)
+            assert ws.close_code == 4002
+            assert ws.close_reason == "server says bye"
+        with connect(f"{gw.url}/") as ws:
+            ws.send("wait")
+            ws.close(4001, "client says bye")
+        assert got.wait(20)
+        assert seen == [(4001, "client says bye")]
+
+
+def test_subprotocol_and_permessage_deflate_negotiated_through(tmp_path: Path) -> None:
+    with (
+        ws_server(echo, subprotocols=["chat.v2", "chat.v1"]) as backend,
+        gateway(tmp_path, upstreams=[backend]) as gw,
+        connect(f"{gw.url}/", subprotocols=["chat.v1"], compression="deflate") as ws,
+    ):
+        assert ws.subprotocol == "chat.v1"
+        assert ws.response is not None
+        assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
+        ws.send("z" * 100_000)
+        assert ws.recv(timeout=20) == "z" * 100_000
+
+
+def test_backend_that_breaks_tunnel_gives_client_1014(tmp_path: Path) -> None:
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send("last words")
+        await asyncio.sleep(0.2)
+        conn.transport.abort()  # a crash: no close frame
+
+    with ws_server(handler) as backend, gateway(tmp_path, upstreams=[backend]) as gw:
+        with connect(f"{gw.url}/") as ws:
+            assert ws.recv(timeout=20) == "last words"
+            with pytest.raises(ConnectionClosedError):
+                ws.recv(timeout=20)
+            assert ws.close_code == 1014
+            assert ws.close_reason.startswith("bad gateway")
+        assert any("upstream_tunnel_broken" in line for line in gw.log_lines())
+
+
+def test_thousand_concurrent_connections_relay_without_loss(echo_gateway) -> None:  # type: ignore[no-untyped-def]
+    connections = 1000
+    messages = 5
+
+    async def main() -> list[int]:
+        all_open = asyncio.Event()
+        opened = 0
+        gate = asyncio.Semaphore(100)  # connect in waves so the backlog is never the test
+
+        async def one(index: int) -> int:
+            nonlocal opened
+            async with gate:
+                ws = await async_connect(
+                    f"{echo_gateway.url}/", compression=None, open_timeout=60, close_timeout=30
+                )
+            async with ws:
+                opened += 1
+                if opened == connections:
+                    all_open.set()
+                await asyncio.wait_for(all_open.wait(), 120)  # all 1,000 tunnels open at once
+                received = 0
+                for seq in range(messages):
+                    payload = f"{index}:{seq}"
+                    await ws.send(payload)
+                    if await asyncio.wait_for(ws.recv(), 60) == payload:
+                        received += 1
+                return received
+
+        return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(connections))), 240)
+
+    results = asyncio.run(main())
+    assert results == [messages] * connections
