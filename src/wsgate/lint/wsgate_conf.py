@@ -1,0 +1,120 @@
+"""wsgate's own TOML config: risky settings, read with tomllib. Pure: text in, findings out.
+
+Tolerant on purpose: keys it does not know are ignored (the gateway's config module owns
+the schema and its errors); only the settings below are judged. tomllib keeps no line
+numbers, so a small scan of the text finds the line of each table and key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Any
+
+from wsgate.lint.model import Config, Finding, LintError, Node, Options, finding
+
+MIN_TIMEOUT_S = 1.0
+MIN_TUNNEL_IDLE_S = 60.0
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
+_TOML_LINE = re.compile(r"at line (\d+)")
+
+
+def _lines(text: str) -> dict[tuple[str, str], int]:
+    """(table, key) -> line; table is "pools.NAME" or "routes[i]", key "" for the header."""
+    found: dict[tuple[str, str], int] = {}
+    table = ""
+    arrays: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            name = ".".join(part.strip().strip("\"'") for part in header.group(2).split("."))
+            if header.group(1) == "[[":
+                index = arrays.get(name, -1) + 1
+                arrays[name] = index
+                name = f"{name}[{index}]"
+            table = name
+            found.setdefault((table, ""), lineno)
+            continue
+        key = _KEY.match(line)
+        if key:
+            found.setdefault((table, key.group(1).strip("\"'")), lineno)
+    return found
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def check(config: Config, options: Options) -> list[Finding]:
+    """Every finding for a wsgate TOML config; LintError with the line for invalid TOML."""
+    del options  # nothing to ask the user: the config states its own pools
+    path = config.files[0]
+    try:
+        data = tomllib.loads(config.text)
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOML_LINE.search(str(exc))
+        raise LintError(path, int(match.group(1)) if match else 0, str(exc)) from None
+    lines = _lines(config.text)
+
+    def at(table: str, key: str = "") -> Node:
+        line = lines.get((table, key)) or lines.get((table, "")) or 1
+        return Node(key or table, (), path, line)
+
+    findings: list[Finding] = []
+    pools = data.get("pools")
+    pools = pools if isinstance(pools, dict) else {}
+    routes = data.get("routes")
+    routes = [r for r in routes if isinstance(r, dict)] if isinstance(routes, list) else []
+    routed = {r.get("pool") for r in routes}
+    for index, route in enumerate(routes):
+        pool = route.get("pool")
+        if isinstance(pool, str) and pool not in pools:
+            findings.append(
+                finding(
+                    "wsgate_route_unknown_pool",
+                    at(f"routes[{index}]", "pool"),
+                    f"route {index + 1} sends traffic to pool {pool!r}, which is not defined",
+                )
+            )
+    for name, pool in pools.items():
+        if not isinstance(pool, dict):
+            continue
+        table = f"pools.{name}"
+        queue = _number(pool.get("queue_size"))
+        if queue is None or queue <= 0:
+            said = "has no queue_size" if queue is None else "sets queue_size = 0"
+            findings.append(
+                finding(
+                    "wsgate_no_queue",
+                    at(table, "queue_size"),
+                    f"pool {name!r} {said}: every handshake over its limit gets 503 at once",
+                )
+            )
+        for key in ("connect_timeout_s", "response_timeout_s"):
+            value = _number(pool.get(key))
+            if value is not None and 0 < value < MIN_TIMEOUT_S:
+                findings.append(
+                    finding(
+                        "wsgate_short_timeout",
+                        at(table, key),
+                        f"pool {name!r}: {key} = {value:g} is under {MIN_TIMEOUT_S:g} s",
+                    )
+                )
+        idle = _number(pool.get("tunnel_idle_timeout_s"))
+        if idle is not None and 0 < idle < MIN_TUNNEL_IDLE_S:
+            findings.append(
+                finding(
+                    "wsgate_tunnel_idle_short",
+                    at(table, "tunnel_idle_timeout_s"),
+                    f"pool {name!r}: tunnel_idle_timeout_s = {idle:g} closes WebSockets idle "
+                    f"for {idle:g} s",
+                )
+            )
+        if name not in routed:
+            findings.append(
+                finding("wsgate_pool_unrouted", at(table), f"no route uses pool {name!r}")
+            )
+    return findings
