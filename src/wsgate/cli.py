@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from wsgate import __version__
 
 # One line per face; each module provides register(subparsers).
-FACES: tuple[str, ...] = ("wsgate.gateway.cli", "wsgate.lint.cli")
+FACES: tuple[str, ...] = ("wsgate.gateway.cli", "wsgate.lint.cli", "wsgate.doctor.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

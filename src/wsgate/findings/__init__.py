@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from wsgate.findings import gateway, lint
+from wsgate.findings import doctor, gateway, lint
 from wsgate.findings.model import Cause, Severity
 
 __all__ = ["CATALOGUE", "Cause", "Severity", "cause"]
@@ -25,7 +25,7 @@ def _merge(*groups: Iterable[Cause]) -> dict[str, Cause]:
     return merged
 
 
-CATALOGUE: dict[str, Cause] = _merge(gateway.CAUSES, lint.CAUSES)
+CATALOGUE: dict[str, Cause] = _merge(gateway.CAUSES, doctor.CAUSES, lint.CAUSES)
 
 
 def cause(code: str) -> Cause:

@@ -1,0 +1,26 @@
+"""--burst N: open N handshakes at once and compare them with a single one.
+
+Overload shows here and nowhere else: a full accept backlog, a proxy out of
+worker_connections or a handshake handler that serialises requests answer one client
+well and a reconnect storm badly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from wsgate.doctor.observations import BurstObs, summarise_burst
+from wsgate.doctor.probe import Handshake, goodbye
+
+
+async def burst(n: int, open_one: Callable[[], Awaitable[Handshake]], single_ms: float) -> BurstObs:
+    """Start `n` handshakes together; every one is bounded by the probe's timeout."""
+    start = time.monotonic()
+    results = await asyncio.gather(*(open_one() for _ in range(n)))
+    wall_ms = (time.monotonic() - start) * 1000
+    for result in results:
+        if result.conn is not None:
+            goodbye(result.conn)
+    return summarise_burst([(r.outcome, r.ms) for r in results], single_ms, wall_ms)

@@ -1,0 +1,140 @@
+"""Runs the layers in order and stops at the first that fails: the probe's sequence.
+
+`run(target, settings)` returns the `Observations`; it never raises for a network
+failure (that is an observation), only for a bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Coroutine
+from dataclasses import replace
+from typing import Any
+
+from wsgate.doctor import burst as burst_mod
+from wsgate.doctor import idle as idle_mod
+from wsgate.doctor import probe
+from wsgate.doctor.observations import (
+    AnswerKind,
+    CompareObs,
+    IdleObs,
+    Observations,
+    Settings,
+    Target,
+)
+
+
+async def run(target: Target, settings: Settings) -> Observations:
+    obs = Observations(target, settings)
+    dns = await probe.resolve(target.host, target.port, settings.timeout_s)
+    obs = replace(obs, dns=dns)
+    if dns.error or not dns.addresses:
+        return obs
+    attempts, sock = await probe.connect_all(dns.addresses, target.port, settings.timeout_s)
+    obs = replace(obs, tcp=attempts)
+    if sock is None:
+        return await _compare(obs)
+    address = str(sock.getpeername()[0])
+    connect_start = time.monotonic() - next(a.ms for a in attempts if a.address == address) / 1000.0
+    ctx = probe.tls_context(settings) if target.secure else None
+    link, tls = await probe.open_link(sock, target, settings, ctx)
+    obs = replace(obs, tls=tls)
+    if link is None:
+        return await _compare(obs)
+    request, key = probe.build_request(target, settings)
+    answer, rest = await probe.read_answer(link, request, settings.timeout_s)
+    handshake_ms = (time.monotonic() - connect_start) * 1000.0
+    obs = replace(obs, answer=answer, handshake_ms=handshake_ms)
+    if answer.kind is not AnswerKind.RESPONSE or answer.status != 101:
+        link.close()
+        obs = await _burst(obs, address, ctx)
+        return await _compare(obs)
+    upgrade = probe.upgrade_of(answer, key, settings)
+    obs = replace(obs, upgrade=upgrade)
+    if upgrade.accept_received != upgrade.accept_expected:
+        link.close()
+        return await _compare(obs)
+    conn = probe.Conn.opened(link, target, rest)
+    try:
+        pong = await probe.ping(conn, settings.timeout_s)
+        obs = replace(obs, ping=pong)
+        if pong.ok and settings.echo is not None:
+            obs = replace(obs, echo=await probe.echo(conn, settings.echo, settings.timeout_s))
+        if pong.ok and settings.idle_s is not None and not settings.idle_bisect:
+            idle = await idle_mod.single(conn, settings.idle_s, settings.timeout_s)
+            obs = replace(obs, idle=idle)
+        if not conn.eof:
+            obs = replace(obs, close=await probe.close(conn, settings.timeout_s))
+    finally:
+        conn.abort()
+    if pong.ok and settings.idle_s is not None and settings.idle_bisect:
+        obs = replace(obs, idle=await _bisect(target, settings, address, ctx))
+    obs = await _burst(obs, address, ctx)
+    return await _compare(obs)
+
+
+async def _bisect(
+    target: Target, settings: Settings, address: str, ctx: ssl.SSLContext | None
+) -> IdleObs:
+    async def open_conn() -> probe.Conn | None:
+        return (await probe.handshake(address, target, settings, ctx)).conn
+
+    assert settings.idle_s is not None
+    return await idle_mod.bisect(
+        open_conn, settings.idle_s, settings.idle_conns, settings.timeout_s
+    )
+
+
+async def _burst(obs: Observations, address: str, ctx: ssl.SSLContext | None) -> Observations:
+    n = obs.settings.burst
+    if not n:
+        return obs
+
+    async def open_one() -> probe.Handshake:
+        return await probe.handshake(address, obs.target, obs.settings, ctx)
+
+    single_ms = obs.handshake_ms or 0.0
+    return replace(obs, burst=await burst_mod.burst(n, open_one, single_ms))
+
+
+async def _compare(obs: Observations) -> Observations:
+    """--connect-to: the same request (same Host, path and headers) to another address."""
+    other = obs.settings.connect_to
+    if other is None:
+        return obs
+    host, port, secure = other
+    label = f"{host}:{port}"
+    settings = obs.settings
+    dns = await probe.resolve(host, port, settings.timeout_s)
+    if not dns.addresses:
+        return replace(obs, compare=CompareObs(label, None, f"cannot resolve: {dns.error}"))
+    attempt, sock = await probe.connect_tcp(dns.addresses[0], port, settings.timeout_s)
+    if sock is None:
+        return replace(obs, compare=CompareObs(label, None, f"TCP {attempt.outcome}"))
+    ctx = probe.tls_context(settings) if secure else None
+    link, tls = await probe.open_link(sock, obs.target, settings, ctx)
+    if link is None:
+        error = f"TLS {tls.failure}: {tls.error}" if tls is not None else "TLS failed"
+        return replace(obs, compare=CompareObs(label, None, error))
+    request, _ = probe.build_request(obs.target, settings)
+    try:
+        answer, _ = await probe.read_answer(link, request, settings.timeout_s)
+    finally:
+        link.close()
+    return replace(obs, compare=CompareObs(label, answer))
+
+
+def run_sync(target: Target, settings: Settings) -> Observations:
+    """Run the probe on a fresh event loop (uvloop when it is installed)."""
+    return _run_loop(run(target, settings))
+
+
+def _run_loop(coro: Coroutine[Any, Any, Observations]) -> Observations:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)

@@ -1,0 +1,547 @@
+"""Observations in, layers and findings out: the doctor's judgement, with no I/O.
+
+Call `diagnose(observations)`. The probe stops at the first layer that fails, so each
+`_judge_*` step returns its findings and whether later layers were reached.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+
+from wsgate.doctor.fixes import fix_for
+from wsgate.doctor.observations import (
+    Answer,
+    AnswerKind,
+    CompareObs,
+    IdleEnd,
+    IdleObs,
+    Observations,
+    TcpOutcome,
+    TlsFailure,
+)
+from wsgate.doctor.signatures import APACHE, CLOUDFLARE, HAPROXY, recognise
+from wsgate.doctor.signatures import timeout_setting as setting_for
+from wsgate.findings import CATALOGUE, cause
+from wsgate.findings.model import Severity
+
+# RFC 6455 section 1.3: the GUID appended to the key before hashing.
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# Certificates expiring sooner than this get a warning.
+CERT_WARN_DAYS = 14.0
+# Burst latency growth that counts as overload: p95 above both of these.
+BURST_GROWTH_FACTOR = 4.0
+BURST_GROWTH_MIN_MS = 500.0
+
+# wsgate's own causes (X-Wsgate-Cause) -> the doctor's finding code.
+_WSGATE_CAUSES = {
+    "upstream_connect_refused": "gateway_upstream_unreachable",
+    "upstream_closed_early": "gateway_upstream_unreachable",
+    "upstream_bad_response": "gateway_upstream_unreachable",
+    "no_healthy_upstream": "gateway_upstream_unreachable",
+    "upstream_connect_timeout": "gateway_timeout",
+    "upstream_handshake_timeout": "gateway_timeout",
+    "upstream_bad_accept": "bad_accept",
+    "no_route": "path_not_found",
+    "unsupported_version": "version_mismatch",
+}
+# A backend's complaint about missing or wrong upgrade headers or HTTP version, e.g.
+# websockets' "invalid Connection header: close" or Tornado's 'Can "Upgrade" only to
+# "WebSocket"'. A bare "Upgrade Required" reason is not one.
+_UPGRADE_COMPLAINT = re.compile(
+    r"\b(missing|invalid|no|bad|expected|only)\b[^.\n]{0,30}\b(upgrade|connection|websocket)\b"
+    r"|\b(upgrade|connection)\b[^.\n]{0,20}\b(missing|invalid|header)"
+    r"|HTTP/1\.0|unsupported protocol",
+    re.I,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str
+    severity: Severity
+    layer: str
+    summary: str
+    evidence: str
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    name: str
+    ok: bool
+    ms: float
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    layers: tuple[Layer, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity is Severity.ERROR for f in self.findings)
+
+
+def accept_for(key: str) -> str:
+    """Sec-WebSocket-Accept for `key` (RFC 6455 section 4.2.2, step 5.4)."""
+    digest = hashlib.sha1((key + WS_GUID).encode()).digest()
+    return base64.b64encode(digest).decode()
+
+
+def finding(
+    code: str,
+    layer: str,
+    evidence: str,
+    product: str | None = None,
+    fix: str | None = None,
+    severity: Severity | None = None,
+) -> Finding:
+    """A finding for catalogue `code`: its summary, and the product-specific fix if any."""
+    item = cause(code)
+    return Finding(
+        code=code,
+        severity=severity or item.severity,
+        layer=layer,
+        summary=item.summary,
+        evidence=evidence,
+        fix=fix or fix_for(code, product) or item.fix,
+    )
+
+
+def diagnose(obs: Observations) -> Diagnosis:
+    """Judge every layer that was probed; add `healthy` when nothing is in error."""
+    found: list[Finding] = []
+    reached_101 = _judge_connection(obs, found) and _judge_answer(obs, found)
+    if reached_101:
+        _judge_open(obs, found)
+    if obs.burst is not None:
+        _judge_burst(obs, found)
+    errors = [f for f in found if f.severity is Severity.ERROR]
+    if reached_101 and not errors and obs.ping is not None and obs.ping.ok:
+        ms = obs.handshake_ms or 0.0
+        found.append(
+            finding(
+                "healthy",
+                "close",
+                f"101 in {ms:.1f} ms, pong in {obs.ping.ms:.1f} ms",
+            )
+        )
+    return Diagnosis(tuple(layers_of(obs)), tuple(found))
+
+
+def _judge_connection(obs: Observations, found: list[Finding]) -> bool:
+    dns = obs.dns
+    if dns is None:
+        return False
+    if dns.error or not dns.addresses:
+        found.append(
+            finding(
+                "dns_failure",
+                "dns",
+                f"resolving {dns.host!r} failed after {dns.ms:.1f} ms: {dns.error or 'no address'}",
+            )
+        )
+        return False
+    if not obs.tcp:
+        return False
+    attempts = "; ".join(
+        f"{a.address} port {a.port} {a.outcome} in {a.ms:.1f} ms"
+        + (f" ({a.error})" if a.error else "")
+        for a in obs.tcp
+    )
+    outcomes = {a.outcome for a in obs.tcp}
+    if TcpOutcome.CONNECTED not in outcomes:
+        if TcpOutcome.TIMEOUT in outcomes:
+            code = "tcp_timeout"
+            attempts += f" (timeout {obs.settings.timeout_s:g} s)"
+        elif outcomes == {TcpOutcome.REFUSED}:
+            code = "tcp_refused"
+        else:
+            code = "tcp_failed"
+        found.append(finding(code, "tcp", attempts))
+        return False
+    if len(outcomes) > 1:
+        found.append(finding("tcp_partial", "tcp", attempts))
+    tls = obs.tls
+    if tls is None:
+        return not obs.target.secure
+    if tls.failure is not None:
+        code = {
+            TlsFailure.UNTRUSTED: "tls_cert_untrusted",
+            TlsFailure.EXPIRED: "tls_cert_expired",
+            TlsFailure.HOSTNAME: "tls_hostname_mismatch",
+            TlsFailure.NO_ALPN: "tls_no_http11_alpn",
+        }.get(tls.failure, "tls_failed")
+        found.append(
+            finding(code, "tls", f"TLS handshake failed after {tls.ms:.1f} ms: {tls.error}")
+        )
+        return False
+    if tls.alpn not in (None, "http/1.1"):
+        found.append(
+            finding(
+                "tls_no_http11_alpn",
+                "tls",
+                f"offered ALPN http/1.1, the server selected {tls.alpn!r}",
+            )
+        )
+        return False
+    if tls.days_left is not None and tls.days_left < CERT_WARN_DAYS:
+        found.append(
+            finding(
+                "tls_cert_expiring",
+                "tls",
+                f"certificate for {tls.cert_subject} expires {tls.cert_not_after} "
+                f"({tls.days_left:.1f} days left)",
+            )
+        )
+    return True
+
+
+def _judge_answer(obs: Observations, found: list[Finding]) -> bool:
+    answer = obs.answer
+    if answer is None:
+        return False
+    if answer.kind is AnswerKind.RESPONSE and answer.status == 101:
+        return _judge_101(obs, answer, found)
+    if answer.kind in (AnswerKind.EOF, AnswerKind.RESET):
+        how = "reset" if answer.kind is AnswerKind.RESET else "closed"
+        evidence = (
+            f"the connection was {how} {answer.elapsed_ms:.0f} ms after the upgrade request, "
+            f"after {answer.received_bytes} bytes and no HTTP status"
+        )
+        found.append(finding("connection_dropped", "upgrade", evidence + _compared(obs)))
+    elif answer.kind is AnswerKind.TIMEOUT:
+        evidence = (
+            f"no complete response head within {obs.settings.timeout_s:g} s "
+            f"({answer.received_bytes} bytes received)"
+        )
+        found.append(finding("response_timeout", "upgrade", evidence + _compared(obs)))
+    elif answer.kind is AnswerKind.GARBAGE:
+        hint = ""
+        if not obs.target.secure and answer.error.startswith("TLS"):
+            hint = "; the bytes look like TLS: use wss://"
+        found.append(finding("bad_response", "upgrade", f"{answer.error}{hint}"))
+    else:
+        found.append(_judge_status(obs, answer))
+    return False
+
+
+def _status_line(answer: Answer) -> str:
+    return f"{answer.status} {answer.reason}".strip()
+
+
+def _excerpt(answer: Answer, limit: int = 160) -> str:
+    text = " ".join(answer.body.split())
+    if not text:
+        return "empty body"
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+def _compared(obs: Observations) -> str:
+    """Evidence from --connect-to: how the other address answered the same request."""
+    comp: CompareObs | None = obs.compare
+    if comp is None:
+        return ""
+    if comp.answer is None:
+        return f"; --connect-to {comp.target}: {comp.error}"
+    other = comp.answer
+    if other.kind is not AnswerKind.RESPONSE:
+        return f"; --connect-to {comp.target}: {other.kind} ({other.error or 'no status'})"
+    main = obs.answer
+    said = f"; --connect-to {comp.target} answered {_status_line(other)}"
+    if other.status == 101:
+        return said + ": that address accepts the handshake, so the problem is on the path"
+    if main is not None and main.status == other.status:
+        return said + " too: the status comes from there"
+    return said
+
+
+def _judge_status(obs: Observations, answer: Answer) -> Finding:
+    """A complete non-101 answer: name the cause and the hop that answered."""
+    who = recognise(answer)
+    status = answer.status or 0
+    elapsed_s = answer.elapsed_ms / 1000.0
+    base = (
+        f"{_status_line(answer)} from {who.who} after {answer.elapsed_ms:.0f} ms"
+        + (f" [{'; '.join(who.evidence)}]" if who.evidence else "")
+        + f"; body: {_excerpt(answer)}"
+    )
+    compared = _compared(obs)
+    product = who.product
+
+    def made(code: str, extra: str = "", fix: str | None = None) -> Finding:
+        return finding(code, "upgrade", base + extra + compared, product, fix)
+
+    if who.wsgate_cause is not None:
+        code = _WSGATE_CAUSES.get(who.wsgate_cause)
+        if code is None:
+            code = "proxy_rejected" if status in (429, 503) else "unexpected_status"
+        known = CATALOGUE.get(who.wsgate_cause)
+        extra = f"; wsgate says: {known.summary}" if known else ""
+        return made(code, extra, known.fix if known else None)
+    proxy_error = next((e.error for e in who.proxy_status if e.error), None)
+    if status == 504 or (product == CLOUDFLARE and status in (522, 524)):
+        return made("gateway_timeout", "; " + setting_for(product, "response", elapsed_s))
+    if status == 502 and product == APACHE and who.generated and elapsed_s >= 5.0:
+        # Apache answers a hung backend with 502 Proxy Error, not 504.
+        return made("gateway_timeout", "; " + setting_for(product, "response", elapsed_s))
+    if proxy_error in ("connection_timeout", "http_response_timeout"):
+        return made("gateway_timeout", "; " + setting_for(product, "response", elapsed_s))
+    if status in (502, 503) or 520 <= status <= 527:
+        overload = status == 503 and (
+            answer.header("Retry-After") is not None
+            or proxy_error in ("connection_limit_reached", "http_request_denied")
+        )
+        if overload and who.generated:
+            return made("proxy_rejected")
+        if who.generated or status == 502:
+            extra = ""
+            if product == HAPROXY and "No server is available" in answer.body:
+                extra = "; HAProxy has no server UP for this backend"
+            return made("gateway_upstream_unreachable", extra)
+        return made("unexpected_status", "; the backend itself answered with an error")
+    if status == 429 and who.generated:
+        return made("proxy_rejected")
+    if status == 505:
+        return made(
+            "upgrade_not_forwarded",
+            "; the doctor sent HTTP/1.1, so a hop on the way downgraded it (nginx sends "
+            "HTTP/1.0 upstream unless proxy_http_version 1.1)",
+        )
+    if status == 426:
+        asks_version = answer.header("Sec-WebSocket-Version") is not None
+        if not asks_version and _UPGRADE_COMPLAINT.search(answer.body):
+            return made(
+                "upgrade_not_forwarded",
+                "; the doctor sent Upgrade: websocket and Connection: Upgrade, but the server "
+                "complains about them: a hop on the way dropped them",
+            )
+        offered = answer.header("Sec-WebSocket-Version") or answer.header("Upgrade")
+        extra = f"; the server asks for {offered!r}" if offered else ""
+        return made("version_mismatch", extra)
+    if status == 400 and not who.generated and _UPGRADE_COMPLAINT.search(answer.body):
+        return made(
+            "upgrade_not_forwarded",
+            "; the server complains about the upgrade headers the doctor sent: a hop on the "
+            "way dropped or rewrote them",
+        )
+    if 200 <= status < 300:
+        kind = answer.header("Content-Type") or "no Content-Type"
+        return made(
+            "upgrade_not_forwarded",
+            f"; a {status} ({kind}) means the request was served as a plain HTTP request",
+        )
+    if status == 403:
+        origin = obs.settings.origin
+        sent = f"Origin {origin!r} was sent" if origin else "no Origin header was sent"
+        return made("origin_rejected", f"; {sent}")
+    if status == 404:
+        return made("path_not_found", f"; path {obs.target.resource!r}")
+    return made("unexpected_status")
+
+
+def _judge_101(obs: Observations, answer: Answer, found: list[Finding]) -> bool:
+    up = obs.upgrade
+    if up is None:
+        return False
+    if up.accept_received != up.accept_expected:
+        found.append(
+            finding(
+                "bad_accept",
+                "101",
+                f"Sec-WebSocket-Accept {up.accept_received!r}, expected {up.accept_expected!r}",
+            )
+        )
+        return False
+    problems = []
+    if (up.upgrade or "").strip().lower() != "websocket":
+        problems.append(f"Upgrade: {up.upgrade!r}")
+    tokens = [t.strip().lower() for t in (up.connection or "").split(",")]
+    if "upgrade" not in tokens:
+        problems.append(f"Connection: {up.connection!r}")
+    if up.extensions:
+        problems.append(f"Sec-WebSocket-Extensions: {up.extensions!r} though none was offered")
+    if problems:
+        found.append(finding("bad_upgrade_response", "101", "101 with " + ", ".join(problems)))
+        return False
+    offered = up.subprotocols_offered
+    if up.subprotocol is not None and up.subprotocol not in offered:
+        found.append(
+            finding(
+                "subprotocol_mismatch",
+                "101",
+                f"the server selected {up.subprotocol!r}; offered: {list(offered) or 'none'}",
+            )
+        )
+        return False
+    if offered and up.subprotocol is None:
+        found.append(
+            finding(
+                "subprotocol_mismatch",
+                "101",
+                f"offered {list(offered)}, the server selected none",
+                severity=Severity.WARNING,
+            )
+        )
+    ttfb = answer.ttfb_ms or answer.elapsed_ms
+    if ttfb > obs.settings.slow_ms:
+        found.append(
+            finding(
+                "slow_handshake",
+                "upgrade",
+                f"first byte of the 101 after {ttfb:.0f} ms (threshold "
+                f"{obs.settings.slow_ms:.0f} ms)",
+            )
+        )
+    return True
+
+
+def _judge_open(obs: Observations, found: list[Finding]) -> None:
+    product = recognise(obs.answer).product if obs.answer is not None else None
+    if obs.ping is not None and not obs.ping.ok:
+        found.append(
+            finding("ping_timeout", "ping", f"after {obs.ping.ms:.0f} ms: {obs.ping.error}")
+        )
+        return
+    if obs.echo is not None and not obs.echo.ok:
+        found.append(
+            finding(
+                "echo_timeout",
+                "echo",
+                f"sent {obs.echo.sent!r}, nothing back in {obs.echo.ms:.0f} ms",
+            )
+        )
+    if obs.idle is not None:
+        _judge_idle(obs.idle, product, found)
+    if obs.close is not None and not obs.close.clean:
+        found.append(finding("unclean_close", "close", obs.close.error or "no close frame"))
+
+
+def _judge_idle(idle: IdleObs, product: str | None, found: list[Finding]) -> None:
+    cut = idle.first_cut
+    if cut is None:
+        return
+    at = cut.ended_s if cut.ended_s is not None else cut.span_s
+    if cut.end is IdleEnd.CLOSE_FRAME:
+        how = f"a close frame {cut.close_code} {cut.close_reason!r}".rstrip(" '")
+    elif cut.end is IdleEnd.SILENT:
+        how = "silence: no EOF, and no pong to a ping afterwards (dropped on the way)"
+    else:
+        how = {IdleEnd.EOF: "TCP EOF without a close frame", IdleEnd.RESET: "TCP reset"}[cut.end]
+    if cut.end is IdleEnd.SILENT:
+        when = f"quiet for {cut.span_s:g} s, then dead"
+    else:
+        when = f"cut after {at:.1f} s idle"
+    evidence = f"{when}, by {how}"
+    survived = idle.longest_survived_s
+    if survived is not None:
+        evidence += f"; a connection quiet for {survived:g} s survived"
+    evidence += "; " + setting_for(product, "idle", at)
+    found.append(finding("idle_cut", "idle", evidence, product))
+
+
+def _judge_burst(obs: Observations, found: list[Finding]) -> None:
+    burst = obs.burst
+    assert burst is not None
+    counts = ", ".join(f"{outcome}: {n}" for outcome, n in burst.outcomes)
+    evidence = (
+        f"{burst.n} simultaneous handshakes: {counts}; latency p50 {burst.p50_ms:.0f} ms, "
+        f"p95 {burst.p95_ms:.0f} ms, max {burst.max_ms:.0f} ms; a single handshake took "
+        f"{burst.single_ms:.0f} ms"
+    )
+    product = recognise(obs.answer).product if obs.answer is not None else None
+    if burst.failures:
+        found.append(finding("burst_overload", "burst", evidence, product))
+        return
+    limit = max(burst.single_ms * BURST_GROWTH_FACTOR, burst.single_ms + BURST_GROWTH_MIN_MS)
+    if burst.p95_ms > limit:
+        found.append(
+            finding("burst_overload", "burst", evidence, product, severity=Severity.WARNING)
+        )
+
+
+def layers_of(obs: Observations) -> list[Layer]:
+    """One line per layer that ran, in order, with its time and a short detail."""
+    rows: list[Layer] = []
+    if obs.dns is not None:
+        d = obs.dns
+        if d.error or not d.addresses:
+            detail = d.error or "no address"
+        elif d.literal:
+            detail = f"{d.addresses[0]} (literal address)"
+        else:
+            detail = ", ".join(d.addresses)
+        rows.append(Layer("dns", bool(d.addresses) and not d.error, d.ms, detail))
+    for a in obs.tcp:
+        detail = f"{a.address} port {a.port} {a.outcome}" + (f": {a.error}" if a.error else "")
+        rows.append(Layer("tcp", a.outcome is TcpOutcome.CONNECTED, a.ms, detail))
+    if obs.tls is not None:
+        t = obs.tls
+        if t.ok:
+            verified = "verified" if t.verified else "NOT verified (--insecure)"
+            detail = f"{t.version}, ALPN {t.alpn or 'none'}, certificate {verified}"
+            if t.cert_not_after:
+                detail += f", expires {t.cert_not_after}"
+        else:
+            detail = f"{t.failure}: {t.error}"
+        rows.append(Layer("tls", t.ok and t.alpn in (None, "http/1.1"), t.ms, detail))
+    if obs.answer is not None:
+        rows.append(_answer_layer(obs.answer))
+    if obs.upgrade is not None:
+        up = obs.upgrade
+        ok = up.accept_received == up.accept_expected
+        sub = f", subprotocol {up.subprotocol!r}" if up.subprotocol else ""
+        detail = f"accept {'valid' if ok else 'INVALID'}, Upgrade {up.upgrade!r}{sub}"
+        rows.append(Layer("101", ok, 0.0, detail))
+    if obs.ping is not None:
+        p = obs.ping
+        rows.append(Layer("ping", p.ok, p.ms, "pong received" if p.ok else p.error))
+    if obs.echo is not None:
+        e = obs.echo
+        got = "echoed" if e.received == e.sent else f"got {e.received!r}"
+        rows.append(Layer("echo", e.ok, e.ms, got if e.ok else "no message back"))
+    if obs.idle is not None:
+        rows.append(_idle_layer(obs.idle))
+    if obs.close is not None:
+        c = obs.close
+        detail = f"close frame {c.code} received" if c.clean else (c.error or "no close frame")
+        rows.append(Layer("close", c.clean, c.ms, detail))
+    if obs.burst is not None:
+        b = obs.burst
+        counts = ", ".join(f"{outcome} x{n}" for outcome, n in b.outcomes)
+        detail = f"{b.n} at once: {counts}; p95 {b.p95_ms:.0f} ms vs single {b.single_ms:.0f} ms"
+        rows.append(Layer("burst", b.failures == 0, b.ms, detail))
+    if obs.compare is not None:
+        c2 = obs.compare
+        if c2.answer is None:
+            rows.append(Layer("connect-to", False, 0.0, f"{c2.target}: {c2.error}"))
+        else:
+            row = _answer_layer(c2.answer)
+            rows.append(Layer("connect-to", row.ok, row.ms, f"{c2.target}: {row.detail}"))
+    return rows
+
+
+def _answer_layer(answer: Answer) -> Layer:
+    if answer.kind is AnswerKind.RESPONSE:
+        who = recognise(answer)
+        source = ""
+        if answer.status != 101 and who.product is not None:
+            source = f" from {who.who}"
+        ttfb = f", first byte {answer.ttfb_ms:.1f} ms" if answer.ttfb_ms is not None else ""
+        detail = f"{_status_line(answer)}{source}{ttfb}"
+        return Layer("upgrade", answer.status == 101, answer.elapsed_ms, detail)
+    detail = f"{answer.kind}: {answer.error or 'no HTTP status'}"
+    return Layer("upgrade", False, answer.elapsed_ms, detail)
+
+
+def _idle_layer(idle: IdleObs) -> Layer:
+    cut = idle.first_cut
+    mode = f"bisect over {len(idle.spans)} connections, " if idle.bisect else ""
+    if cut is None:
+        return Layer("idle", True, idle.ms, f"{mode}quiet for {idle.requested_s:g} s, not cut")
+    at = cut.ended_s if cut.ended_s is not None else cut.span_s
+    return Layer("idle", False, idle.ms, f"{mode}cut after {at:.1f} s ({cut.end})")
