@@ -162,7 +162,8 @@ class _Rules:
                 f"{site.label} proxies to {target} with {said}: nginx speaks HTTP/1.0 to the "
                 "backend, which cannot upgrade",
                 ws=ws,
-                fix=f"Add `proxy_http_version 1.1;` to {site.label}.",
+                fix=f"{'Set' if version else 'Add'} `proxy_http_version 1.1;` "
+                f"{'in' if version else 'to'} {site.label}.",
             )
         )
 
@@ -210,7 +211,8 @@ class _Rules:
                 f"{site.label} does not forward the client's Upgrade header"
                 + (f" (it sets `{_render(upgrade)}`)" if upgrade is not None else ""),
                 ws=ws,
-                fix=f"Add `proxy_set_header Upgrade $http_upgrade;` to {site.label}.",
+                fix=f"{'Set' if upgrade else 'Add'} `proxy_set_header Upgrade $http_upgrade;` "
+                f"{'in' if upgrade else 'to'} {site.label}.",
             )
         )
 
@@ -218,7 +220,8 @@ class _Rules:
         conn = own.get("connection")
         map_fix = (
             "Add `map $http_upgrade $connection_upgrade { default upgrade; '' close; }` to the "
-            f"http block and `proxy_set_header Connection $connection_upgrade;` to {site.label}."
+            f"http block and {'set' if conn else 'add'} `proxy_set_header Connection "
+            f"$connection_upgrade;` {'in' if conn else 'to'} {site.label}."
         )
         if conn is None or not self.is_upgrade_value(conn.args[1]):
             if conn is None:
@@ -286,9 +289,9 @@ class _Rules:
                 node or site.location,
                 f"{site.label}: {said} closes a WebSocket that is idle for "
                 f"{format_seconds(seconds)} (no comment here mentions application pings)",
-                fix=f"Add `proxy_read_timeout 3600s;` to {site.label}, or note in a comment "
-                "that the application pings more often than every "
-                f"{format_seconds(seconds)}.",
+                fix=f"{'Set' if node else 'Add'} `proxy_read_timeout 3600s;` "
+                f"{'in' if node else 'to'} {site.label}, or note in a comment that the "
+                f"application pings more often than every {format_seconds(seconds)}.",
             )
         )
 
