@@ -1,0 +1,98 @@
+"""A backend's health as a small state machine fed by events with a clock.
+
+- Active checks move it DOWN after `fall` consecutive failures and UP after `rise`
+  consecutive successes (HAProxy's rise/fall).
+- Passive ejection: `eject_after` consecutive connect or handshake failures eject it for
+  `eject_base_s`, doubling on each ejection in a row up to `eject_max_s`; after that it
+  gets one trial, and a success ends the ejection.
+- Slow start: when it comes up or back, its share ramps linearly from `MIN_SHARE` to 1
+  over `slow_start_s`, so a restarted backend is not hit by the whole reconnect wave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIN_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    rise: int = 2
+    fall: int = 3
+    eject_after: int = 3
+    eject_base_s: float = 2.0
+    eject_max_s: float = 60.0
+    slow_start_s: float = 0.0
+
+
+class BackendHealth:
+    def __init__(self, settings: HealthSettings, now: float) -> None:
+        self.s = settings
+        self.up = True  # until checks say otherwise, as HAProxy starts servers
+        self._check_streak = 0  # >0 successes in a row, <0 failures in a row
+        self.failures = 0  # consecutive passive failures
+        self.ejections = 0  # ejections in a row
+        self.ejected_until = 0.0
+        self._trial = False
+        self.since = now  # when it last came (back) into service
+        self._ramping = False
+
+    # -- active checks -----------------------------------------------------------------
+    def on_check(self, ok: bool, now: float) -> bool:
+        """Record a check result; True when the state flipped."""
+        if ok:
+            self._check_streak = max(1, self._check_streak + 1)
+            if not self.up and self._check_streak >= self.s.rise:
+                self.up = True
+                self._came_back(now)
+                return True
+        else:
+            self._check_streak = min(-1, self._check_streak - 1)
+            if self.up and -self._check_streak >= self.s.fall:
+                self.up = False
+                return True
+        return False
+
+    # -- passive observations -----------------------------------------------------------
+    def on_success(self, now: float) -> None:
+        if self._trial or self.ejections:
+            self._trial = False
+            self.ejections = 0
+            self._came_back(now)
+        self.failures = 0
+
+    def on_failure(self, now: float) -> bool:
+        """A connect or handshake failure; True when this ejects the backend."""
+        self.failures += 1
+        if self._trial or self.failures >= self.s.eject_after:
+            self.ejections += 1
+            backoff = min(self.s.eject_max_s, self.s.eject_base_s * 2 ** (self.ejections - 1))
+            self.ejected_until = now + backoff
+            self._trial = False
+            self.failures = 0
+            return True
+        return False
+
+    # -- what the balancer asks -----------------------------------------------------------
+    def available(self, now: float) -> bool:
+        if not self.up:
+            return False
+        if self.ejected_until > now:
+            return False
+        if self.ejections and not self._trial:
+            self._trial = True  # back-off over: one trial decides
+        return True
+
+    def share(self, now: float) -> float:
+        if not self._ramping or self.s.slow_start_s <= 0:
+            return 1.0
+        progress = (now - self.since) / self.s.slow_start_s
+        if progress >= 1.0:
+            self._ramping = False
+            return 1.0
+        return max(MIN_SHARE, progress)
+
+    def _came_back(self, now: float) -> None:
+        self.since = now
+        self._ramping = self.s.slow_start_s > 0

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from wsgate.policy.health import MIN_SHARE, BackendHealth, HealthSettings
+from wsgate.policy.retry import RetryBudget
+
+
+def test_rise_and_fall_thresholds() -> None:
+    health = BackendHealth(HealthSettings(rise=2, fall=3), now=0)
+    assert health.up
+    assert not health.on_check(False, 1) and not health.on_check(False, 2)
+    assert health.on_check(False, 3) and not health.up  # third failure: down
+    assert not health.on_check(True, 4)
+    assert health.on_check(True, 5) and health.up  # second success: up
+
+
+def test_passive_ejection_with_backoff_and_trial() -> None:
+    health = BackendHealth(HealthSettings(eject_after=3, eject_base_s=2, eject_max_s=5), now=0)
+    assert not health.on_failure(0) and not health.on_failure(0)
+    assert health.on_failure(0)  # third in a row ejects for 2 s
+    assert not health.available(1.9)
+    assert health.available(2.0)  # the trial
+    assert health.on_failure(2.0)  # trial failed: ejected again, 4 s
+    assert not health.available(5.9) and health.available(6.0)
+    assert health.on_failure(6.0)  # capped at 5 s
+    assert not health.available(10.9) and health.available(11.0)
+    health.on_success(11.0)
+    assert health.available(11.0) and health.ejections == 0
+
+
+def test_slow_start_ramps_share_after_coming_back() -> None:
+    health = BackendHealth(HealthSettings(fall=1, rise=1, slow_start_s=10), now=0)
+    assert health.share(0) == 1.0  # in service from the start
+    health.on_check(False, 1)
+    health.on_check(True, 20)  # came back at t=20
+    assert health.share(20) == MIN_SHARE
+    assert abs(health.share(25) - 0.5) < 1e-9
+    assert health.share(30) == 1.0
+
+
+def test_retry_budget_allows_ratio_plus_minimum() -> None:
+    budget = RetryBudget(ratio=0.2, min_per_s=0.1, window_s=10)  # minimum: 1 per window
+    for _ in range(100):
+        budget.on_attempt(0.0)
+    allowed = sum(budget.try_retry(0.0) for _ in range(100))
+    assert allowed == 21  # 20 % of 100, plus 1
+    assert not budget.try_retry(5.0)
+    assert budget.try_retry(10.5)  # the window moved on
