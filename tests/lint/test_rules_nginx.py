@@ -1,0 +1,179 @@
+"""nginx rules, fed with text: which locations count as WebSocket ones, inheritance,
+timeouts at N and N+1, and no findings for harmless settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.lint.helpers import codes, lint_text
+
+GOOD_WS = """\
+map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+server {{
+    location {path} {{
+        proxy_pass http://127.0.0.1:8000;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        {extra}
+    }}
+}}
+"""
+
+
+def test_correct_websocket_location_gives_nothing() -> None:
+    text = GOOD_WS.format(path="/ws/", extra="proxy_read_timeout 1h;")
+    assert lint_text("nginx", text) == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "proxy_buffering off;",
+        "proxy_buffering on;",
+        "proxy_request_buffering off;",
+        "proxy_cache off;",
+        "gzip on;",
+        "proxy_set_header Host $host;",
+    ],
+)
+def test_harmless_settings_are_not_findings(extra: str) -> None:
+    text = GOOD_WS.format(path="/ws/", extra=f"proxy_read_timeout 1h; {extra}")
+    assert lint_text("nginx", text) == []
+
+
+@pytest.mark.parametrize(("timeout", "found"), [("60s", True), ("61s", False), ("1m", True)])
+def test_read_timeout_at_60_and_61_seconds(timeout: str, found: bool) -> None:
+    text = GOOD_WS.format(path="/ws/", extra=f"proxy_read_timeout {timeout};")
+    assert bool(lint_text("nginx", text)) is found
+
+
+def test_read_timeout_default_is_60_and_a_ping_note_silences_it() -> None:
+    assert codes(lint_text("nginx", GOOD_WS.format(path="/ws/", extra=""))) == [
+        (3, "nginx_read_timeout", "warning")
+    ]
+    noted = GOOD_WS.format(path="/ws/", extra="# socket.io pings every 25 s")
+    assert lint_text("nginx", noted) == []
+
+
+PLAIN = "server {{ location {path} {{ proxy_pass http://{host}:8000; }} }}"
+
+
+@pytest.mark.parametrize(
+    ("path", "host", "ws"),
+    [
+        ("/ws/", "127.0.0.1", True),
+        ("/socket.io/", "127.0.0.1", True),
+        ("/cable", "127.0.0.1", True),
+        ("/chatHub", "127.0.0.1", False),  # one word: not split on case
+        ("/hub/", "127.0.0.1", True),
+        ("/api/realtime", "127.0.0.1", True),
+        ("/api/", "ws_backend", True),
+        ("/api/", "app", False),
+        ("/news/", "app", False),  # "ws" inside a word is not a WebSocket hint
+    ],
+)
+def test_which_locations_serve_websockets(path: str, host: str, ws: bool) -> None:
+    levels = {f.severity.value for f in lint_text("nginx", PLAIN.format(path=path, host=host))}
+    assert ("error" in levels) is ws
+    assert (levels == {"info"}) is not ws
+
+
+def test_ws_path_option_makes_a_location_a_websocket_one() -> None:
+    text = PLAIN.format(path="/stream/", host="app")
+    assert {f.severity.value for f in lint_text("nginx", text)} == {"info"}
+    found = lint_text("nginx", text, ws_paths=("/stream",))
+    assert {f.code for f in found if f.severity.value == "error"} == {
+        "nginx_http_version",
+        "nginx_upgrade_not_forwarded",
+        "nginx_connection_not_upgrade",
+    }
+
+
+def test_http_level_settings_are_inherited() -> None:
+    text = """\
+http {
+    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+    proxy_http_version 1.1;
+    proxy_read_timeout 2h;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $connection_upgrade;
+    server { location /ws/ { proxy_pass http://a; } }
+}
+"""
+    assert lint_text("nginx", text) == []
+
+
+def test_location_header_drops_http_level_headers_two_levels_up() -> None:
+    text = """\
+http {
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+    server {
+        location /ws/ {
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_pass http://a;
+            proxy_read_timeout 1h;
+        }
+    }
+}
+"""
+    (found,) = lint_text("nginx", text)
+    assert (found.line, found.code) == (7, "nginx_header_inheritance")
+    assert "`proxy_set_header Upgrade $http_upgrade;`" in found.fix
+    assert "`proxy_set_header Connection upgrade;`" in found.fix
+
+
+def test_proxy_pass_inside_if_counts() -> None:
+    text = "server { location /ws/ { if ($arg_x) { proxy_pass http://a; } } }"
+    assert "nginx_http_version" in {f.code for f in lint_text("nginx", text)}
+
+
+def test_upgrade_header_with_fixed_value_other_than_websocket() -> None:
+    text = GOOD_WS.format(path="/ws/", extra="proxy_read_timeout 1h;").replace(
+        "Upgrade $http_upgrade", "Upgrade h2c"
+    )
+    (found,) = lint_text("nginx", text)
+    assert found.code == "nginx_upgrade_not_forwarded" and found.line == 6
+    assert found.fix.startswith("Set ")
+
+
+WORKERS = """\
+worker_processes {workers};
+events {{ worker_connections {wc}; }}
+http {{ server {{ location /ws/ {{ proxy_pass http://a; proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade";
+    proxy_read_timeout 1h; }} }} }}
+"""
+
+
+@pytest.mark.parametrize(
+    ("workers", "wc", "capacity", "found"),
+    [
+        ("1", 2000, 1000, False),
+        ("1", 2000, 1001, True),
+        ("4", 512, 1024, False),
+        ("4", 512, 1025, True),
+        ("auto", 1024, 1000, True),  # auto counts as one worker
+    ],
+)
+def test_worker_connections_against_capacity(
+    workers: str, wc: int, capacity: int, found: bool
+) -> None:
+    text = WORKERS.format(workers=workers, wc=wc)
+    got = [f for f in lint_text("nginx", text, capacity=capacity) if "worker" in f.code]
+    assert bool(got) is found
+    if got:
+        assert got[0].line == 2
+
+
+def test_worker_connections_default_512_when_events_is_empty() -> None:
+    text = WORKERS.format(workers=1, wc=512).replace("worker_connections 512;", "")
+    (found,) = [f for f in lint_text("nginx", text) if "worker" in f.code]
+    assert "default worker_connections (512)" in found.message and "256" in found.message
+
+
+def test_no_worker_check_without_websocket_locations_or_events() -> None:
+    plain = "events { worker_connections 64; } http { server { listen 80; } }"
+    assert lint_text("nginx", plain) == []

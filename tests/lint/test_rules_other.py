@@ -1,0 +1,137 @@
+"""Apache, Caddy and wsgate TOML rules, fed with text."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.lint.helpers import codes, lint_text
+from wsgate.lint.model import LintError
+
+MAIN = """\
+LoadModule proxy_module modules/mod_proxy.so
+LoadModule proxy_http_module modules/mod_proxy_http.so
+{modules}
+Timeout {timeout}
+<VirtualHost *:80>
+    {proxy}
+</VirtualHost>
+"""
+
+
+@pytest.mark.parametrize(
+    ("modules", "timeout", "proxy", "want"),
+    [
+        ("", "300", "ProxyPass /ws/ http://a/ws/ upgrade=websocket", []),
+        ("", "60", "ProxyPass /ws/ http://a/ws/ upgrade=websocket", [(4, "apache_timeout_short")]),
+        ("", "61", "ProxyPass /ws/ http://a/ws/ upgrade=websocket", []),
+        ("", "60", "ProxyPass /ws/ http://a/ws/ upgrade=websocket timeout=3600", []),
+        ("", "300", "ProxyPass /ws/ http://a/ws/", [(6, "apache_no_upgrade")]),
+        ("", "300", "ProxyPass /ws/ ws://a/ws/", [(6, "apache_wstunnel_missing")]),
+        (
+            "LoadModule proxy_wstunnel_module modules/mod_proxy_wstunnel.so",
+            "300",
+            "ProxyPass /ws/ ws://a/ws/",
+            [],
+        ),
+    ],
+)
+def test_apache_checks(modules: str, timeout: str, proxy: str, want: list[tuple[int, str]]) -> None:
+    text = MAIN.format(modules=modules, timeout=timeout, proxy=proxy)
+    assert [(f.line, f.code) for f in lint_text("apache", text)] == want
+
+
+def test_apache_ws_rule_before_http_rule_for_the_same_path() -> None:
+    text = MAIN.format(
+        modules="LoadModule proxy_wstunnel_module x.so",
+        timeout="300",
+        proxy="ProxyPass /ws/ ws://a/ws/\n    ProxyPass /ws/ http://a/ws/",
+    )
+    assert lint_text("apache", text) == []
+
+
+def test_apache_default_timeout_only_when_the_main_config_is_seen() -> None:
+    vhost = "<VirtualHost *:80>\n  ProxyPass /ws/ http://a/ upgrade=websocket\n</VirtualHost>\n"
+    assert lint_text("apache", vhost) == []
+    with_root = 'ServerRoot "/etc/httpd"\n' + vhost
+    (found,) = lint_text("apache", with_root)
+    assert found.code == "apache_timeout_short" and "default Timeout" in found.message
+
+
+CLOSE = "stream_close_delay 5m\n"
+CADDY = """\
+example.test {{
+    reverse_proxy {target} 127.0.0.1:9000 {{
+        {inner}
+    }}
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "inner", "want"),
+    [
+        ("/ws/*", "stream_close_delay 5m", []),
+        ("/ws/*", "", [(2, "caddy_no_stream_close_delay", "warning")]),
+        ("/api/*", "", [(2, "caddy_no_stream_close_delay", "info")]),
+        ("/ws/*", CLOSE + "stream_timeout 59m", [(4, "caddy_stream_timeout", "warning")]),
+        ("/ws/*", CLOSE + "stream_timeout 1h", []),
+        ("/ws/*", CLOSE + "header_up -Upgrade", [(4, "caddy_upgrade_header_removed", "error")]),
+        ("/ws/*", CLOSE + "header_up X-Real-IP {remote_host}", []),
+        ("/ws/*", CLOSE + "header_up Connection Upgrade", []),
+    ],
+)  # fmt: skip
+def test_caddy_checks(target: str, inner: str, want: list[tuple[int, str, str]]) -> None:
+    assert codes(lint_text("caddy", CADDY.format(target=target, inner=inner))) == want
+
+
+def test_caddy_upgrade_matcher_and_ws_path_mark_websocket_proxies() -> None:
+    matcher = """\
+a.test {
+    @upgrades {
+        header Connection *Upgrade*
+    }
+    reverse_proxy @upgrades 127.0.0.1:1
+}
+"""
+    assert codes(lint_text("caddy", matcher)) == [(5, "caddy_no_stream_close_delay", "warning")]
+    plain = CADDY.format(target="/events/*", inner="")
+    assert codes(lint_text("caddy", plain, ws_paths=("/events",)))[0][2] == "warning"
+
+
+TOML = """\
+[pools.p]
+backends = ["127.0.0.1:1"]
+queue_size = 10
+{extra}
+
+[[routes]]
+pool = "p"
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "want"),
+    [
+        ("", []),
+        ("connect_timeout_s = 1", []),
+        ("connect_timeout_s = 0.999", [(4, "wsgate_short_timeout")]),
+        ("response_timeout_s = 0.5", [(4, "wsgate_short_timeout")]),
+        ("tunnel_idle_timeout_s = 0", []),
+        ("tunnel_idle_timeout_s = 59", [(4, "wsgate_tunnel_idle_short")]),
+        ("tunnel_idle_timeout_s = 60", []),
+        ("queue_size_unknown_key = 3", []),
+        ('connect_timeout_s = "fast"', []),  # wrong type: the gateway's config check says so
+    ],
+)
+def test_wsgate_checks(extra: str, want: list[tuple[int, str]]) -> None:
+    assert [(f.line, f.code) for f in lint_text("wsgate", TOML.format(extra=extra))] == want
+
+
+def test_wsgate_invalid_toml_is_lint_error_with_line() -> None:
+    with pytest.raises(LintError) as err:
+        lint_text("wsgate", '[pools.p]\nbackends = ["a"\nqueue_size = 1\n')
+    assert err.value.line >= 2
+
+
+def test_wsgate_odd_shapes_are_tolerated() -> None:
+    assert lint_text("wsgate", "pools = 3\nroutes = 'x'\n[server]\nlisten = []\n") == []
