@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from wsgate import __version__
 
 # One line per face; each module provides register(subparsers).
-FACES: tuple[str, ...] = ("wsgate.gateway.cli", "wsgate.lint.cli", "wsgate.doctor.cli")
+FACES: tuple[str, ...] = (
+    "wsgate.gateway.cli",
+    "wsgate.lint.cli",
+    "wsgate.doctor.cli",
+    "wsgate.storm.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,68 @@
+"""The terminal summary of a storm result (and of two, side by side)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+LATENCY_KEYS = ("p50", "p90", "p99", "p999", "max")
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}{unit}" if value < 100 else f"{value:,.0f}{unit}"
+    return f"{value:,}{unit}"
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, value) lines of one result, in the order a reader wants them."""
+    s = result["summary"]
+    out = [
+        ("target", result["url"]),
+        ("handshakes started", _fmt(s["started"])),
+        ("succeeded (101)", _fmt(s["ok"])),
+        ("failed", _fmt(s["failed"])),
+    ]
+    out += [(f"  {name}", _fmt(count)) for name, count in s["outcomes"].items() if name != "101"]
+    out += [(f"  after 101: {name}", _fmt(count)) for name, count in s["session_errors"].items()]
+    hs = s["handshake_ms"]
+    out += [(f"handshake {key}", _fmt(hs[key], " ms")) for key in LATENCY_KEYS]
+    if s["rtt_ms"]["count"]:
+        out += [(f"round trip {key}", _fmt(s["rtt_ms"][key], " ms")) for key in LATENCY_KEYS]
+        out.append(("messages/s", _fmt(s["messages_per_s"])))
+    out += [
+        ("time to last success", _fmt(s["time_to_last_success_s"], " s")),
+        ("elapsed", _fmt(s["elapsed_s"], " s")),
+        ("handshakes/s (ok)", _fmt(s["handshakes_per_s"])),
+        ("client CPU", _fmt(result["client"]["cpu_s"], " s")),
+    ]
+    return out
+
+
+def print_result(result: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"wsgate storm: {result['label']}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    for name, value in rows(result):
+        table.add_row(name, value)
+    console.print(table)
+    for note in result["client"]["notes"]:
+        console.print(f"[yellow]client:[/] {note}")
+
+
+def print_compare(results: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="wsgate storm: compare")
+    table.add_column("")
+    columns = [dict(rows(result)) for result in results]
+    names: list[str] = []
+    for column in columns:
+        names += [name for name in column if name not in names]
+    for result in results:
+        table.add_column(result["label"], justify="right")
+    for name in names:
+        table.add_row(name, *(column.get(name, "-") for column in columns))
+    console.print(table)

@@ -1,0 +1,242 @@
+"""One storm worker process: runs its share of the plan on its own event loop.
+
+`worker_main` is the process entry (multiprocessing, spawn). It reports progress and, at
+the end, its `Recorder` and its own CPU figures to the parent through a queue, as plain
+dicts. Every loop here is bounded by a count and by `WorkerJob.deadline_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from wsgate.storm import stats
+from wsgate.storm.client import Connection, Target, open_connection
+
+PROGRESS_EVERY_S = 0.25
+LAG_PROBE_EVERY_S = 0.05
+
+
+class _Queue(Protocol):
+    def put(self, item: Any) -> None: ...
+
+
+class _Event(Protocol):
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What each connection does after its 101."""
+
+    messages: int = 0
+    size: int = 64
+    interval_s: float = 0.0
+    hold_s: float = 0.0
+    message_timeout_s: float = 10.0
+
+    def max_duration_s(self) -> float:
+        per_message = self.interval_s + self.message_timeout_s
+        return self.messages * per_message + self.hold_s + 5.0  # + the close handshake
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerJob:
+    """One worker's share: an open schedule, or a closed loop (`schedule` None)."""
+
+    index: int
+    target: Target
+    session: Session
+    timeout_s: float
+    bucket_s: float
+    deadline_s: float  # hard stop, seconds after the start
+    schedule: tuple[float, ...] | None = None
+    concurrency: int = 0
+    loop_duration_s: float = 0.0
+    loop_max_count: int = 0  # 0: only the duration bounds the loop
+
+
+@dataclass
+class _State:
+    job: WorkerJob
+    start: float
+    recorder: stats.Recorder
+    in_flight: int = 0
+    lags: list[float] = field(default_factory=list)
+    max_loop_lag_s: float = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+
+async def _one(state: _State, payload: bytes) -> None:
+    """One connection: handshake, round trips, hold, close; every result recorded."""
+    job, rec = state.job, state.recorder
+    rec.record_start()
+    state.in_flight += 1
+    began = time.monotonic()
+    conn: Connection | None = None
+    try:
+        outcome, conn = await open_connection(job.target, job.timeout_s)
+        rec.record_handshake(state.now(), time.monotonic() - began, outcome)
+        if conn is None:
+            return
+        await _talk(state, conn, payload)
+        await conn.close()
+        conn = None
+    finally:
+        state.in_flight -= 1
+        if conn is not None:
+            conn.abort()
+
+
+async def _talk(state: _State, conn: Connection, payload: bytes) -> None:
+    session, rec = state.job.session, state.recorder
+    for number in range(session.messages):
+        if number and session.interval_s > 0:
+            await asyncio.sleep(session.interval_s)
+        try:
+            rtt = await conn.round_trip(payload, session.message_timeout_s)
+        except TimeoutError:
+            rec.record_session_error("echo timeout")
+            return
+        except (ConnectionError, OSError):
+            rec.record_session_error("closed during messages")
+            return
+        rec.record_rtt(state.now(), rtt)
+    if session.hold_s > 0 and not await conn.hold(session.hold_s):
+        rec.record_session_error("closed during hold")
+
+
+async def _open_loop(state: _State, schedule: tuple[float, ...], payload: bytes) -> None:
+    tasks: set[asyncio.Task[None]] = set()
+    for offset in schedule:
+        delay = offset - state.now()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            state.lags.append(-delay)
+        task = asyncio.create_task(_one(state, payload))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+
+
+async def _closed_loop(state: _State, payload: bytes) -> None:
+    job = state.job
+    budget = [job.loop_max_count or -1]  # shared by this worker's clients
+
+    async def client() -> None:
+        while state.now() < job.loop_duration_s and budget[0] != 0:
+            budget[0] -= 1
+            await _one(state, payload)
+
+    await asyncio.gather(*(client() for _ in range(job.concurrency)))
+
+
+async def _lag_probe(state: _State) -> None:
+    """How late the loop wakes up: a busy client shows as lag here."""
+    while True:
+        before = time.monotonic()
+        await asyncio.sleep(LAG_PROBE_EVERY_S)
+        late = time.monotonic() - before - LAG_PROBE_EVERY_S
+        state.max_loop_lag_s = max(state.max_loop_lag_s, late)
+
+
+async def _progress(state: _State, queue: _Queue, stop: _Event) -> None:
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY_S)
+        rec = state.recorder
+        queue.put(
+            (
+                "progress",
+                state.job.index,
+                {
+                    "started": rec.started,
+                    "in_flight": state.in_flight,
+                    "outcomes": dict(rec.outcomes),
+                },
+            )
+        )
+        if stop.is_set():
+            raise asyncio.CancelledError
+
+
+async def _run(job: WorkerJob, start: float, queue: _Queue, stop: _Event) -> dict[str, Any]:
+    state = _State(job, start, stats.Recorder(bucket_s=job.bucket_s))
+    payload = b"x" * job.session.size
+    delay = start - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    cpu_before = time.process_time()
+    helpers = [
+        asyncio.create_task(_lag_probe(state)),
+        asyncio.create_task(_progress(state, queue, stop)),
+    ]
+    main = asyncio.create_task(
+        _open_loop(state, job.schedule, payload)
+        if job.schedule is not None
+        else _closed_loop(state, payload)
+    )
+    stopped = False
+    try:
+        remaining = max(job.deadline_s - state.now(), 0.1)
+        done, _ = await asyncio.wait(
+            [main, helpers[1]], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+        )
+        if main not in done:
+            stopped = True  # deadline or a stop request from the parent
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await main
+        else:
+            main.result()
+    finally:
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+    wall = state.now()
+    cpu = time.process_time() - cpu_before
+    lags = sorted(state.lags)
+    return {
+        "recorder": state.recorder.to_dict(),
+        "client": {
+            "worker": job.index,
+            "cpu_s": round(cpu, 3),
+            "wall_s": round(wall, 3),
+            "cpu_util": round(cpu / wall, 3) if wall > 0 else None,
+            "max_loop_lag_ms": round(state.max_loop_lag_s * 1000, 1),
+            "late_starts": len(lags),
+            "max_start_lag_ms": round(lags[-1] * 1000, 1) if lags else 0.0,
+            "stopped_early": stopped,
+        },
+    }
+
+
+def worker_main(job: WorkerJob, queue: Any, go: Any, start_at: Any, stop: Any) -> None:
+    """Process entry: wait for the parent's go, run, put ("result" | "error", index, data)."""
+    try:
+        runner = _runner()
+        queue.put(("ready", job.index, None))
+        if not go.wait(60.0):
+            queue.put(("error", job.index, "the parent never said go"))
+            return
+        with runner:
+            result = runner.run(_run(job, float(start_at.value), queue, stop))
+        queue.put(("result", job.index, result))
+    except BaseException:  # reported to the parent, which prints it once
+        queue.put(("error", job.index, traceback.format_exc()))
+
+
+def _runner() -> asyncio.Runner:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is pinned, but the client works without it
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
