@@ -398,7 +398,8 @@ def upgrade_of(answer: Answer, key: str, settings: Settings) -> UpgradeObs:
     """The fields of a 101 answer that the client must check."""
     return UpgradeObs(
         accept_expected=accept_for(key),
-        accept_received=answer.header("Sec-WebSocket-Accept"),
+        # Two Accept values fail in every client, so they are joined and never match.
+        accept_received=", ".join(answer.header_all("Sec-WebSocket-Accept")) or None,
         upgrade=answer.header("Upgrade"),
         connection=", ".join(answer.header_all("Connection")) or None,
         subprotocols_offered=settings.subprotocols,

@@ -1,0 +1,143 @@
+"""`wsgate doctor` against real servers on 127.0.0.1 with no proxy in between."""
+
+from __future__ import annotations
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from tests.doctor.harness import (
+    codes,
+    deaf_after_101,
+    doctor,
+    errors,
+    finding,
+    full_backlog,
+    hang_up,
+    layer,
+    raw_server,
+)
+from tests.support.backends import ws_server
+from tests.support.procs import free_port
+
+
+def test_healthy_direct() -> None:
+    with ws_server() as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--echo", "hello")
+    assert status == 0
+    assert codes(report) == ["healthy"]
+    assert [row["name"] for row in report["layers"]] == [
+        "dns", "tcp", "upgrade", "101", "ping", "echo", "close"
+    ]  # fmt: skip
+    assert all(row["ok"] for row in report["layers"])
+    assert layer(report, "echo")["detail"] == "echoed"
+
+
+def test_dns_failure_under_invalid_tld() -> None:
+    status, report = doctor("ws://no-such-host.invalid/", "--timeout", "5")
+    assert status == 1
+    assert codes(report) == ["dns_failure"]
+    assert [row["name"] for row in report["layers"]] == ["dns"]
+
+
+def test_tcp_refused() -> None:
+    status, report = doctor(f"ws://127.0.0.1:{free_port()}/")
+    assert status == 1
+    assert codes(report) == ["tcp_refused"]
+
+
+def test_tcp_timeout_on_full_backlog() -> None:
+    with full_backlog() as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--timeout", "2")
+    assert status == 1
+    assert codes(report) == ["tcp_timeout"]
+    assert "timeout 2 s" in finding(report, "tcp_timeout")["evidence"]
+
+
+def test_backend_answering_426_is_version_mismatch() -> None:
+    def require(conn: ServerConnection, request: Request) -> Response:
+        response = conn.respond(426, "Upgrade Required\n")
+        response.headers["Sec-WebSocket-Version"] = "8"
+        return response
+
+    with ws_server(process_request=require) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/")
+    assert status == 1
+    assert codes(report) == ["version_mismatch"]
+    assert "'8'" in finding(report, "version_mismatch")["evidence"]
+
+
+def test_origin_check_gives_origin_rejected_and_good_origin_passes() -> None:
+    with ws_server(origins=["https://app.example"]) as port:
+        url = f"ws://127.0.0.1:{port}/"
+        status, report = doctor(url, "--origin", "https://evil.example")
+        good_status, good = doctor(url, "--origin", "https://app.example")
+    assert status == 1
+    assert codes(report) == ["origin_rejected"]
+    assert "'https://evil.example' was sent" in finding(report, "origin_rejected")["evidence"]
+    assert good_status == 0
+    assert codes(good) == ["healthy"]
+
+
+def test_unknown_path_is_path_not_found() -> None:
+    def route(conn: ServerConnection, request: Request) -> Response | None:
+        return None if request.path == "/ws" else conn.respond(404, "Not Found\n")
+
+    with ws_server(process_request=route) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/nope")
+        ok_status, _ = doctor(f"ws://127.0.0.1:{port}/ws")
+    assert status == 1
+    assert codes(report) == ["path_not_found"]
+    assert "'/nope'" in finding(report, "path_not_found")["evidence"]
+    assert ok_status == 0
+
+
+def rewrite(name: str, value: str) -> object:
+    def process_response(conn: ServerConnection, request: Request, response: Response) -> Response:
+        headers = Headers(response.headers)
+        if name in headers:
+            del headers[name]
+        headers[name] = value
+        return Response(response.status_code, response.reason_phrase, headers, response.body)
+
+    return process_response
+
+
+def test_wrong_accept_is_bad_accept() -> None:
+    with ws_server(
+        process_response=rewrite("Sec-WebSocket-Accept", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    ) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/")
+    assert status == 1
+    assert codes(report) == ["bad_accept"]
+
+
+def test_unoffered_subprotocol_is_subprotocol_mismatch() -> None:
+    with ws_server(process_response=rewrite("Sec-WebSocket-Protocol", "mqtt")) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/")
+    assert status == 1
+    assert codes(report) == ["subprotocol_mismatch"]
+    assert "'mqtt'" in finding(report, "subprotocol_mismatch")["evidence"]
+
+
+def test_offered_subprotocol_selected_is_healthy() -> None:
+    with ws_server(subprotocols=["chat"]) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--subprotocol", "chat")
+    assert status == 0
+    assert "'chat'" in layer(report, "101")["detail"]
+
+
+def test_server_that_ignores_pings_is_ping_timeout() -> None:
+    with raw_server(deaf_after_101) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--timeout", "2")
+    assert status == 1
+    assert errors(report) == ["ping_timeout"]
+    assert "no pong within 2 s" in finding(report, "ping_timeout")["evidence"]
+
+
+def test_server_hanging_up_is_connection_dropped() -> None:
+    with raw_server(hang_up) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--timeout", "5")
+    assert status == 1
+    assert codes(report) == ["connection_dropped"]
+    assert "no HTTP status" in finding(report, "connection_dropped")["evidence"]
