@@ -75,7 +75,7 @@ def _openssl(*args: str) -> None:
 
 
 def make_cert(
-    directory: Path, name: str, days: int = 2, san: str = "IP:127.0.0.1,DNS:localhost"
+    directory: Path, name: str, days: int = 90, san: str = "IP:127.0.0.1,DNS:localhost"
 ) -> tuple[Path, Path]:
     """A self-signed certificate and key (EC P-256). `days=-1` makes one that expired a
     day ago: `openssl x509 -req -days -1` sets notAfter before notBefore."""

@@ -157,6 +157,11 @@ def classify_tls_error(exc: BaseException) -> tuple[TlsFailure, str]:
         if exc.verify_code in _X509_NAME_ERRORS:
             return TlsFailure.HOSTNAME, message
         return TlsFailure.UNTRUSTED, message
+    if isinstance(exc, (ConnectionResetError, EOFError, ssl.SSLEOFError)):
+        return TlsFailure.HANDSHAKE, (
+            "the server closed the connection during the TLS handshake; the port may not "
+            "speak TLS: try ws://"
+        )
     text = str(exc) or type(exc).__name__
     if "no application protocol" in text.lower():
         return TlsFailure.NO_ALPN, f"{text} (offered ALPN: http/1.1)"
