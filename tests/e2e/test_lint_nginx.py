@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.exceptions import ConnectionClosedError, InvalidMessage, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.support.backends import ws_server
@@ -21,7 +22,7 @@ from wsgate.cli import main
 from wsgate.findings.model import Severity
 from wsgate.lint.engine import lint_config
 from wsgate.lint.loader import load
-from wsgate.lint.model import Finding
+from wsgate.lint.model import Finding, Options
 
 pytestmark = pytest.mark.e2e
 
@@ -194,3 +195,103 @@ def test_cli_on_the_running_config_exits_1_and_names_the_line(
     out = capsys.readouterr().out
     line = conf.read_text().splitlines().index("    location /ws/ {") + 1
     assert f"nginx.conf:{line}: error nginx_http_version:" in out
+
+
+CLEARED = """
+upstream app {{
+    server 127.0.0.1:{backend};
+    keepalive 4;
+}}
+{http_extra}
+server {{
+    listen 127.0.0.1:{port};
+    location /live/ {{
+        proxy_pass http://app;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        {connection}
+    }}
+}}
+"""
+
+
+def test_connection_cleared_for_keepalive_gets_426(tmp_path: Path) -> None:
+    with ws_server() as backend:
+        port = free_port()
+        broken = 'proxy_set_header Connection "";'
+        body = CLEARED.format(port=port, backend=backend, http_extra="", connection=broken)
+        with nginx(body, tmp_path, port):
+            findings = lint_running(tmp_path, port)
+            errors = [f for f in findings if f.severity is Severity.ERROR]
+            assert [f.code for f in errors] == ["nginx_connection_not_upgrade"]
+            assert "426" in errors[0].symptom and "keepalive advice" in errors[0].message
+            assert handshake_status(f"ws://127.0.0.1:{port}/live/") == 426
+
+        http_extra, connection = apply_fixes(findings, ("nginx_connection_not_upgrade",))
+        port = free_port()
+        body = CLEARED.format(
+            port=port, backend=backend, http_extra=http_extra, connection=connection
+        )
+        with nginx(body, tmp_path, port):
+            assert not [f for f in lint_running(tmp_path, port) if f.severity is Severity.ERROR]
+            echo_works(f"ws://127.0.0.1:{port}/live/")
+
+
+GOOD = IDLE.replace("{timeout}", "proxy_read_timeout 1h;")
+WANTED_WS = 12  # concurrent WebSockets the test opens (the --capacity it states)
+
+
+def open_many(url: str, count: int) -> tuple[int, list[BaseException]]:
+    """Open `count` WebSockets at once; (how many opened, the failures)."""
+    failures: list[BaseException] = []
+    opened = 0
+    with ExitStack() as stack:
+        for _ in range(count):
+            try:
+                ws = stack.enter_context(connect(url, open_timeout=10, ping_interval=None))
+            except Exception as exc:  # what the client sees is the point here
+                failures.append(exc)
+                continue
+            ws.send("x")
+            assert ws.recv(timeout=10) == "x"
+            opened += 1
+    return opened, failures
+
+
+def test_too_few_worker_connections_drop_handshakes_without_status(tmp_path: Path) -> None:
+    with ws_server(ping_interval=None) as backend:
+        port = free_port()
+        body = GOOD.format(port=port, backend=backend)
+        # 16 connections: one listening socket, then two per proxied WebSocket.
+        with nginx(body, tmp_path, port, worker_connections=16) as proc:
+            conf = str(tmp_path / f"nginx-{port}" / "nginx.conf")
+            findings = lint_config(load(conf), Options(capacity=WANTED_WS))
+            (low,) = [f for f in findings if f.code == "nginx_worker_connections"]
+            assert "at most 7 proxied" in low.message
+            opened, failures = open_many(f"ws://127.0.0.1:{port}/ws/", WANTED_WS)
+            assert 1 <= opened <= 7 and failures
+            # No HTTP status: the connection is closed before any response.
+            # nginx answers 500 itself when no connection is left for the backend, and
+            # nothing at all when none is left for the client: never a backend status.
+            for failure in failures:
+                if isinstance(failure, InvalidStatus):
+                    assert failure.response.status_code == 500, failure
+                    assert b"nginx" in failure.response.body
+                else:
+                    assert isinstance(failure, TimeoutError | OSError | InvalidMessage), failure
+            assert (
+                "worker_connections are not enough"
+                in Path(tmp_path / f"nginx-{port}" / "error.log").read_text()
+            )
+            assert proc.popen.poll() is None
+
+        wc = re.search(r"`worker_connections (\d+);`", low.fix)
+        assert wc is not None
+        port = free_port()
+        body = GOOD.format(port=port, backend=backend)
+        with nginx(body, tmp_path, port, worker_connections=int(wc.group(1))):
+            conf = str(tmp_path / f"nginx-{port}" / "nginx.conf")
+            fixed = lint_config(load(conf), Options(capacity=WANTED_WS))
+            assert not [f for f in fixed if f.code == "nginx_worker_connections"]
+            opened, failures = open_many(f"ws://127.0.0.1:{port}/ws/", WANTED_WS)
+            assert (opened, failures) == (WANTED_WS, [])

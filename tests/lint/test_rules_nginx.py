@@ -151,11 +151,13 @@ http {{ server {{ location /ws/ {{ proxy_pass http://a; proxy_http_version 1.1;
 @pytest.mark.parametrize(
     ("workers", "wc", "capacity", "found"),
     [
-        ("1", 2000, 1000, False),
-        ("1", 2000, 1001, True),
-        ("4", 512, 1024, False),
-        ("4", 512, 1025, True),
-        ("auto", 1024, 1000, True),  # auto counts as one worker
+        ("1", 2001, 1000, False),  # one connection goes to the listening socket
+        ("1", 2000, 1000, True),
+        ("1", 2001, 1001, True),
+        ("4", 513, 1024, False),
+        ("4", 513, 1025, True),
+        ("auto", 2001, 1000, False),
+        ("auto", 2001, 1001, True),  # auto counts as one worker
     ],
 )
 def test_worker_connections_against_capacity(
@@ -171,7 +173,8 @@ def test_worker_connections_against_capacity(
 def test_worker_connections_default_512_when_events_is_empty() -> None:
     text = WORKERS.format(workers=1, wc=512).replace("worker_connections 512;", "")
     (found,) = [f for f in lint_text("nginx", text) if "worker" in f.code]
-    assert "default worker_connections (512)" in found.message and "256" in found.message
+    assert "default worker_connections (512)" in found.message
+    assert "at most 255 proxied" in found.message
 
 
 def test_no_worker_check_without_websocket_locations_or_events() -> None:

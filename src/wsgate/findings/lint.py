@@ -74,8 +74,9 @@ CAUSES: tuple[Cause, ...] = (
         "a worker holds at most worker_connections / 2 WebSockets.",
         fix="Raise `worker_connections` in the events block (and the open-files limit, "
         "`worker_rlimit_nofile`) to twice the WebSockets each worker must hold.",
-        symptom="past the limit nginx drops new handshakes without an HTTP status "
-        "(`worker_connections are not enough` in the error log)",
+        symptom="past the limit handshakes get 500 from nginx itself, or no response at all "
+        "when no connection is left for the client (`worker_connections are not enough` in "
+        "the error log)",
         severity=_W,
     ),
     Cause(

@@ -17,15 +17,9 @@ from wsgate.lint.model import LintError, Node
 Token = tuple[str, int, bool]
 
 
-def parse(text: str, filename: str) -> tuple[Node, ...]:
-    """Top-level directives of one nginx file; raises LintError with file:line."""
-    tokens: Iterator[Token] = iter(_lex_file_object(io.StringIO(text)))
-    nodes, _comments, _end = _block(tokens, filename, depth=0, opened_at=0)
-    return nodes
-
-
 def parse_root(text: str, filename: str) -> Node:
-    """The file as one root node (name ""), comments kept for the top level."""
+    """The file as one root node (name ""), comments kept for the top level; raises
+    LintError with file:line for text nginx would refuse to parse."""
     tokens: Iterator[Token] = iter(_lex_file_object(io.StringIO(text)))
     nodes, comments, _end = _block(tokens, filename, depth=0, opened_at=0)
     return Node("", (), filename, 0, nodes, comments)

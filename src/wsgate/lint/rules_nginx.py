@@ -114,7 +114,10 @@ class _Rules:
         value = value.lower()
         if "upgrade" in value and not value.startswith("$"):
             return True
-        return self.maps.get(value, "").lower() == "$http_upgrade" or value == "$http_upgrade"
+        # $http_connection passes the client's own "Connection: Upgrade" through.
+        if value in ("$http_upgrade", "$http_connection"):
+            return True
+        return self.maps.get(value, "").lower() == "$http_upgrade"
 
     def is_ws(self, site: _Site) -> bool:
         path = " ".join(site.location.args)
@@ -295,6 +298,14 @@ class _Rules:
             )
         )
 
+    def listening_sockets(self) -> int:
+        """Distinct listen addresses; a server without `listen` listens on *:80."""
+        addresses: set[str] = set()
+        for server in (n for n in self.root.walk() if n.name == "server" and n.block):
+            listens = [n.args[0] for n in server.children("listen") if n.args]
+            addresses.update(listens or ["*:80"])
+        return max(len(addresses), 1)
+
     def check_worker_connections(self) -> None:
         events = self.root.first("events")
         if events is None:  # a snippet without the main context: nothing to say
@@ -308,18 +319,20 @@ class _Rules:
         if wp_node is not None and wp_node.args and wp_node.args[0].isdigit():
             workers = int(wp_node.args[0])
         # "auto" counts as one: connections do not spread evenly over workers anyway.
-        holds = wc // 2 * workers
+        # Each worker also holds one connection per listening socket.
+        listens = self.listening_sockets()
+        holds = max(wc - listens, 0) // 2 * workers
         if holds >= self.options.capacity:
             return
         said = f"`{_render(wc_node)}`" if wc_node else f"the default worker_connections ({wc})"
-        need = -(-self.options.capacity * 2 // workers)
+        need = -(-self.options.capacity * 2 // workers) + listens
         self.findings.append(
             finding(
                 "nginx_worker_connections",
                 wc_node or events,
-                f"{said} with {workers} worker(s) holds at most {holds} proxied WebSockets "
-                f"(two connections each), fewer than the {self.options.capacity} expected "
-                "(--capacity)",
+                f"{said} with {workers} worker(s) and {listens} listening socket(s) holds at "
+                f"most {holds} proxied WebSockets (two connections each), fewer than the "
+                f"{self.options.capacity} expected (--capacity)",
                 fix=f"Set `worker_connections {need};` in the events block (and "
                 f"`worker_rlimit_nofile {need * 2};`).",
             )
