@@ -180,3 +180,18 @@ def test_worker_connections_default_512_when_events_is_empty() -> None:
 def test_no_worker_check_without_websocket_locations_or_events() -> None:
     plain = "events { worker_connections 64; } http { server { listen 80; } }"
     assert lint_text("nginx", plain) == []
+
+
+def test_location_opting_out_of_server_upgrade_headers_is_only_info() -> None:
+    text = """\
+server {
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+    location /api/ {
+        proxy_pass http://app;
+        proxy_set_header Connection "";
+    }
+}
+"""
+    assert codes(lint_text("nginx", text)) == [(7, "nginx_header_inheritance", "info")]

@@ -128,14 +128,11 @@ class _Rules:
             return True
         if looks_ws(path) or looks_ws(_upstream_host(target)):
             return True
-        for level in site.chain:
-            headers = _headers(level)
-            if "upgrade" in headers:
-                return True
-            conn = headers.get("connection")
-            if conn is not None and self.is_upgrade_value(conn.args[1]):
-                return True
-        return False
+        # Only the headers that apply here count: a location that sets its own headers
+        # (say `Connection ""` for keepalive) has opted out of the server's upgrade ones.
+        headers = _headers(site.header_level())
+        conn = headers.get("connection")
+        return "upgrade" in headers or (conn is not None and self.is_upgrade_value(conn.args[1]))
 
     def run(self) -> list[Finding]:
         sites = self.sites()
@@ -193,7 +190,7 @@ class _Rules:
                     + " and ".join(n.args[0] for n in lost)
                     + f" header(s) set at {lost[0].file}:{lost[0].line}: nginx inherits "
                     "proxy_set_header only when a level sets none",
-                    ws=True,
+                    ws=ws,
                     fix=f"Repeat in {site.label}: {lines}.",
                 )
             )
