@@ -164,3 +164,11 @@ def test_haproxy_apache_caddy_and_toml_are_detected(
     assert "error wsgate_route_unknown_pool" in out
     _s, out, _e = run([str(tmp_path / "lb.cfg")], capsys)
     assert "warning haproxy_no_timeout_connect" in out
+
+
+def test_fail_on_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "site.conf", CLEAN)
+    assert run([path], capsys)[0] == 0
+    assert run([path, "--fail-on", "warning"], capsys)[0] == 1
+    # Hidden findings do not fail the run.
+    assert run([path, "--fail-on", "warning", "--min-severity", "error"], capsys)[0] == 0

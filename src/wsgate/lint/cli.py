@@ -1,5 +1,6 @@
-"""`wsgate lint PATH...`: the command line of lint. Exit 0 clean, 1 error findings,
-2 unreadable or unparsable input (printed as `file:line: error: message`)."""
+"""`wsgate lint PATH...`: the command line of lint. Exit 0 clean, 1 error findings (or
+warnings with --fail-on warning), 2 unreadable or unparsable input (printed as
+`file:line: error: message`)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ def register(subparsers: Any) -> None:
         default="info",
         help="hide findings below this level (default: show all)",
     )
+    parser.add_argument(
+        "--fail-on",
+        choices=("error", "warning"),
+        default="error",
+        help="exit 1 when a finding of this level or higher is shown (default: error)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -66,7 +73,6 @@ def _display(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from wsgate.findings.model import Severity
     from wsgate.lint.engine import lint_config
     from wsgate.lint.loader import load
     from wsgate.lint.model import Finding, LintError, Options
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(render(findings, args.format, files))
     if bad_input:
         return EXIT_BAD_INPUT
-    if any(f.severity is Severity.ERROR for f in findings):
+    failing = _LEVELS.index(args.fail_on)
+    if any(_LEVELS.index(f.severity.value) >= failing for f in findings):
         return EXIT_FINDINGS
     return EXIT_CLEAN

@@ -182,7 +182,7 @@ class _Rules:
                     line,
                     f"`timeout tunnel` in {proxy.label} is ignored: frontends have no backend "
                     "capability",
-                    fix="Move `timeout tunnel 1h` into the backend(s) "
+                    fix=f"Move `timeout {' '.join(line.args)}` into the backend(s) "
                     + ", ".join(sorted({b for b, _l in proxy.backends}) or ["it uses"])
                     + ".",
                 )
