@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,8 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
     assert app.connect_timeout_s == 2.0
     assert app.response_timeout_s == 60.0
     assert app.tunnel_idle_timeout_s == 0.0
+    assert app.balance == "least_conn"
+    assert app.health.kind == "tcp"
     assert config.pools["chat"].tunnel_idle_timeout_s == 600.0
     assert [r.host for r in config.routes] == ["*", "app.example"]
 
@@ -63,7 +66,7 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
             '[pools.app]\nbackends = ["127.0.0.1:70000"]\n',
             "pools.app.backends[0]: expected a port from 1 to 65535",
         ),
-        ("[pools.app]\n", "gw.toml: pools.app.backends: expected a list of"),
+        ("[pools.app]\n", "gw.toml: pools.app.backends: expected a non-empty list of"),
         (
             '[pools.app]\nbackends = ["127.0.0.1:1"]\nconect_timeout_s = 1\n',
             "gw.toml: pools.app.conect_timeout_s: expected a known key",
@@ -84,7 +87,8 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
         ("", "gw.toml: pools: expected at least one [pools.NAME] table"),
         (
             '[pools.a]\nbackends = ["127.0.0.1:1"]\nbalance = "random"\n',
-            "pools.a.balance: expected one of round_robin, got 'random'",
+            "pools.a.balance: expected one of least_conn, round_robin, weighted, consistent_hash, "
+            "got 'random'",
         ),
         (
             'typo = 1\n[pools.a]\nbackends = ["127.0.0.1:1"]\n',
@@ -96,6 +100,36 @@ def test_bad_configs_name_file_key_and_expectation(tmp_path: Path, text: str, me
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     assert message in str(info.value)
+
+
+def test_weighted_backends_health_and_hash_key(tmp_path: Path) -> None:
+    text = """
+[pools.app]
+backends = [{ address = "127.0.0.1:9001", weight = 3 }, "127.0.0.1:9002"]
+balance = "consistent_hash"
+hash_key = "cookie:sid"
+[pools.app.health]
+kind = "websocket"
+path = "/ws"
+"""
+    pool = load_config(write(tmp_path, text)).pools["app"]
+    assert [b.weight for b in pool.backends] == [3, 1]
+    assert pool.hash_key == "cookie:sid"
+    assert pool.health.expect_status == 101
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('hash_key = "cookie"', "pools.a.hash_key: expected"),
+        ("[pools.a.health]\nkind = 'icmp'", "pools.a.health.kind: expected one of tcp"),
+        ("[pools.a.health]\nrise = 0", "pools.a.health.rise: expected an integer >= 1, got 0"),
+        ("retry_on_status = ['502']", "pools.a.retry_on_status: expected a list of integers"),
+    ],
+)
+def test_bad_pool_policies(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, f'[pools.a]\nbackends = ["127.0.0.1:1"]\n{text}\n'))
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import httptools
 
-from wsgate.gateway.balance import RoundRobin
 from wsgate.gateway.responses import error_response
 
 
@@ -51,10 +50,3 @@ def test_retry_after_and_extra_headers() -> None:
     assert status == 426
     assert sink.headers[b"sec-websocket-version"] == b"13"
     assert sink.headers[b"retry-after"] == b"3"
-
-
-def test_round_robin_skips_excluded() -> None:
-    rr = RoundRobin(["a", "b", "c"])
-    assert [rr.pick() for _ in range(4)] == ["a", "b", "c", "a"]
-    assert rr.pick(frozenset({"b"})) == "c"
-    assert rr.pick(frozenset({"a", "b", "c"})) is None

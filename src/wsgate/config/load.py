@@ -10,9 +10,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from wsgate.config.model import Address, Config, PoolConfig, RouteConfig, ServerConfig
+from wsgate.config.model import (
+    Address,
+    BackendConfig,
+    Config,
+    HealthCheckConfig,
+    PoolConfig,
+    RouteConfig,
+    ServerConfig,
+)
 
-BALANCERS = ("round_robin",)
+BALANCERS = ("least_conn", "round_robin", "weighted", "consistent_hash")
+HEALTH_KINDS = ("tcp", "http", "websocket", "none")
 _SERVER_DEFAULTS = ServerConfig()
 
 
@@ -121,6 +130,54 @@ class _Table:
                 ) from None
         return tuple(found)
 
+    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self._get(name)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(name, "a list of strings", value)
+        return tuple(value)
+
+    def integers(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+        value = self._get(name)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise self.fail(name, "a list of integers", value)
+        return tuple(value)
+
+    def table(self, name: str) -> _Table:
+        value = self._get(name)
+        return _Table(value if value is not None else {}, self.key(name), self.source)
+
+    def backends(self, name: str) -> tuple[BackendConfig, ...]:
+        value = self._get(name)
+        expected = 'a non-empty list of "host:port" strings or {address, weight} tables'
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            raise self.fail(name, expected + " (required)" if value is None else expected, value)
+        found = []
+        for index, item in enumerate(value):
+            key = f"{self.key(name)}[{index}]"
+            weight = 1
+            if isinstance(item, dict):
+                entry = _Table(item, key, self.source)
+                text = entry.string("address", None)
+                weight = entry.integer("weight", 1, minimum=1)
+                entry.finish()
+            elif isinstance(item, str):
+                text = item
+            else:
+                raise ConfigError(self.source, key, expected, item)
+            try:
+                found.append(BackendConfig(parse_address(text), weight))
+            except ValueError as exc:
+                raise ConfigError(self.source, key, str(exc), text) from None
+        return tuple(found)
+
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
@@ -141,9 +198,49 @@ def _server(data: object, source: str) -> ServerConfig:
         ),
         drain_timeout_s=table.number("drain_timeout_s", d.drain_timeout_s),
         access_log=table.boolean("access_log", d.access_log),
+        max_connections=table.integer("max_connections", d.max_connections, minimum=1),
+        client_max_connections=table.integer("client_max_connections", d.client_max_connections),
+        client_handshake_rate=table.number("client_handshake_rate", d.client_handshake_rate),
+        client_handshake_burst=table.integer(
+            "client_handshake_burst", d.client_handshake_burst, minimum=1
+        ),
+        trusted_proxies=table.strings("trusted_proxies", d.trusted_proxies),
+        proxy_protocol=table.boolean("proxy_protocol", d.proxy_protocol),
     )
     table.finish()
+    for index, network in enumerate(server.trusted_proxies):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                source, f"server.trusted_proxies[{index}]", "an address or CIDR network", network
+            ) from None
     return server
+
+
+def _health(table: _Table) -> HealthCheckConfig:
+    d = HealthCheckConfig()
+    kind = table.string("kind", d.kind, HEALTH_KINDS)
+    health = HealthCheckConfig(
+        kind=kind,
+        path=table.string("path", d.path),
+        expect_status=table.integer(
+            "expect_status", 101 if kind == "websocket" else d.expect_status, minimum=100
+        ),
+        interval_s=table.number("interval_s", d.interval_s, minimum=0.05),
+        timeout_s=table.number("timeout_s", d.timeout_s, minimum=0.01),
+        rise=table.integer("rise", d.rise, minimum=1),
+        fall=table.integer("fall", d.fall, minimum=1),
+    )
+    table.finish()
+    return health
+
+
+def _hash_key(table: _Table, value: str) -> str:
+    kind, _, name = value.partition(":")
+    if value == "ip" or (kind in ("header", "cookie", "query") and name):
+        return value
+    raise table.fail("hash_key", '"ip", "header:NAME", "cookie:NAME" or "query:NAME"', value)
 
 
 def _pool(name: str, data: object, source: str) -> PoolConfig:
@@ -151,12 +248,34 @@ def _pool(name: str, data: object, source: str) -> PoolConfig:
     d = PoolConfig(name=name, backends=())
     pool = PoolConfig(
         name=name,
-        backends=table.addresses("backends", None),
+        backends=table.backends("backends"),
         balance=table.string("balance", d.balance, BALANCERS),
+        hash_key=_hash_key(table, table.string("hash_key", d.hash_key)),
         connect_timeout_s=table.number("connect_timeout_s", d.connect_timeout_s, minimum=0.001),
         response_timeout_s=table.number("response_timeout_s", d.response_timeout_s, minimum=0.001),
         tunnel_idle_timeout_s=table.number("tunnel_idle_timeout_s", d.tunnel_idle_timeout_s),
         max_idle_per_backend=table.integer("max_idle_per_backend", d.max_idle_per_backend),
+        max_handshakes_per_backend=table.integer(
+            "max_handshakes_per_backend", d.max_handshakes_per_backend
+        ),
+        max_handshakes=table.integer("max_handshakes", d.max_handshakes),
+        queue_size=table.integer("queue_size", d.queue_size),
+        queue_timeout_s=table.number("queue_timeout_s", d.queue_timeout_s),
+        max_connections_per_backend=table.integer(
+            "max_connections_per_backend", d.max_connections_per_backend
+        ),
+        retry_after_s=table.number("retry_after_s", d.retry_after_s, minimum=1),
+        retries=table.integer("retries", d.retries),
+        retry_budget_ratio=table.number("retry_budget_ratio", d.retry_budget_ratio),
+        retry_budget_min_per_s=table.number("retry_budget_min_per_s", d.retry_budget_min_per_s),
+        retry_on_status=table.integers("retry_on_status", d.retry_on_status),
+        eject_after_failures=table.integer(
+            "eject_after_failures", d.eject_after_failures, minimum=1
+        ),
+        eject_base_s=table.number("eject_base_s", d.eject_base_s),
+        eject_max_s=table.number("eject_max_s", d.eject_max_s),
+        slow_start_s=table.number("slow_start_s", d.slow_start_s),
+        health=_health(table.table("health")),
     )
     table.finish()
     return pool

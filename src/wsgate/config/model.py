@@ -20,10 +20,31 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
+class BackendConfig:
+    address: Address
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheckConfig:
+    # "tcp" connects; "http" GETs `path` and expects `expect_status`; "websocket" does a
+    # full handshake on `path` and expects 101; "none" relies on passive ejection only.
+    kind: str = "tcp"
+    path: str = "/"
+    expect_status: int = 200
+    interval_s: float = 5.0
+    timeout_s: float = 2.0
+    rise: int = 2
+    fall: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class PoolConfig:
     name: str
-    backends: tuple[Address, ...]
-    balance: str = "round_robin"
+    backends: tuple[BackendConfig, ...]
+    # least_conn suits long-lived WebSockets: turns do not measure load, connections do.
+    balance: str = "least_conn"
+    hash_key: str = "ip"  # ip | header:NAME | cookie:NAME | query:NAME
     connect_timeout_s: float = 5.0
     # Time from the request head sent to the response head received: the backend's
     # handshake time for a WebSocket, its time to first byte for a page.
@@ -31,6 +52,28 @@ class PoolConfig:
     # 0 means off: WebSockets live for hours and many apps ping less often than a minute.
     tunnel_idle_timeout_s: float = 0.0
     max_idle_per_backend: int = 32
+    # Admission of WebSocket handshakes. 0 per backend means adaptive (learned from
+    # handshake latency); 0 for the pool means no pool-wide cap beyond the backends'.
+    max_handshakes_per_backend: int = 0
+    max_handshakes: int = 0
+    queue_size: int = 1024
+    queue_timeout_s: float = 30.0
+    max_connections_per_backend: int = 0  # 0: unlimited
+    retry_after_s: float = 5.0
+    # Retries before anything reached the client: extra attempts, within a budget.
+    retries: int = 2
+    retry_budget_ratio: float = 0.2
+    retry_budget_min_per_s: float = 3.0
+    retry_on_status: tuple[int, ...] = (502, 503, 504)
+    eject_after_failures: int = 3
+    eject_base_s: float = 2.0
+    eject_max_s: float = 60.0
+    slow_start_s: float = 30.0
+    health: HealthCheckConfig = field(default_factory=HealthCheckConfig)
+
+    @property
+    def addresses(self) -> tuple[Address, ...]:
+        return tuple(b.address for b in self.backends)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +93,14 @@ class ServerConfig:
     tunnel_high_water_bytes: int = 256 * KIB
     drain_timeout_s: float = 30.0
     access_log: bool = True
+    max_connections: int = 10_000  # all clients together; more get 503 at_capacity
+    # Per client IP; 0 switches a limit off. Clients behind one NAT share an address.
+    client_max_connections: int = 0
+    client_handshake_rate: float = 0.0  # per second
+    client_handshake_burst: int = 20
+    # The client address comes from X-Forwarded-For only when the peer is one of these.
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_protocol: bool = False  # expect a PROXY v1/v2 header on every connection
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from wsgate.config.model import Address
+from wsgate.gateway.pool import Backend, ConnectError, Pool, Rejected
 from wsgate.gateway.responses import error_response
-from wsgate.gateway.upstream import BackendPool, ConnectError, UpstreamConnection
+from wsgate.gateway.upstream import UpstreamConnection
+from wsgate.policy.buckets import jittered_retry_after
+from wsgate.policy.clients import client_address
+from wsgate.policy.keys import hash_key
 from wsgate.protocol.errors import ProtocolError
 from wsgate.protocol.forward import (
     Framing,
@@ -65,10 +68,16 @@ class Request:
     body: list[bytes] = field(default_factory=list)
     buffered: int = 0
     complete: bool = False
-    pool: BackendPool | None = None
-    backend: Address | None = None
-    tried: set[Address] = field(default_factory=set)
+    pool: Pool | None = None
+    backend: Backend | None = None
+    client: str = "-"
+    tried: set[Backend] = field(default_factory=set)
     last_failure: ConnectError | None = None
+    attempts: int = 1
+    slot: Backend | None = None  # the handshake slot this request holds
+    slot_since: float = 0.0
+    slot_inflight: int = 0
+    queued_at: float | None = None
     stale_retry_done: bool = False
     head_sent: bool = False
     head_sent_at: float = 0.0
@@ -112,6 +121,8 @@ class ClientConnection(asyncio.Protocol):
         self._bytes_up = 0
         self._bytes_down = 0
         self._last_activity = 0.0
+        self._client_counted: str | None = None  # counted by the per-client limits
+        self._tunnel_backend: Backend | None = None  # counted as a tunnel on it
 
     # == asyncio.Protocol: client side ================================================
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -122,6 +133,14 @@ class ClientConnection(asyncio.Protocol):
         high = self.gw.config.server.tunnel_high_water_bytes
         self.transport.set_write_buffer_limits(high=high, low=high // 4)
         self.gw.connections.add(self)
+        if len(self.gw.connections) > self.gw.config.server.max_connections:
+            self.state = State.EXCHANGE
+            self._fail(
+                "at_capacity",
+                f"The gateway holds {self.gw.config.server.max_connections} connections.",
+                retry_after_s=jittered_retry_after(5.0, self.gw.rng),
+            )
+            return
         self._set_timer(self.gw.config.server.header_timeout_s, self._on_header_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -169,6 +188,7 @@ class ClientConnection(asyncio.Protocol):
         self.gw.connections.discard(self)
         if self._connect_task is not None:
             self._connect_task.cancel()
+        self._release_everything()
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.detach()
@@ -279,48 +299,154 @@ class ClientConnection(asyncio.Protocol):
             path = request.target.split(b"?", 1)[0].decode("latin-1")
             self._fail("no_route", f"Host {host!r}, path {path!r}.")
             return
-        request.pool = self.gw.pools[pool_name]
-        self._choose_backend(request)
+        pool = request.pool = self.gw.pools[pool_name]
+        request.client = client_address(
+            self.client_ip, get_one(request.headers, b"x-forwarded-for"), self.gw.trusted_proxies
+        )
+        if request.ws_key is None:
+            self._pick_for_request(request)
+            return
+        now = self.loop.time()
+        wait_s = self.gw.client_limits.admit(request.client, now)
+        if wait_s is not None:
+            self._fail(
+                "client_rate_limited",
+                f"Client {request.client} is over its connection or handshake limit.",
+                retry_after_s=jittered_retry_after(wait_s, pool.rng),
+            )
+            return
+        self._client_counted = request.client
+        pool.budget.on_attempt(now)
+        self._admit(request)
 
-    def _choose_backend(self, request: Request) -> None:
+    # -- handshake admission (WebSocket) ----------------------------------------------------
+    def _admit(self, request: Request, *, front: bool = False) -> None:
         pool = request.pool
         assert pool is not None
-        backend = pool.balancer.pick(exclude=frozenset(request.tried))
-        if backend is None:
-            failure = request.last_failure
-            assert failure is not None
+        result = pool.admit(self, self.loop.time(), front=front)
+        if isinstance(result, Backend):
+            self.admitted(result)
+        elif isinstance(result, Rejected):
+            self._reject(request, result.cause, result.detail, result.retry_after_s)
+        else:
+            request.queued_at = self.loop.time()
+
+    def admitted(self, backend: Backend) -> None:
+        """Waiter: a handshake slot on `backend` is ours."""
+        request = self.active
+        if request is None or request.pool is None or self.state is State.CLOSED:
+            backend.pool.handshake_done(backend, 0.0, 0, "aborted")
+            return
+        request.slot = backend
+        request.slot_since = self.loop.time()
+        request.slot_inflight = backend.inflight
+        self._use_backend(request, backend)
+
+    def rejected(self, cause: str, detail: str, retry_after_s: int) -> None:
+        """Waiter: the pool will not give us a slot (queue timeout, no backend left)."""
+        if self.active is not None and self.state is not State.CLOSED:
+            self._reject(self.active, cause, detail, retry_after_s)
+
+    def hash_key(self) -> bytes | None:
+        request = self.active
+        if request is None or request.pool is None:
+            return None
+        return hash_key(
+            request.pool.config.hash_key, request.client, request.headers, request.target
+        )
+
+    def excluded(self) -> frozenset[Backend]:
+        return frozenset(self.active.tried) if self.active is not None else frozenset()
+
+    def _reject(self, request: Request, cause: str, detail: str, retry_after_s: int) -> None:
+        failure = request.last_failure
+        if cause == "no_healthy_upstream" and failure is not None and request.tried:
+            # Retries ran out of backends: the last real failure explains it best.
             self._fail(failure.cause, failure.detail)
             return
+        self._fail(cause, detail, retry_after_s=retry_after_s)
+
+    def _release_slot(self, request: Request, outcome: str) -> None:
+        backend, request.slot = request.slot, None
+        if backend is not None:
+            rtt = self.loop.time() - request.slot_since
+            backend.pool.handshake_done(backend, rtt, request.slot_inflight, outcome)
+
+    def _retry_or_fail(self, request: Request, cause: str, detail: str, *, outcome: str) -> None:
+        """A failure before anything reached the client: another backend, if the attempt
+        count and the pool's retry budget allow, else the explained error."""
+        request.last_failure = ConnectError(cause, detail)
+        if request.slot is not None:
+            self._release_slot(request, outcome)
+        elif request.backend is not None and outcome != "aborted":
+            request.backend.pool.note_failure(request.backend)
+        pool = request.pool
+        assert pool is not None
+        self.gw.log.event(
+            "upstream_attempt",
+            client=self.client_ip,
+            pool=pool.config.name,
+            backend=str(request.backend.address) if request.backend else None,
+            attempt=request.attempts,
+            cause=cause,
+        )
+        self.upstream = None
+        if request.attempts <= pool.config.retries and pool.budget.try_retry(self.loop.time()):
+            request.attempts += 1
+            request.head_sent = False
+            request.connect_ms = None
+            if request.ws_key is not None:
+                self._admit(request, front=True)
+            else:
+                self._pick_for_request(request)
+            return
+        self._fail(cause, detail)
+
+    # -- plain requests and connecting ---------------------------------------------------------
+    def _pick_for_request(self, request: Request) -> None:
+        pool = request.pool
+        assert pool is not None
+        backend = pool.pick_for_request(
+            self.loop.time(),
+            frozenset(request.tried),
+            hash_key(pool.config.hash_key, request.client, request.headers, request.target),
+        )
+        if backend is None:
+            self._reject(
+                request,
+                "no_healthy_upstream",
+                f"Pool {pool.config.name}: no backend is up.",
+                pool.retry_after(),
+            )
+            return
+        self._use_backend(request, backend)
+
+    def _use_backend(self, request: Request, backend: Backend) -> None:
         request.tried.add(backend)
         request.backend = backend
-        conn = pool.take_idle(backend)
+        conn = backend.pool.take_idle(backend)
         if conn is not None:
             self._attach(request, conn)
             return
-        self._connect_task = self.loop.create_task(self._connect(request, pool, backend))
+        self._connect_task = self.loop.create_task(self._connect(request, backend))
 
-    async def _connect(self, request: Request, pool: BackendPool, backend: Address) -> None:
+    async def _connect(self, request: Request, backend: Backend) -> None:
         started = self.loop.time()
         try:
-            conn = await pool.connect(backend)
+            conn = await backend.pool.connect(backend)
         except ConnectError as failure:
             self._connect_task = None
-            request.last_failure = failure
-            self.gw.log.event(
-                "upstream_attempt",
-                client=self.client_ip,
-                pool=pool.config.name,
-                backend=str(backend),
-                cause=failure.cause,
-                ms=round((self.loop.time() - started) * 1000, 1),
-            )
-            if self.state is not State.CLOSED and request is self.active:
-                self._choose_backend(request)
+            if self.state is State.CLOSED or request is not self.active:
+                self._release_slot(request, "aborted")
+                return
+            outcome = "dropped" if failure.cause == "upstream_connect_timeout" else "failed"
+            self._retry_or_fail(request, failure.cause, failure.detail, outcome=outcome)
             return
         self._connect_task = None
         request.connect_ms = (self.loop.time() - started) * 1000
         if self.state is State.CLOSED or request is not self.active:
-            pool.release(conn)
+            backend.pool.release(conn)
+            self._release_slot(request, "aborted")
             return
         self._attach(request, conn)
 
@@ -337,7 +463,7 @@ class ClientConnection(asyncio.Protocol):
             scheme="http",
             websocket=request.ws_key is not None,
             framing=request.framing,
-            default_host=str(conn.backend),
+            default_host=str(conn.backend.address),
         )
         conn.write(head)
         request.head_sent = True
@@ -369,7 +495,13 @@ class ClientConnection(asyncio.Protocol):
         self._response_timer = None
         if self._response_started or self.state is not State.EXCHANGE:
             return
-        backend = self.active.backend if self.active else None
+        request = self.active
+        if request is None:
+            return
+        self._release_slot(request, "dropped")
+        if request.backend is not None:
+            request.backend.pool.note_failure(request.backend)
+        backend = request.backend.name if request.backend else None
         self._fail(
             "upstream_handshake_timeout",
             f"Backend {backend} sent no response head within {timeout:g} s.",
@@ -384,6 +516,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if status == 101:
             self._cancel_response_timer()
+            self._release_slot(request, "ok")
             self._on_switching_protocols(request, reason, headers)
             return
         if status < 200:
@@ -391,6 +524,26 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.write(interim_head(status, reason, headers))
             return
         self._cancel_response_timer()
+        pool = request.pool
+        if (
+            request.ws_key is not None
+            and pool is not None
+            and status in pool.config.retry_on_status
+            and self._can_retry(request)
+        ):
+            # A 5xx to a handshake before anything reached the client: try elsewhere.
+            upstream, self.upstream = self.upstream, None
+            if upstream is not None:
+                upstream.detach()
+                upstream.close()
+            self._retry_or_fail(
+                request, "upstream_bad_response", f"Backend answered {status}.", outcome="failed"
+            )
+            return
+        if request.slot is not None:
+            self._release_slot(request, "ok")
+        elif request.backend is not None and status < 500:
+            request.backend.pool.note_success(request.backend)
         self._response_started = True
         request.status = status
         upstream_framing = response_framing(request.method, status, headers)
@@ -529,22 +682,28 @@ class ClientConnection(asyncio.Protocol):
             # a fresh connection, as nothing reached the backend's application.
             request.stale_retry_done = True
             request.head_sent = False
-            assert request.pool is not None and request.backend is not None
+            assert request.backend is not None
             self._cancel_response_timer()
-            self._connect_task = self.loop.create_task(
-                self._connect(request, request.pool, request.backend)
-            )
+            self._connect_task = self.loop.create_task(self._connect(request, request.backend))
             return
-        detail = f"Backend {request.backend} closed the connection" + (f" ({exc})." if exc else ".")
-        self._fail("upstream_closed_early", detail)
+        backend = request.backend.name if request.backend else None
+        detail = f"Backend {backend} closed the connection" + (f" ({exc})." if exc else ".")
+        self._cancel_response_timer()
+        self._retry_or_fail(request, "upstream_closed_early", detail, outcome="failed")
 
     def on_upstream_bad_response(self, reason: str) -> None:
         if self.state is State.TUNNEL or self._response_started:
             self._abort()
             return
         request = self.active
-        backend = request.backend if request else None
-        self._fail("upstream_bad_response", f"Backend {backend}: {reason}.")
+        if request is None:
+            return
+        self._cancel_response_timer()
+        backend = request.backend.name if request.backend else None
+        self.upstream = None
+        self._retry_or_fail(
+            request, "upstream_bad_response", f"Backend {backend}: {reason}.", outcome="failed"
+        )
 
     def on_upstream_pause_writing(self) -> None:
         self._pause("upstream_full")
@@ -560,9 +719,13 @@ class ClientConnection(asyncio.Protocol):
         try:
             check_upgrade_response(request.ws_key, headers)
         except ProtocolError as exc:
-            self._fail(exc.cause, f"Backend {request.backend}: {exc.reason}.")
+            backend = request.backend.name if request.backend else None
+            self._fail(exc.cause, f"Backend {backend}: {exc.reason}.")
             return
         assert self.transport is not None
+        if request.backend is not None:
+            self._tunnel_backend = request.backend
+            request.backend.pool.tunnel_opened(request.backend)
         request.status = 101
         self._response_started = True
         self.state = State.UPGRADING
@@ -613,7 +776,7 @@ class ClientConnection(asyncio.Protocol):
         fields: dict[str, object] = {
             "client": self.client_ip,
             "pool": request.pool.config.name if request.pool else None,
-            "backend": str(request.backend),
+            "backend": request.backend.name if request.backend else None,
             "end": reason,
             "duration_s": round(self.loop.time() - self._tunnel_started, 3),
             "bytes_up": self._bytes_up,
@@ -654,6 +817,27 @@ class ClientConnection(asyncio.Protocol):
             self.state = State.EXCHANGE
             self._fail("header_timeout", f"The limit is {timeout:g} s.")
 
+    def _can_retry(self, request: Request) -> bool:
+        pool = request.pool
+        if pool is None or request.attempts > pool.config.retries:
+            return False
+        now = self.loop.time()
+        return any(b not in request.tried and b.health.available(now) for b in pool.backends)
+
+    def _release_everything(self) -> None:
+        """Give back what this connection holds in pools and limits; safe to call twice."""
+        request = self.active
+        if request is not None:
+            if request.pool is not None and request.queued_at is not None:
+                request.pool.cancel(self)
+            self._release_slot(request, "aborted")
+        backend, self._tunnel_backend = self._tunnel_backend, None
+        if backend is not None:
+            backend.pool.tunnel_closed(backend)
+        client, self._client_counted = self._client_counted, None
+        if client is not None:
+            self.gw.client_limits.release(client)
+
     def _fail(self, cause: str, detail: str, *, retry_after_s: int | None = None) -> None:
         """Answer with an explained error when nothing of a response was sent; then close."""
         request = self.active
@@ -663,7 +847,7 @@ class ClientConnection(asyncio.Protocol):
             method=request.method.decode("latin-1") if request else None,
             target=request.target.decode("latin-1") if request else None,
             pool=request.pool.config.name if request and request.pool else None,
-            backend=str(request.backend) if request and request.backend else None,
+            backend=request.backend.name if request and request.backend else None,
             detail=detail,
             connect_ms=_ms(request.connect_ms) if request else None,
             total_ms=_ms((self.loop.time() - request.received_at) * 1000) if request else None,
@@ -691,7 +875,7 @@ class ClientConnection(asyncio.Protocol):
             target=request.target.decode("latin-1"),
             status=request.status,
             pool=request.pool.config.name if request.pool else None,
-            backend=str(request.backend) if request.backend else None,
+            backend=request.backend.name if request.backend else None,
             upgrade=request.ws_key is not None,
             connect_ms=_ms(request.connect_ms),
             response_ms=_ms((now - request.head_sent_at) * 1000) if request.head_sent else None,
@@ -734,6 +918,7 @@ class ClientConnection(asyncio.Protocol):
             self._log_tunnel_end("closed")
         self.state = State.CLOSED
         self._cancel_timers()
+        self._release_everything()
         if self.transport is not None:
             self.transport.close()
         upstream, self.upstream = self.upstream, None
@@ -744,6 +929,7 @@ class ClientConnection(asyncio.Protocol):
     def _abort(self) -> None:
         self.state = State.CLOSED
         self._cancel_timers()
+        self._release_everything()
         if self.transport is not None:
             self.transport.abort()
         upstream, self.upstream = self.upstream, None

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import random
 import signal
 import socket
 
 from wsgate.config.model import Config
 from wsgate.gateway.downstream import ClientConnection
+from wsgate.gateway.pool import Pool
 from wsgate.gateway.router import Router
-from wsgate.gateway.upstream import BackendPool
 from wsgate.observe.log import JsonLog
+from wsgate.policy.clients import ClientLimits
 from wsgate.protocol.frames import CLOSE_GOING_AWAY
 
 LISTEN_BACKLOG = 4096
@@ -28,9 +31,20 @@ class Gateway:
         self.log = log or JsonLog(access=config.server.access_log)
         self.loop = asyncio.get_running_loop()
         self.router = Router(config.routes)
-        high = config.server.tunnel_high_water_bytes
-        self.pools = {name: BackendPool(pool, high) for name, pool in config.pools.items()}
+        server = config.server
+        high = server.tunnel_high_water_bytes
+        self.pools = {name: Pool(pool, high, self.log) for name, pool in config.pools.items()}
+        self.client_limits = ClientLimits(
+            server.client_max_connections,
+            server.client_handshake_rate,
+            server.client_handshake_burst,
+        )
+        self.trusted_proxies = [
+            ipaddress.ip_network(n, strict=False) for n in server.trusted_proxies
+        ]
+        self.rng = random.Random()
         self.connections: set[ClientConnection] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
         self.draining = False
         self._servers: list[asyncio.Server] = []
 
@@ -44,7 +58,15 @@ class Gateway:
                 reuse_port=reuse_port or None,
             )
             self._servers.append(server)
+        for pool in self.pools.values():
+            pool.start_checks()
+        self._sweep()
         self.log.event("listening", addresses=[str(a) for a in self.bound_addresses()])
+
+    def _sweep(self) -> None:
+        """Drop per-client state that no longer limits anybody, once a minute."""
+        self.client_limits.sweep(self.loop.time())
+        self._sweeper = self.loop.call_later(60.0, self._sweep)
 
     def bound_addresses(self) -> list[str]:
         found = []
@@ -71,8 +93,10 @@ class Gateway:
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             conn.close_tunnel(CLOSE_GOING_AWAY, "server shutting down", reason_code="shutdown")
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for pool in self.pools.values():
-            pool.close_all()
+            await pool.close()
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)

@@ -2,24 +2,20 @@
 
 `UpstreamConnection` parses response heads with httptools and hands events to its
 `sink` (the client connection it currently serves). After a 101 it stops parsing and
-copies bytes to the sink's transport. `BackendPool` keeps idle keep-alive connections
-per backend and opens new ones with a connect timeout.
+copies bytes to the sink's transport. `pool.Pool` opens, keeps and reuses them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
-from wsgate.config.model import Address, PoolConfig
-from wsgate.gateway.balance import RoundRobin
 from wsgate.protocol.headers import Headers
 
-IDLE_UPSTREAM_TIMEOUT_S = 60.0
+if TYPE_CHECKING:
+    from wsgate.gateway.pool import Backend
 
 
 class ResponseSink(Protocol):
@@ -42,15 +38,13 @@ class ResponseSink(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     """One TCP connection to a backend."""
 
-    def __init__(self, backend: Address, pool: BackendPool) -> None:
+    def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.sink: ResponseSink | None = None
         self.closed = False
         self.tunnel = False
         self.got_response_bytes = False
-        self.requests_served = 0
         self._parser = httptools.HttpResponseParser(self)
         self._headers: Headers = []
         self._reason = b""
@@ -91,7 +85,7 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_idle_timer()
-        self.pool.forget(self)
+        self.backend.forget(self)
         sink, self.sink = self.sink, None
         if sink is not None:
             sink.on_upstream_lost(exc)
@@ -160,94 +154,20 @@ class UpstreamConnection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.pool.forget(self)
+            self.backend.forget(self)
             if self.transport is not None:
                 self.transport.close()
 
     def abort(self) -> None:
         self.closed = True
-        self.pool.forget(self)
+        self.backend.forget(self)
         if self.transport is not None:
             self.transport.abort()
 
-    def start_idle_timer(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._idle_timer = loop.call_later(IDLE_UPSTREAM_TIMEOUT_S, self.close)
+    def start_idle_timer(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
+        self._idle_timer = loop.call_later(timeout_s, self.close)
 
     def _cancel_idle_timer(self) -> None:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-
-
-class ConnectError(Exception):
-    """A connect that failed; `cause` is the catalogue code to answer with."""
-
-    def __init__(self, cause: str, detail: str) -> None:
-        super().__init__(detail)
-        self.cause = cause
-        self.detail = detail
-
-
-class BackendPool:
-    """A pool's backends at runtime: choice of backend and idle connections to reuse."""
-
-    def __init__(self, config: PoolConfig, high_water: int) -> None:
-        self.config = config
-        self.balancer: RoundRobin[Address] = RoundRobin(config.backends)
-        self._idle: dict[Address, list[UpstreamConnection]] = {b: [] for b in config.backends}
-        self._open: set[UpstreamConnection] = set()
-        self._high_water = high_water
-
-    def take_idle(self, backend: Address) -> UpstreamConnection | None:
-        idle = self._idle[backend]
-        while idle:
-            conn = idle.pop()
-            if not conn.closed:
-                return conn
-        return None
-
-    async def connect(self, backend: Address) -> UpstreamConnection:
-        """A new connection to `backend`, or ConnectError with the cause."""
-        loop = asyncio.get_running_loop()
-        factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(backend, self)  # noqa: E731
-        timeout = self.config.connect_timeout_s
-        try:
-            async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(factory, backend.host, backend.port)
-        except TimeoutError:
-            raise ConnectError(
-                "upstream_connect_timeout",
-                f"Backend {backend} did not accept within {timeout:g} s.",
-            ) from None
-        except ConnectionRefusedError:
-            raise ConnectError(
-                "upstream_connect_refused", f"Backend {backend} refused the connection."
-            ) from None
-        except OSError as exc:
-            raise ConnectError(
-                "upstream_connect_failed", f"Backend {backend}: {exc.strerror or exc}."
-            ) from None
-        assert conn.transport is not None
-        conn.transport.set_write_buffer_limits(high=self._high_water, low=self._high_water // 4)
-        self._open.add(conn)
-        return conn
-
-    def release(self, conn: UpstreamConnection) -> None:
-        """Return a connection after a complete exchange; keep it if there is room."""
-        conn.detach()
-        idle = self._idle[conn.backend]
-        if conn.closed or len(idle) >= self.config.max_idle_per_backend:
-            conn.close()
-            return
-        conn.requests_served += 1
-        idle.append(conn)
-        conn.start_idle_timer(asyncio.get_running_loop())
-
-    def forget(self, conn: UpstreamConnection) -> None:
-        self._open.discard(conn)
-        with contextlib.suppress(ValueError):
-            self._idle[conn.backend].remove(conn)
-
-    def close_all(self) -> None:
-        for conn in list(self._open):
-            conn.close()

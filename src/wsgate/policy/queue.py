@@ -27,6 +27,17 @@ class WaitQueue(Generic[T]):
         self._items[item] = now
         return True
 
+    def push_front(self, item: T, now: float) -> bool:
+        """Put a retried waiter ahead of the line; it keeps no earlier place."""
+        if len(self._items) >= self.max_size:
+            return False
+        self._items[item] = now
+        self._items.move_to_end(item, last=False)
+        return True
+
+    def peek(self) -> T | None:
+        return next(iter(self._items), None)
+
     def pop(self) -> T | None:
         if not self._items:
             return None

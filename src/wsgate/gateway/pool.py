@@ -1,0 +1,359 @@
+"""A pool at runtime: its backends' health, load and limits, the handshake wait queue,
+the balancer, connections to reuse, and the active health checks.
+
+The decisions come from `wsgate.policy` (pure); this module holds the state they
+decide on and the asyncio timers and tasks around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from wsgate.config.model import Address, BackendConfig, PoolConfig
+from wsgate.gateway.healthcheck import run_check
+from wsgate.gateway.upstream import UpstreamConnection
+from wsgate.observe.log import JsonLog
+from wsgate.policy.balancers import make_balancer
+from wsgate.policy.buckets import jittered_retry_after
+from wsgate.policy.health import BackendHealth, HealthSettings
+from wsgate.policy.limits import AdaptiveLimit, FixedLimit
+from wsgate.policy.queue import WaitQueue
+from wsgate.policy.retry import RetryBudget
+
+IDLE_UPSTREAM_TIMEOUT_S = 60.0
+
+
+class ConnectError(Exception):
+    """A connect that failed; `cause` is the catalogue code to answer with."""
+
+    def __init__(self, cause: str, detail: str) -> None:
+        super().__init__(detail)
+        self.cause = cause
+        self.detail = detail
+
+
+class Waiter(Protocol):
+    """A client connection waiting for a handshake slot."""
+
+    def admitted(self, backend: Backend) -> None: ...
+    def rejected(self, cause: str, detail: str, retry_after_s: int) -> None: ...
+    def hash_key(self) -> bytes | None: ...
+    def excluded(self) -> frozenset[Backend]: ...
+    def __hash__(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Rejected:
+    cause: str
+    detail: str
+    retry_after_s: int
+
+
+class Queued:
+    """The waiter is in line; `Waiter.admitted` or `Waiter.rejected` follows."""
+
+
+QUEUED = Queued()
+
+
+class Backend:
+    def __init__(self, config: BackendConfig, pool: Pool, now: float) -> None:
+        pc = pool.config
+        self.address: Address = config.address
+        self.name = str(config.address)
+        self.weight = config.weight
+        self.pool = pool
+        self.health = BackendHealth(
+            HealthSettings(
+                rise=pc.health.rise,
+                fall=pc.health.fall,
+                eject_after=pc.eject_after_failures,
+                eject_base_s=pc.eject_base_s,
+                eject_max_s=pc.eject_max_s,
+                slow_start_s=pc.slow_start_s,
+            ),
+            now,
+        )
+        self.limiter: AdaptiveLimit | FixedLimit = (
+            FixedLimit(pc.max_handshakes_per_backend)
+            if pc.max_handshakes_per_backend
+            else AdaptiveLimit()
+        )
+        self.inflight = 0  # handshakes holding a slot
+        self.connections = 0  # established tunnels
+        self.idle: list[UpstreamConnection] = []
+        self.open: set[UpstreamConnection] = set()
+
+    @property
+    def load(self) -> int:
+        return self.inflight + self.connections
+
+    def handshake_capacity(self, now: float) -> int:
+        return max(1, int(self.limiter.value * self.health.share(now)))
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        self.open.discard(conn)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(conn)
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name})"
+
+
+class Pool:
+    def __init__(self, config: PoolConfig, high_water: int, log: JsonLog) -> None:
+        self.config = config
+        self.log = log
+        self.loop = asyncio.get_running_loop()
+        now = self.loop.time()
+        self.backends = [Backend(b, self, now) for b in config.backends]
+        self.balancer = make_balancer(config.balance, self.backends)
+        self.queue: WaitQueue[Waiter] = WaitQueue(config.queue_size, config.queue_timeout_s)
+        self.budget = RetryBudget(config.retry_budget_ratio, config.retry_budget_min_per_s)
+        self.inflight = 0
+        self.rng = random.Random()
+        self._high_water = high_water
+        self._expiry: asyncio.TimerHandle | None = None
+        self._checks: list[asyncio.Task[None]] = []
+
+    # -- choosing a backend ---------------------------------------------------------------
+    def _eligible(self, now: float, exclude: frozenset[Backend]) -> list[Backend]:
+        return [b for b in self.backends if b not in exclude and b.health.available(now)]
+
+    def _pick(self, candidates: list[Backend], now: float, key: bytes | None) -> Backend | None:
+        if not candidates:
+            return None
+        shares = [b.health.share(now) for b in candidates]
+        chosen = self.balancer.pick(candidates, shares, key)
+        return chosen if isinstance(chosen, Backend) else None
+
+    def _has_room(self, backend: Backend, now: float) -> bool:
+        limit = self.config.max_connections_per_backend
+        if limit and backend.load >= limit:
+            return False
+        return backend.inflight < backend.handshake_capacity(now)
+
+    def pick_for_request(
+        self, now: float, exclude: frozenset[Backend], key: bytes | None
+    ) -> Backend | None:
+        """A backend for a plain HTTP request: no handshake slot, any healthy backend."""
+        return self._pick(self._eligible(now, exclude), now, key)
+
+    def retry_after(self) -> int:
+        return jittered_retry_after(self.config.retry_after_s, self.rng)
+
+    def admit(
+        self, waiter: Waiter, now: float, *, front: bool = False
+    ) -> Backend | Rejected | Queued:
+        """A handshake asks for a slot: a backend now, a place in line, or a rejection."""
+        eligible = self._eligible(now, waiter.excluded())
+        if not eligible:
+            return Rejected(
+                "no_healthy_upstream",
+                f"Pool {self.config.name}: no backend is up.",
+                self.retry_after(),
+            )
+        limit = self.config.max_connections_per_backend
+        if limit and all(b.load >= limit for b in eligible):
+            return Rejected(
+                "at_capacity",
+                f"Every backend of pool {self.config.name} holds {limit} connections.",
+                self.retry_after(),
+            )
+        if front or not len(self.queue):
+            backend = self._try_slot(eligible, now, waiter.hash_key())
+            if backend is not None:
+                return backend
+        pushed = self.queue.push_front(waiter, now) if front else self.queue.push(waiter, now)
+        if not pushed:
+            return Rejected(
+                "overloaded_queue_full",
+                f"{len(self.queue)} handshakes already wait for pool {self.config.name}.",
+                self.retry_after(),
+            )
+        self._arm_expiry()
+        return QUEUED
+
+    def _try_slot(self, eligible: list[Backend], now: float, key: bytes | None) -> Backend | None:
+        if self.config.max_handshakes and self.inflight >= self.config.max_handshakes:
+            return None
+        if self.config.balance == "consistent_hash":
+            # Stickiness first: the key's backend, if it has room; else wait for it.
+            backend = self._pick(eligible, now, key)
+            if backend is None or not self._has_room(backend, now):
+                return None
+        else:
+            backend = self._pick([b for b in eligible if self._has_room(b, now)], now, key)
+            if backend is None:
+                return None
+        backend.inflight += 1
+        self.inflight += 1
+        return backend
+
+    def cancel(self, waiter: Waiter) -> None:
+        self.queue.remove(waiter)
+
+    def dispatch(self) -> None:
+        """Hand free slots to waiters, first come first served."""
+        now = self.loop.time()
+        while True:
+            waiter = self.queue.peek()
+            if waiter is None:
+                return
+            eligible = self._eligible(now, waiter.excluded())
+            if not eligible:
+                self.queue.pop()
+                waiter.rejected(
+                    "no_healthy_upstream",
+                    f"Pool {self.config.name}: no backend is up.",
+                    self.retry_after(),
+                )
+                continue
+            backend = self._try_slot(eligible, now, waiter.hash_key())
+            if backend is None:
+                return
+            self.queue.pop()
+            waiter.admitted(backend)
+
+    def _arm_expiry(self) -> None:
+        if self._expiry is not None:
+            return
+        deadline = self.queue.next_deadline()
+        if deadline is not None:
+            self._expiry = self.loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        now = self.loop.time()
+        for waiter in self.queue.expired(now):
+            waiter.rejected(
+                "overloaded_queue_timeout",
+                f"Waited {self.config.queue_timeout_s:g} s in pool {self.config.name}'s queue.",
+                self.retry_after(),
+            )
+        self._arm_expiry()
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def handshake_done(
+        self, backend: Backend, rtt_s: float, inflight_at_start: int, outcome: str
+    ) -> None:
+        """Release a slot. `outcome`: ok (any answer), failed (refused, closed, 5xx) or
+        dropped (timed out): failures feed passive ejection, latency the adaptive limit."""
+        now = self.loop.time()
+        backend.inflight -= 1
+        self.inflight -= 1
+        if outcome == "ok":
+            backend.limiter.on_sample(rtt_s, inflight_at_start, now)
+            backend.health.on_success(now)
+        else:
+            if outcome == "dropped":
+                backend.limiter.on_sample(rtt_s, inflight_at_start, now, dropped=True)
+            self.note_failure(backend)
+        self.dispatch()
+
+    def note_failure(self, backend: Backend) -> None:
+        if backend.health.on_failure(self.loop.time()):
+            self.log.event(
+                "backend_ejected",
+                pool=self.config.name,
+                backend=backend.name,
+                until_s=round(backend.health.ejected_until - self.loop.time(), 1),
+            )
+            self.loop.call_at(backend.health.ejected_until, self.dispatch)
+
+    def note_success(self, backend: Backend) -> None:
+        backend.health.on_success(self.loop.time())
+
+    def tunnel_opened(self, backend: Backend) -> None:
+        backend.connections += 1
+
+    def tunnel_closed(self, backend: Backend) -> None:
+        backend.connections -= 1
+        if len(self.queue):
+            self.dispatch()
+
+    # -- connections ------------------------------------------------------------------------
+    def take_idle(self, backend: Backend) -> UpstreamConnection | None:
+        while backend.idle:
+            conn = backend.idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    async def connect(self, backend: Backend) -> UpstreamConnection:
+        """A new connection to `backend`, or ConnectError with the cause."""
+        address = backend.address
+        factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(backend)  # noqa: E731
+        timeout = self.config.connect_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await self.loop.create_connection(factory, address.host, address.port)
+        except TimeoutError:
+            raise ConnectError(
+                "upstream_connect_timeout",
+                f"Backend {address} did not accept within {timeout:g} s.",
+            ) from None
+        except ConnectionRefusedError:
+            raise ConnectError(
+                "upstream_connect_refused", f"Backend {address} refused the connection."
+            ) from None
+        except OSError as exc:
+            raise ConnectError(
+                "upstream_connect_failed", f"Backend {address}: {exc.strerror or exc}."
+            ) from None
+        assert conn.transport is not None
+        conn.transport.set_write_buffer_limits(high=self._high_water, low=self._high_water // 4)
+        backend.open.add(conn)
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Return a connection after a complete exchange; keep it if there is room."""
+        conn.detach()
+        backend = conn.backend
+        if conn.closed or len(backend.idle) >= self.config.max_idle_per_backend:
+            conn.close()
+            return
+        backend.idle.append(conn)
+        conn.start_idle_timer(self.loop, IDLE_UPSTREAM_TIMEOUT_S)
+
+    # -- active health checks ------------------------------------------------------------------
+    def start_checks(self) -> None:
+        if self.config.health.kind == "none":
+            return
+        for backend in self.backends:
+            self._checks.append(self.loop.create_task(self._check_loop(backend)))
+
+    async def _check_loop(self, backend: Backend) -> None:
+        health = self.config.health
+        # Spread the first checks so that all backends are not probed in the same instant.
+        await asyncio.sleep(self.rng.uniform(0, min(1.0, health.interval_s)))
+        while True:
+            ok, detail = await run_check(health, backend.address, self.config.connect_timeout_s)
+            if backend.health.on_check(ok, self.loop.time()):
+                self.log.event(
+                    "backend_up" if backend.health.up else "backend_down",
+                    pool=self.config.name,
+                    backend=backend.name,
+                    check=health.kind,
+                    detail=detail,
+                )
+                if backend.health.up:
+                    self.dispatch()
+            await asyncio.sleep(health.interval_s)
+
+    async def close(self) -> None:
+        for task in self._checks:
+            task.cancel()
+        for task in self._checks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._expiry is not None:
+            self._expiry.cancel()
+        for backend in self.backends:
+            for conn in list(backend.open):
+                conn.close()
