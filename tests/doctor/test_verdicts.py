@@ -467,3 +467,15 @@ def test_every_finding_code_is_in_the_catalogue() -> None:
 )
 def test_upgrade_complaints(status: int, body: str, code: str) -> None:
     assert only(diagnose(reached(answer(status, body)))) == code
+
+
+def test_nginx_own_500_is_proxy_internal_error_with_worker_connections_fix() -> None:
+    page = NGINX_502.replace("502 Bad Gateway", "500 Internal Server Error")
+    found = diagnose(reached(answer(500, page, (("Server", "nginx"),)))).findings[0]
+    assert found.code == "proxy_internal_error"
+    assert "worker_connections" in found.fix
+
+
+def test_app_500_relayed_is_unexpected_status() -> None:
+    obs = reached(answer(500, "Traceback...", (("Server", "nginx"),)))
+    assert only(diagnose(obs)) == "unexpected_status"

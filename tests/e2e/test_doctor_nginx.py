@@ -145,3 +145,50 @@ def test_nginx_burst_against_slow_limited_handshake(tmp_path: Path) -> None:
     evidence = finding(report, "burst_overload")["evidence"]
     assert "http 504" in evidence
     assert layer(report, "ping")["ok"]  # a single handshake works
+
+
+def test_nginx_out_of_worker_connections_single(tmp_path: Path) -> None:
+    # Two connections: the listener and the client; none left for the upstream.
+    port = free_port()
+    with ws_server() as backend, nginx(site(port, backend), tmp_path, port, worker_connections=2):
+        status, report = doctor(f"ws://127.0.0.1:{port}/")
+    assert status == 1
+    assert codes(report) == ["proxy_internal_error"]
+    found = finding(report, "proxy_internal_error")
+    assert "500 Internal Server Error from nginx itself" in found["evidence"]
+    assert "worker_connections are not enough" in found["fix"]
+
+
+def test_nginx_out_of_worker_connections_under_burst(tmp_path: Path) -> None:
+    # Room for one proxied WebSocket: a single handshake works, a burst is dropped.
+    port = free_port()
+    with ws_server() as backend, nginx(site(port, backend), tmp_path, port, worker_connections=3):
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--burst", "8")
+    assert status == 1
+    assert errors(report) == ["burst_overload"]
+    assert layer(report, "ping")["ok"]
+    evidence = finding(report, "burst_overload")["evidence"]
+    assert "eof: " in evidence  # dropped with no HTTP status at all
+    assert "worker_connections" in finding(report, "burst_overload")["fix"]
+
+
+def test_nginx_own_404_for_unknown_location(tmp_path: Path) -> None:
+    port = free_port()
+    with ws_server() as backend:
+        body = f"""
+    server {{
+        listen 127.0.0.1:{port};
+        location /ws {{
+            proxy_pass http://127.0.0.1:{backend};{UPGRADE}
+        }}
+        location / {{ return 404; }}
+    }}"""
+        with nginx(body, tmp_path, port):
+            status, report = doctor(f"ws://127.0.0.1:{port}/chat")
+            ok_status, _ = doctor(f"ws://127.0.0.1:{port}/ws")
+    assert status == 1
+    assert codes(report) == ["path_not_found"]
+    found = finding(report, "path_not_found")
+    assert "404 Not Found from nginx itself" in found["evidence"]
+    assert "location" in found["fix"]
+    assert ok_status == 0

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from wsgate.doctor.observations import BurstObs, summarise_burst
-from wsgate.doctor.probe import Handshake, goodbye
+from wsgate.doctor.session import Handshake, goodbye
 
 
 async def burst(n: int, open_one: Callable[[], Awaitable[Handshake]], single_ms: float) -> BurstObs:

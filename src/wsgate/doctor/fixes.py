@@ -94,6 +94,12 @@ _FIXES: dict[tuple[str, str], str] = {
         "wsgate could not reach a backend of the pool: see the X-Wsgate-Cause in the "
         "evidence and wsgate's log line for that request."
     ),
+    ("proxy_internal_error", NGINX): (
+        "nginx logs '[alert] ... worker_connections are not enough while connecting to "
+        "upstream' when it runs out of connections: each WebSocket holds two (client and "
+        "upstream), so raise worker_connections (and worker_rlimit_nofile) to twice the "
+        "WebSockets you expect, plus headroom."
+    ),
     ("gateway_timeout", NGINX): (
         "Make the backend answer the handshake sooner, or raise proxy_read_timeout (and "
         "proxy_connect_timeout when the connect is what hangs) in the location."

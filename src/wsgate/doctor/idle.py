@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from wsgate.doctor.observations import IdleEnd, IdleObs, IdleSpan
-from wsgate.doctor.probe import Conn, goodbye, ping
+from wsgate.doctor.session import Conn, goodbye, ping
 
 
 def bisect_spans(max_s: float, conns: int) -> tuple[float, ...]:

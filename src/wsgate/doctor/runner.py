@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
 from wsgate.doctor import burst as burst_mod
 from wsgate.doctor import idle as idle_mod
-from wsgate.doctor import probe
+from wsgate.doctor import probe, session
 from wsgate.doctor.observations import (
     AnswerKind,
     CompareObs,
@@ -23,6 +22,7 @@ from wsgate.doctor.observations import (
     Observations,
     Settings,
     Target,
+    TcpOutcome,
 )
 
 
@@ -36,8 +36,9 @@ async def run(target: Target, settings: Settings) -> Observations:
     obs = replace(obs, tcp=attempts)
     if sock is None:
         return await _compare(obs)
-    address = str(sock.getpeername()[0])
-    connect_start = time.monotonic() - next(a.ms for a in attempts if a.address == address) / 1000.0
+    # connect_all keeps the first address (in DNS order) that connected.
+    chosen = next(a for a in attempts if a.outcome is TcpOutcome.CONNECTED)
+    address, tcp_ms = chosen.address, chosen.ms
     ctx = probe.tls_context(settings) if target.secure else None
     link, tls = await probe.open_link(sock, target, settings, ctx)
     obs = replace(obs, tls=tls)
@@ -45,7 +46,8 @@ async def run(target: Target, settings: Settings) -> Observations:
         return await _compare(obs)
     request, key = probe.build_request(target, settings)
     answer, rest = await probe.read_answer(link, request, settings.timeout_s)
-    handshake_ms = (time.monotonic() - connect_start) * 1000.0
+    # The single-handshake latency that --burst compares with: TCP, TLS and the answer.
+    handshake_ms = tcp_ms + (tls.ms if tls is not None else 0.0) + answer.elapsed_ms
     obs = replace(obs, answer=answer, handshake_ms=handshake_ms)
     if answer.kind is not AnswerKind.RESPONSE or answer.status != 101:
         link.close()
@@ -56,17 +58,17 @@ async def run(target: Target, settings: Settings) -> Observations:
     if upgrade.accept_received != upgrade.accept_expected:
         link.close()
         return await _compare(obs)
-    conn = probe.Conn.opened(link, target, rest)
+    conn = session.Conn.opened(link, target, rest)
     try:
-        pong = await probe.ping(conn, settings.timeout_s)
+        pong = await session.ping(conn, settings.timeout_s)
         obs = replace(obs, ping=pong)
         if pong.ok and settings.echo is not None:
-            obs = replace(obs, echo=await probe.echo(conn, settings.echo, settings.timeout_s))
+            obs = replace(obs, echo=await session.echo(conn, settings.echo, settings.timeout_s))
         if pong.ok and settings.idle_s is not None and not settings.idle_bisect:
             idle = await idle_mod.single(conn, settings.idle_s, settings.timeout_s)
             obs = replace(obs, idle=idle)
         if not conn.eof:
-            obs = replace(obs, close=await probe.close(conn, settings.timeout_s))
+            obs = replace(obs, close=await session.close(conn, settings.timeout_s))
     finally:
         conn.abort()
     if pong.ok and settings.idle_s is not None and settings.idle_bisect:
@@ -78,8 +80,8 @@ async def run(target: Target, settings: Settings) -> Observations:
 async def _bisect(
     target: Target, settings: Settings, address: str, ctx: ssl.SSLContext | None
 ) -> IdleObs:
-    async def open_conn() -> probe.Conn | None:
-        return (await probe.handshake(address, target, settings, ctx)).conn
+    async def open_conn() -> session.Conn | None:
+        return (await session.handshake(address, target, settings, ctx)).conn
 
     assert settings.idle_s is not None
     return await idle_mod.bisect(
@@ -92,8 +94,8 @@ async def _burst(obs: Observations, address: str, ctx: ssl.SSLContext | None) ->
     if not n:
         return obs
 
-    async def open_one() -> probe.Handshake:
-        return await probe.handshake(address, obs.target, obs.settings, ctx)
+    async def open_one() -> session.Handshake:
+        return await session.handshake(address, obs.target, obs.settings, ctx)
 
     single_ms = obs.handshake_ms or 0.0
     return replace(obs, burst=await burst_mod.burst(n, open_one, single_ms))

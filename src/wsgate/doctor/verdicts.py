@@ -304,6 +304,8 @@ def _judge_status(obs: Observations, answer: Answer) -> Finding:
                 extra = "; HAProxy has no server UP for this backend"
             return made("gateway_upstream_unreachable", extra)
         return made("unexpected_status", "; the backend itself answered with an error")
+    if status == 500 and who.generated:
+        return made("proxy_internal_error")
     if status == 429 and who.generated:
         return made("proxy_rejected")
     if status == 505:

@@ -182,6 +182,13 @@ CAUSES: tuple[Cause, ...] = (
         symptom="clients get 504 Gateway Timeout after a fixed delay",
     ),
     Cause(
+        code="proxy_internal_error",
+        summary="A proxy answered 500 itself: it failed before the request reached the backend.",
+        fix="Read the proxy's error log for that request: running out of connections, a "
+        "broken config or a full disk are the usual causes.",
+        symptom="clients get 500 Internal Server Error from the proxy",
+    ),
+    Cause(
         code="proxy_rejected",
         summary="A proxy refused the request itself (rate limit, overload or draining).",
         fix="Follow the proxy's explanation in the evidence; retry after Retry-After.",
