@@ -190,3 +190,37 @@ def full_backlog() -> Iterator[int]:
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+def _read_exact(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("EOF")
+        data += chunk
+    return data
+
+
+def pong_but_no_close_reply(conn: socket.socket) -> None:
+    """Answer 101 and pings (RFC 6455 section 5.5.3), but meet a close frame by closing
+    TCP without sending a close frame back."""
+    request = read_request(conn)
+    conn.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + f"Sec-WebSocket-Accept: {accept_value(request)}\r\n\r\n".encode()
+    )
+    for _ in range(100):  # bounded: the doctor sends a handful of frames
+        first, second = _read_exact(conn, 2)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(_read_exact(conn, 2), "big")
+        elif length == 127:
+            length = int.from_bytes(_read_exact(conn, 8), "big")
+        mask = _read_exact(conn, 4) if second & 0x80 else b"\0\0\0\0"
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(_read_exact(conn, length)))
+        opcode = first & 0x0F
+        if opcode == 0x9 and length < 126:
+            conn.sendall(bytes([0x8A, length]) + payload)
+        elif opcode == 0x8:
+            return

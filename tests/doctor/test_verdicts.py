@@ -479,3 +479,11 @@ def test_nginx_own_500_is_proxy_internal_error_with_worker_connections_fix() -> 
 def test_app_500_relayed_is_unexpected_status() -> None:
     obs = reached(answer(500, "Traceback...", (("Server", "nginx"),)))
     assert only(diagnose(obs)) == "unexpected_status"
+
+
+def test_idle_bisect_with_failed_connections_is_not_reported_as_fine() -> None:
+    spans = (IdleSpan(1.0, IdleEnd.FAILED, error="handshake failed"),)
+    diagnosis = diagnose(upgraded(idle=IdleObs(1.0, spans, bisect=True)))
+    idle = next(layer for layer in diagnosis.layers if layer.name == "idle")
+    assert not idle.ok
+    assert "1 of 1 could not be opened" in idle.detail

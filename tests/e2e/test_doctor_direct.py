@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -15,6 +17,7 @@ from tests.doctor.harness import (
     full_backlog,
     hang_up,
     layer,
+    pong_but_no_close_reply,
     raw_server,
 )
 from tests.support.backends import ws_server
@@ -141,3 +144,30 @@ def test_server_hanging_up_is_connection_dropped() -> None:
     assert status == 1
     assert codes(report) == ["connection_dropped"]
     assert "no HTTP status" in finding(report, "connection_dropped")["evidence"]
+
+
+def test_server_closing_without_close_frame_is_unclean_close() -> None:
+    with raw_server(pong_but_no_close_reply) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--timeout", "5")
+    assert status == 0  # a warning, not an error
+    assert codes(report) == ["unclean_close", "healthy"]
+    assert "without a close frame" in finding(report, "unclean_close")["evidence"]
+
+
+async def slow_accept(conn: ServerConnection, request: Request) -> None:
+    await asyncio.sleep(0.7)
+
+
+def test_slow_handshake_is_a_warning() -> None:
+    with ws_server(process_request=slow_accept) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--slow-ms", "300")
+    assert status == 0
+    assert codes(report) == ["slow_handshake", "healthy"]
+    assert "threshold 300 ms" in finding(report, "slow_handshake")["evidence"]
+
+
+def test_connect_to_same_backend_agrees() -> None:
+    with ws_server() as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--connect-to", f"127.0.0.1:{port}")
+    assert status == 0
+    assert layer(report, "connect-to")["detail"].startswith(f"127.0.0.1:{port}: 101")

@@ -67,7 +67,8 @@ async def run(target: Target, settings: Settings) -> Observations:
         if pong.ok and settings.idle_s is not None and not settings.idle_bisect:
             idle = await idle_mod.single(conn, settings.idle_s, settings.timeout_s)
             obs = replace(obs, idle=idle)
-        if not conn.eof:
+        cut = obs.idle is not None and obs.idle.first_cut is not None
+        if not conn.eof and not cut:  # after a cut there is nothing left to close
             obs = replace(obs, close=await session.close(conn, settings.timeout_s))
     finally:
         conn.abort()

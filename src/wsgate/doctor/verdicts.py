@@ -543,7 +543,11 @@ def _answer_layer(answer: Answer) -> Layer:
 def _idle_layer(idle: IdleObs) -> Layer:
     cut = idle.first_cut
     mode = f"bisect over {len(idle.spans)} connections, " if idle.bisect else ""
+    failed = sum(span.end is IdleEnd.FAILED for span in idle.spans)
+    if failed:
+        mode += f"{failed} of {len(idle.spans)} could not be opened, "
     if cut is None:
-        return Layer("idle", True, idle.ms, f"{mode}quiet for {idle.requested_s:g} s, not cut")
+        ok = failed < len(idle.spans)
+        return Layer("idle", ok, idle.ms, f"{mode}quiet for {idle.requested_s:g} s, not cut")
     at = cut.ended_s if cut.ended_s is not None else cut.span_s
     return Layer("idle", False, idle.ms, f"{mode}cut after {at:.1f} s ({cut.end})")
