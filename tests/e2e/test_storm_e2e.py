@@ -198,3 +198,26 @@ def test_bad_arguments_exit_2_without_traceback(args: list[str], message: str) -
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_several_urls_share_the_storm_round_robin(tmp_path: Path) -> None:
+    counts = {"a": 0, "b": 0}
+
+    def counter(name: str) -> Any:
+        def count(conn: ServerConnection, request: Request) -> None:
+            counts[name] += 1
+
+        return count
+
+    with ws_server(process_request=counter("a")) as a, ws_server(process_request=counter("b")) as b:
+        result = storm_json(
+            tmp_path,
+            f"ws://127.0.0.1:{a}/",
+            f"ws://127.0.0.1:{b}/",
+            "--burst",
+            "20",
+            "--workers",
+            "3",
+        )
+    assert result["summary"]["outcomes"] == {"101": 20}
+    assert counts == {"a": 10, "b": 10}

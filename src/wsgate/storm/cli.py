@@ -103,7 +103,11 @@ def register(subparsers: Any) -> None:
         description="Storm a WebSocket endpoint with handshakes (and optional echo "
         "messages), then report outcomes, latency percentiles and time series.",
     )
-    p.add_argument("url", nargs="?", help="ws://HOST:PORT/PATH (loopback only by default)")
+    p.add_argument(
+        "url",
+        nargs="*",
+        help="ws://HOST:PORT/PATH (loopback only by default); several: round robin",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--burst", type=int, metavar="N", help="N handshakes at once")
     mode.add_argument("--rate", metavar="R", help="R handshakes per second for --duration")
@@ -141,6 +145,8 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     try:
         if args.compare:
+            if args.url:
+                raise UsageError("--compare takes two result files, not URLs")
             return _compare(args)
         config = build_config(args)
     except UsageError as exc:
@@ -157,7 +163,23 @@ def build_config(args: argparse.Namespace) -> Any:
 
     if not args.url:
         raise UsageError("give a ws:// URL to storm (or --compare A.json B.json)")
-    host, port, path, host_header = resolve_target(args.url, args.allow_remote)
+    if len(args.url) > 64:
+        raise UsageError("at most 64 URLs")
+    headers = tuple(parse_header(h) for h in args.header)
+    targets = []
+    for url in args.url:
+        host, port, path, host_header = resolve_target(url, args.allow_remote)
+        targets.append(
+            Target(
+                connect_host=host,
+                port=port,
+                path=path,
+                host_header=host_header,
+                origin=args.origin,
+                subprotocol=args.subprotocol,
+                headers=headers,
+            )
+        )
     duration = parse_duration(args.duration)
     arrival: plan.Arrival
     if args.burst is not None:
@@ -198,18 +220,9 @@ def build_config(args: argparse.Namespace) -> Any:
     )
     if session.hold_s > plan.MAX_DURATION_S or session.interval_s > plan.MAX_DURATION_S:
         raise UsageError("--hold and --interval must be at most 1h")
-    target = Target(
-        connect_host=host,
-        port=port,
-        path=path,
-        host_header=host_header,
-        origin=args.origin,
-        subprotocol=args.subprotocol,
-        headers=tuple(parse_header(h) for h in args.header),
-    )
     return StormConfig(
-        url=args.url,
-        target=target,
+        url=" ".join(args.url),
+        targets=tuple(targets),
         arrival=arrival,
         workers=args.workers,
         session=session,

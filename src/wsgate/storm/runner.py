@@ -35,8 +35,8 @@ FD_RESERVE = 200
 
 @dataclass(frozen=True, slots=True)
 class StormConfig:
-    url: str
-    target: Target
+    url: str  # the URLs, space separated
+    targets: tuple[Target, ...]
     arrival: plan.Arrival
     workers: int = 1
     session: Session = field(default_factory=Session)
@@ -54,9 +54,9 @@ class StormConfig:
             "timeout_s": self.timeout_s,
             "seed": self.seed,
             "spacing": self.spacing,
-            "headers": [list(pair) for pair in self.target.headers],
-            "origin": self.target.origin,
-            "subprotocol": self.target.subprotocol,
+            "headers": [list(pair) for pair in self.targets[0].headers],
+            "origin": self.targets[0].origin,
+            "subprotocol": self.targets[0].subprotocol,
         }
 
 
@@ -77,7 +77,8 @@ def make_jobs(config: StormConfig) -> tuple[list[WorkerJob], float]:
         jobs = [
             WorkerJob(
                 index=i,
-                target=config.target,
+                targets=config.targets,
+                workers=config.workers,
                 session=config.session,
                 timeout_s=config.timeout_s,
                 bucket_s=bucket,
@@ -101,7 +102,8 @@ def make_jobs(config: StormConfig) -> tuple[list[WorkerJob], float]:
     jobs = [
         WorkerJob(
             index=i,
-            target=config.target,
+            targets=config.targets,
+            workers=config.workers,
             session=config.session,
             timeout_s=config.timeout_s,
             bucket_s=bucket,

@@ -50,7 +50,7 @@ class WorkerJob:
     """One worker's share: an open schedule, or a closed loop (`schedule` None)."""
 
     index: int
-    target: Target
+    targets: tuple[Target, ...]  # connection k of the storm goes to targets[k % len]
     session: Session
     timeout_s: float
     bucket_s: float
@@ -59,6 +59,7 @@ class WorkerJob:
     concurrency: int = 0
     loop_duration_s: float = 0.0
     loop_max_count: int = 0  # 0: only the duration bounds the loop
+    workers: int = 1
 
 
 @dataclass
@@ -69,6 +70,14 @@ class _State:
     in_flight: int = 0
     lags: list[float] = field(default_factory=list)
     max_loop_lag_s: float = 0.0
+    opened: int = 0
+
+    def next_target(self) -> Target:
+        """Round robin over the targets, interleaved with the other workers' turns."""
+        job = self.job
+        number = job.index + self.opened * job.workers
+        self.opened += 1
+        return job.targets[number % len(job.targets)]
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -78,11 +87,12 @@ async def _one(state: _State, payload: bytes) -> None:
     """One connection: handshake, round trips, hold, close; every result recorded."""
     job, rec = state.job, state.recorder
     rec.record_start()
+    target = state.next_target()
     state.in_flight += 1
     began = time.monotonic()
     conn: Connection | None = None
     try:
-        outcome, conn = await open_connection(job.target, job.timeout_s)
+        outcome, conn = await open_connection(target, job.timeout_s)
         rec.record_handshake(state.now(), time.monotonic() - began, outcome)
         if conn is None:
             return
