@@ -37,6 +37,7 @@ from wsgate.protocol.forward import (
 from wsgate.protocol.frames import CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, FrameTracker, close_frame
 from wsgate.protocol.handshake import check_upgrade_request, check_upgrade_response, wants_websocket
 from wsgate.protocol.headers import Headers, get_one
+from wsgate.protocol.proxy_protocol import parse_proxy_header
 
 if TYPE_CHECKING:
     from wsgate.gateway.server import Gateway
@@ -121,6 +122,8 @@ class ClientConnection(asyncio.Protocol):
         self._bytes_up = 0
         self._bytes_down = 0
         self._last_activity = 0.0
+        # Bytes of a PROXY protocol header still being read; None when not expected.
+        self._proxy_header: bytes | None = b"" if gateway.config.server.proxy_protocol else None
         self._client_counted: str | None = None  # counted by the per-client limits
         self._tunnel_backend: Backend | None = None  # counted as a tunnel on it
 
@@ -144,6 +147,10 @@ class ClientConnection(asyncio.Protocol):
         self._set_timer(self.gw.config.server.header_timeout_s, self._on_header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._proxy_header is not None:
+            data = self._read_proxy_header(data)
+            if not data:
+                return
         if self.state is State.TUNNEL:
             self._bytes_up += len(data)
             self._last_activity = self.loop.time()
@@ -802,6 +809,26 @@ class ClientConnection(asyncio.Protocol):
         self._head_bytes = total
         self._head_tail = data[-3:]
         return True
+
+    def _read_proxy_header(self, data: bytes) -> bytes:
+        """Consume the PROXY header at the start of the connection; return what follows."""
+        assert self._proxy_header is not None
+        buffered = self._proxy_header + data
+        try:
+            parsed = parse_proxy_header(buffered)
+        except ProtocolError as exc:
+            self._proxy_header = None
+            self.state = State.EXCHANGE
+            self._fail(exc.cause, exc.reason)
+            return b""
+        if parsed is None:
+            self._proxy_header = buffered
+            return b""
+        address, length = parsed
+        self._proxy_header = None
+        if address is not None:
+            self.client_ip = address
+        return buffered[length:]
 
     def _protocol_error(self, exc: Exception) -> None:
         if self._response_started:

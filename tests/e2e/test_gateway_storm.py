@@ -1,0 +1,210 @@
+"""Handshake-storm protection end to end: admission, retries, health, slow start."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from tests.support.gateway import gateway
+from tests.support.procs import Proc, free_port, running
+
+
+@contextlib.contextmanager
+def named_backend(tmp_path: Path, port: int, name: str, *extra: str) -> Iterator[Proc]:
+    argv = [sys.executable, "-m", "tests.support.named_backend", str(port), name, *extra]
+    with running(argv, tmp_path / f"backend-{name}-{port}-{time.monotonic_ns()}.log", port) as proc:
+        yield proc
+
+
+def handshake(url: str, timeout_s: float = 30.0) -> tuple[str, str | None, dict[str, str]]:
+    """(outcome, backend name or None, response headers): outcome is "101", the status,
+    or "broken" when an established connection was cut."""
+    try:
+        with connect(url, open_timeout=timeout_s, close_timeout=5) as ws:
+            name = ws.recv(timeout=timeout_s)
+            ws.send("ping")
+            ws.recv(timeout=timeout_s)
+            return "101", str(name), {}
+    except InvalidStatus as exc:
+        headers = {k.lower(): v for k, v in exc.response.headers.raw_items()}
+        return str(exc.response.status_code), None, headers
+    except ConnectionClosed:
+        return "broken", None, {}
+
+
+def test_killed_backend_never_surfaces_as_502_and_returns_with_slow_start(tmp_path: Path) -> None:
+    port_a, port_b = free_port(), free_port()
+    slow_start_s = 6.0
+    config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+access_log = false
+[pools.app]
+backends = ["127.0.0.1:{port_a}", "127.0.0.1:{port_b}"]
+balance = "round_robin"
+slow_start_s = {slow_start_s}
+[pools.app.health]
+interval_s = 0.3
+rise = 1
+fall = 1
+"""
+    results: list[tuple[float, str, str | None]] = []
+    stop = threading.Event()
+    with named_backend(tmp_path, port_a, "A"), gateway(tmp_path, config=config) as gw:
+
+        def client_loop() -> None:
+            while not stop.is_set():
+                outcome, name, _ = handshake(f"{gw.url}/")
+                results.append((time.monotonic(), outcome, name))
+
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(4):
+                pool.submit(client_loop)
+            backend_b = named_backend(tmp_path, port_b, "B")
+            backend_b.__enter__()
+            time.sleep(2.0)
+            killed_at = time.monotonic()
+            backend_b.__exit__(None, None, None)  # stopped by PID (SIGTERM, then SIGKILL)
+            time.sleep(2.0)
+            with named_backend(tmp_path, port_b, "B"):
+                restarted_at = time.monotonic()
+                time.sleep(slow_start_s + 3.0)
+                stop.set()
+    statuses = {outcome for _, outcome, _ in results}
+    assert "502" not in statuses and "504" not in statuses, statuses
+    assert sum(1 for _, o, _ in results if o == "101") > 100
+    after = [(t, name) for t, o, name in results if o == "101" and t > restarted_at]
+    first_b = min(t for t, name in after if name == "B")
+
+    def b_share(start: float, end: float) -> float:
+        window = [name for t, name in after if first_b + start <= t < first_b + end]
+        assert len(window) > 10, (start, end, len(window))
+        return sum(1 for name in window if name == "B") / len(window)
+
+    early, late = b_share(0.0, 1.5), b_share(slow_start_s, slow_start_s + 2.0)
+    print(f"B share early={early:.2f} late={late:.2f} handshakes={len(results)}")
+    assert early < late, (early, late)
+    assert late > 0.35
+    assert killed_at < restarted_at
+
+
+def test_storm_beyond_capacity_gets_101_or_503_with_retry_after(tmp_path: Path) -> None:
+    port = free_port()
+    config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+access_log = false
+[pools.app]
+backends = ["127.0.0.1:{port}"]
+max_handshakes_per_backend = 2
+queue_size = 6
+queue_timeout_s = 1.5
+"""
+    slow = ("--slow-handshake", "0.4", "--slots", "2")
+    with (
+        named_backend(tmp_path, port, "S", *slow),
+        gateway(tmp_path, config=config) as gw,
+        ThreadPoolExecutor(30) as pool,
+    ):
+        outcomes = list(pool.map(lambda _: handshake(f"{gw.url}/"), range(30)))
+    statuses = [o for o, _, _ in outcomes]
+    assert set(statuses) <= {"101", "503"}, statuses
+    assert statuses.count("101") >= 2
+    rejected = [h for o, _, h in outcomes if o == "503"]
+    assert rejected, "30 handshakes at once against 2 slots and 6 places must overflow"
+    causes = {h["x-wsgate-cause"] for h in rejected}
+    assert causes <= {"overloaded_queue_full", "overloaded_queue_timeout"}
+    assert "overloaded_queue_full" in causes
+    assert all(int(h["retry-after"]) >= 1 for h in rejected)
+
+
+def test_per_client_rate_limit_gives_429(tmp_path: Path) -> None:
+    port = free_port()
+    config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+client_handshake_rate = 0.5
+client_handshake_burst = 2
+[pools.app]
+backends = ["127.0.0.1:{port}"]
+"""
+    with named_backend(tmp_path, port, "A"), gateway(tmp_path, config=config) as gw:
+        outcomes = [handshake(f"{gw.url}/") for _ in range(3)]
+    assert [o for o, _, _ in outcomes] == ["101", "101", "429"]
+    headers = outcomes[2][2]
+    assert headers["x-wsgate-cause"] == "client_rate_limited"
+    assert int(headers["retry-after"]) >= 1
+
+
+def test_backend_connection_cap_gives_at_capacity(tmp_path: Path) -> None:
+    port = free_port()
+    config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+[pools.app]
+backends = ["127.0.0.1:{port}"]
+max_connections_per_backend = 1
+"""
+    with named_backend(tmp_path, port, "A"), gateway(tmp_path, config=config) as gw:
+        with connect(f"{gw.url}/") as first:
+            assert first.recv(timeout=20) == "A"
+            outcome, _, headers = handshake(f"{gw.url}/")
+            assert outcome == "503"
+            assert headers["x-wsgate-cause"] == "at_capacity"
+        assert handshake(f"{gw.url}/")[0] == "101"  # the slot came back
+
+
+def test_all_backends_dead_gives_503_no_healthy_upstream(tmp_path: Path) -> None:
+    dead_a, dead_b = free_port(), free_port()
+    config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+[pools.app]
+backends = ["127.0.0.1:{dead_a}", "127.0.0.1:{dead_b}"]
+[pools.app.health]
+interval_s = 0.2
+fall = 1
+"""
+    with gateway(tmp_path, config=config) as gw:
+        deadline = time.monotonic() + 20
+        outcome, headers = "", {}
+        while time.monotonic() < deadline:
+            outcome, _, headers = handshake(f"{gw.url}/")
+            if outcome == "503":
+                break
+            assert outcome == "502"  # before the checks have marked both down
+            time.sleep(0.2)
+        assert outcome == "503"
+        assert headers["x-wsgate-cause"] == "no_healthy_upstream"
+        assert int(headers["retry-after"]) >= 1
+
+
+def test_consistent_hash_keeps_a_room_on_one_backend(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(3)]
+    backends = ", ".join(f'"127.0.0.1:{p}"' for p in ports)
+    config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+[pools.app]
+backends = [{backends}]
+balance = "consistent_hash"
+hash_key = "query:room"
+"""
+    with contextlib.ExitStack() as stack:
+        for port, name in zip(ports, "XYZ", strict=True):
+            stack.enter_context(named_backend(tmp_path, port, name))
+        gw = stack.enter_context(gateway(tmp_path, config=config))
+        homes = {}
+        for room in range(12):
+            seen = {handshake(f"{gw.url}/?room={room}")[1] for _ in range(3)}
+            assert len(seen) == 1, seen
+            homes[room] = seen.pop()
+        assert len(set(homes.values())) >= 2  # rooms spread over the backends
