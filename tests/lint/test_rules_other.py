@@ -135,3 +135,30 @@ def test_wsgate_invalid_toml_is_lint_error_with_line() -> None:
 
 def test_wsgate_odd_shapes_are_tolerated() -> None:
     assert lint_text("wsgate", "pools = 3\nroutes = 'x'\n[server]\nlisten = []\n") == []
+
+
+def test_apache_ws_url_needs_a_module_that_handles_it() -> None:
+    ws = MAIN.format(modules="", timeout="300", proxy="ProxyPass /ws/ ws://a/ws/")
+    assert codes(lint_text("apache", ws)) == [(6, "apache_wstunnel_missing", "info")]
+    no_http = ws.replace("LoadModule proxy_http_module modules/mod_proxy_http.so\n", "")
+    assert codes(lint_text("apache", no_http)) == [(5, "apache_wstunnel_missing", "error")]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "want"),
+    [
+        # The later line's URL starts with the earlier one's: one worker, first parameters.
+        ("/app/ http://b:1/", "/app/ws/ http://b:1/ws/ upgrade=websocket", "error"),
+        ("/app/ http://b:1/", "/app/ws/ http://b:1/ws/ timeout=3600", "warning"),
+        # Other order, other host or same parameters: separate or identical workers.
+        ("/app/ws/ http://b:1/ws/ upgrade=websocket", "/app/ http://b:1/", None),
+        ("/app/ http://c:1/", "/app/ws/ http://b:1/ws/ upgrade=websocket", None),
+        ("/a/ http://b:1/ upgrade=websocket", "/ws/ http://b:1/ws/ upgrade=websocket", None),
+    ],
+)
+def test_apache_shared_worker(first: str, second: str, want: str | None) -> None:
+    text = MAIN.format(
+        modules="", timeout="300", proxy=f"ProxyPass {first}\n    ProxyPass {second}"
+    )
+    got = [f.severity.value for f in lint_text("apache", text) if f.code == "apache_shared_worker"]
+    assert got == ([want] if want else [])

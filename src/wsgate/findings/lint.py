@@ -46,7 +46,8 @@ CAUSES: tuple[Cause, ...] = (
         "plain HTTP request too.",
         fix="Use `map $http_upgrade $connection_upgrade { default upgrade; '' close; }` and "
         "`proxy_set_header Connection $connection_upgrade;`.",
-        symptom="plain HTTP requests through this location can get 400 from strict backends",
+        symptom="plain requests reach the backend with `Connection: upgrade` and no Upgrade "
+        "header; most backends ignore it, strict ones answer 400",
         severity=_W,
     ),
     Cause(
@@ -163,11 +164,23 @@ CAUSES: tuple[Cause, ...] = (
     # Apache
     Cause(
         code="apache_wstunnel_missing",
-        summary="`ws://` and `wss://` ProxyPass targets need mod_proxy_wstunnel.",
+        summary="`ws://` and `wss://` ProxyPass targets need mod_proxy_wstunnel, or "
+        "mod_proxy_http on Apache 2.4.47 and later.",
         fix="Load it (`a2enmod proxy_wstunnel`, or `LoadModule proxy_wstunnel_module "
         "modules/mod_proxy_wstunnel.so`), or on 2.4.47+ use an http:// target with "
         "`upgrade=websocket`.",
-        symptom="Apache answers the handshake with 500 (no protocol handler)",
+        symptom="Apache answers the handshake with 500 (AH01144: no protocol handler)",
+        severity=_E,
+    ),
+    Cause(
+        code="apache_shared_worker",
+        summary="Apache shares one backend worker between ProxyPass lines whose URL starts "
+        "with an earlier line's URL, and keeps the earlier line's parameters: a later "
+        "`upgrade=websocket` or `timeout=` is ignored (AH01146).",
+        fix="Put the WebSocket ProxyPass first, or give every line to that backend the same "
+        "parameters.",
+        symptom="the backend answers the handshake with 426 although the line says "
+        "upgrade=websocket",
         severity=_E,
     ),
     Cause(

@@ -68,6 +68,19 @@ class _Rules:
             n.name.lower() == "serverroot" for n, _c in self.nodes
         )
         self.proxies = self._proxies()
+        # Apache shares a backend "worker" between ProxyPass lines whose URL starts with
+        # the URL of one defined earlier, and keeps the first line's parameters (AH01146).
+        self.owner: dict[int, _Proxy] = {}
+        for i, proxy in enumerate(self.proxies):
+            for earlier in self.proxies[:i]:
+                if (
+                    earlier.node.name.lower() != "rewriterule"
+                    and proxy.node.name.lower() != "rewriterule"
+                    and earlier.scope is proxy.scope
+                    and proxy.url.lower().startswith(earlier.url.lower())
+                ):
+                    self.owner[id(proxy)] = earlier
+                    break
 
     def _scope(self, chain: tuple[Node, ...]) -> Node:
         for level in reversed(chain):
@@ -126,9 +139,15 @@ class _Rules:
                 return True
         return False
 
+    def params(self, proxy: _Proxy) -> dict[str, str]:
+        """The parameters Apache really uses: those of the worker's first ProxyPass."""
+        owner = self.owner.get(id(proxy))
+        return owner.params if owner is not None else proxy.params
+
     def run(self) -> list[Finding]:
         for proxy in self.proxies:
             ws = self.is_ws(proxy)
+            self.check_shared_worker(proxy, ws)
             if proxy.scheme in ("ws", "wss"):
                 self.check_wstunnel(proxy)
             elif proxy.scheme in ("http", "https") and proxy.node.name.lower() != "rewriterule":
@@ -137,13 +156,46 @@ class _Rules:
                 self.check_timeout(proxy)
         return self.findings
 
+    def check_shared_worker(self, proxy: _Proxy, ws: bool) -> None:
+        owner = self.owner.get(id(proxy))
+        if owner is None:
+            return
+        ignored = {
+            k: v
+            for k, v in proxy.params.items()
+            if k in ("upgrade", "timeout") and owner.params.get(k) != v
+        }
+        if not ignored:
+            return
+        said = " ".join(f"{k}={v}" for k, v in ignored.items())
+        self.findings.append(
+            finding(
+                "apache_shared_worker",
+                proxy.node,
+                f"Apache ignores `{said}` here: this URL starts with {owner.url} from "
+                f"{owner.node.file}:{owner.node.line}, whose worker (and parameters) it shares "
+                "(AH01146 in the error log)",
+                ws=ws or "upgrade" in ignored,
+                severity=None if "upgrade" in ignored or not ws else Severity.WARNING,
+                fix=f"Move `{' '.join((proxy.node.name, *proxy.node.args))}` above line "
+                f"{owner.node.line}, or give both lines the same parameters.",
+            )
+        )
+
     def check_wstunnel(self, proxy: _Proxy) -> None:
         if "proxy_wstunnel_module" in self.modules:
             return
-        if self.main_seen:
+        if self.main_seen and "proxy_http_module" in self.modules:
+            # Since 2.4.47 mod_proxy_http tunnels ws:// itself (checked on 2.4.71).
             message = (
-                f"{proxy.node.name} to {proxy.url} needs mod_proxy_wstunnel, which no "
-                "LoadModule line loads"
+                f"{proxy.node.name} to {proxy.url} works without mod_proxy_wstunnel only on "
+                "Apache 2.4.47 and later, where mod_proxy_http handles ws://"
+            )
+            severity: Severity | None = Severity.INFO
+        elif self.main_seen:
+            message = (
+                f"{proxy.node.name} to {proxy.url} has no module to handle it: neither "
+                "mod_proxy_wstunnel nor mod_proxy_http is loaded"
             )
             severity = None
         else:
@@ -157,7 +209,9 @@ class _Rules:
         )
 
     def check_upgrade(self, proxy: _Proxy, ws: bool) -> None:
-        if proxy.params.get("upgrade") or self.ws_rule_before(proxy, ws):
+        if proxy.params.get("upgrade"):  # set here; check_shared_worker says if it is lost
+            return
+        if self.params(proxy).get("upgrade") or self.ws_rule_before(proxy, ws):
             return
         if self.upgrade_rewrite(proxy.scope):
             return
@@ -176,10 +230,11 @@ class _Rules:
 
     def timeout_of(self, proxy: _Proxy) -> tuple[float, str, Node] | None:
         """(seconds, what sets it, node) for the idle limit of this proxy's tunnels."""
-        if "timeout" in proxy.params:
-            seconds = parse_duration(proxy.params["timeout"], bare_unit="s")
+        params = self.params(proxy)
+        if "timeout" in params:
+            seconds = parse_duration(params["timeout"], bare_unit="s")
             if seconds is not None:
-                return seconds, f"timeout={proxy.params['timeout']}", proxy.node
+                return seconds, f"timeout={params['timeout']}", proxy.node
         for name in ("ProxyTimeout", "Timeout"):
             for level in reversed(proxy.chain):
                 found = level.last(name)
