@@ -15,12 +15,15 @@ from wsgate.doctor.observations import BurstObs, summarise_burst
 from wsgate.doctor.session import Handshake, goodbye
 
 
-async def burst(n: int, open_one: Callable[[], Awaitable[Handshake]], single_ms: float) -> BurstObs:
+async def burst(
+    n: int,
+    open_one: Callable[[], Awaitable[Handshake]],
+    single_ms: float,
+    timeout_s: float,
+) -> BurstObs:
     """Start `n` handshakes together; every one is bounded by the probe's timeout."""
     start = time.monotonic()
     results = await asyncio.gather(*(open_one() for _ in range(n)))
     wall_ms = (time.monotonic() - start) * 1000
-    for result in results:
-        if result.conn is not None:
-            goodbye(result.conn)
+    await asyncio.gather(*(goodbye(r.conn, timeout_s) for r in results if r.conn is not None))
     return summarise_burst([(r.outcome, r.ms) for r in results], single_ms, wall_ms)

@@ -73,7 +73,7 @@ async def bisect(
         try:
             return await hold(conn, span, timeout_s)
         finally:
-            goodbye(conn)
+            await goodbye(conn, timeout_s)
 
     tasks = {asyncio.ensure_future(one(span)): span for span in spans}
     results: list[IdleSpan] = []

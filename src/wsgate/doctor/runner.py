@@ -99,7 +99,7 @@ async def _burst(obs: Observations, address: str, ctx: ssl.SSLContext | None) ->
         return await session.handshake(address, obs.target, obs.settings, ctx)
 
     single_ms = obs.handshake_ms or 0.0
-    return replace(obs, burst=await burst_mod.burst(n, open_one, single_ms))
+    return replace(obs, burst=await burst_mod.burst(n, open_one, single_ms, obs.settings.timeout_s))
 
 
 async def _compare(obs: Observations) -> Observations:

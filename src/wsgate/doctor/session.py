@@ -207,10 +207,13 @@ async def handshake(
     return Handshake("101", now_ms(start), Conn.opened(link, target, rest))
 
 
-def goodbye(conn: Conn) -> None:
-    """Send a close frame without waiting for the answer, then drop the connection."""
+# A connection the doctor opened only to count or to time gets this long to close.
+GOODBYE_WAIT_S = 2.0
+
+
+async def goodbye(conn: Conn, timeout_s: float) -> None:
+    """Close politely (so servers do not log aborted connections), waiting briefly."""
     with contextlib.suppress(Exception):
-        if conn.proto.state is State.OPEN:
-            conn.proto.send_close(1000)
-            conn.flush()
+        if not conn.eof:
+            await close(conn, min(timeout_s, GOODBYE_WAIT_S))
     conn.abort()
