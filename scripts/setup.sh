@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(nginx-light haproxy iproute2 iptables chromium procps)
+DEB_PACKAGES=(nginx-light haproxy apache2 iproute2 iptables chromium procps)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
