@@ -1,0 +1,1 @@
+"""wsgate's benchmark suite: `python -m bench.run --quick` (see BENCHMARKS.md)."""

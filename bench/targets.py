@@ -1,0 +1,192 @@
+"""Start the benchmark's processes on 127.0.0.1 and measure them through /proc.
+
+Backends and targets (direct, nginx, HAProxy, wsgate) are started by argv, waited for on
+their port, and stopped by PID, never by name. `tree_cpu_s` and `tree_rss_kib` read a
+process and its descendants, so nginx's workers and wsgate's worker processes count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+TARGETS = ("direct", "nginx", "haproxy", "wsgate")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on 127.0.0.1:{port}") from None
+            time.sleep(0.05)
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self) -> None:
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.popen.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def running(name: str, argv: list[str], port: int, workdir: Path) -> Iterator[Proc]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = Proc(name, popen, log)
+    try:
+        try:
+            wait_for_port(port)
+        except TimeoutError:
+            raise RuntimeError(f"{name} did not start:\n{log.read_text()[-3000:]}") from None
+        yield proc
+    finally:
+        proc.stop()
+
+
+@contextlib.contextmanager
+def backends(
+    work_ms: float, limit: int, workdir: Path, backlog: int = 16
+) -> Iterator[tuple[list[int], list[int]]]:
+    """Two backends (a pool of 2); yields their ports and PIDs."""
+    ports = [free_port(), free_port()]
+    with contextlib.ExitStack() as stack:
+        pids = []
+        for i, port in enumerate(ports):
+            argv = [sys.executable, "-m", "bench.backend", "--port", str(port)]
+            argv += ["--work-ms", str(work_ms), "--limit", str(limit), "--backlog", str(backlog)]
+            pids.append(stack.enter_context(running(f"backend{i + 1}", argv, port, workdir)).pid)
+        yield ports, pids
+
+
+@dataclass
+class Target:
+    name: str
+    urls: list[str]
+    pids: list[int]  # roots of the process trees whose CPU and memory are the target's
+
+
+@contextlib.contextmanager
+def target(
+    name: str, backend_ports: list[int], workdir: Path, workers: int = 1
+) -> Iterator[Target]:
+    """Start one target in front of the backends; `direct` starts nothing."""
+    if name == "direct":
+        yield Target(name, [f"ws://127.0.0.1:{p}/" for p in backend_ports], [])
+        return
+    port = free_port()
+    fill = {"port": port, "backend1": backend_ports[0], "backend2": backend_ports[1]}
+    prefix = workdir / f"{name}-{port}"
+    prefix.mkdir(parents=True, exist_ok=True)
+    if name == "nginx":
+        conf = prefix / "nginx.conf"
+        conf.write_text(
+            (HERE / "nginx.conf").read_text().format(prefix=prefix, workers=workers, **fill)
+        )
+        argv = [NGINX, "-p", str(prefix), "-c", str(conf)]
+    elif name == "haproxy":
+        conf = prefix / "haproxy.cfg"
+        conf.write_text((HERE / "haproxy.cfg").read_text().format(workers=workers, **fill))
+        argv = [HAPROXY, "-db", "-f", str(conf)]
+    elif name == "wsgate":
+        argv = [sys.executable, "-m", "wsgate", "serve", "--listen", f"127.0.0.1:{port}"]
+        for backend in backend_ports:
+            argv += ["--upstream", f"127.0.0.1:{backend}"]
+        if workers > 1:
+            argv += ["--workers", str(workers)]
+    else:
+        raise ValueError(f"unknown target {name!r}")
+    with running(name, argv, port, prefix) as proc:
+        time.sleep(0.3)  # let every worker process of the target come up
+        yield Target(name, [f"ws://127.0.0.1:{port}/"], [proc.pid])
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def tree_pids(roots: list[int]) -> list[int]:
+    tree = _children()
+    out: list[int] = []
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += tree.get(pid, [])
+    return out
+
+
+def tree_cpu_s(roots: list[int]) -> float:
+    """User + system CPU seconds of the live processes in these trees."""
+    total = 0
+    for pid in tree_pids(roots):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / TICKS
+
+
+def tree_rss_kib(roots: list[int]) -> int:
+    """Resident memory of the trees (summed; shared pages count once per process)."""
+    total = 0
+    for pid in tree_pids(roots):
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB
+        except OSError:
+            continue
+    return total
