@@ -7,6 +7,7 @@ putting it where the finding says (the location, or the http block for a `map`).
 
 from __future__ import annotations
 
+import http.client
 import re
 import time
 from contextlib import ExitStack
@@ -17,6 +18,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidMessage, Invalid
 from websockets.sync.client import connect
 
 from tests.support.backends import ws_server
+from tests.support.http_backend import Handler, http_backend
 from tests.support.procs import free_port, nginx
 from wsgate.cli import main
 from wsgate.findings.model import Severity
@@ -295,3 +297,51 @@ def test_too_few_worker_connections_drop_handshakes_without_status(tmp_path: Pat
             assert not [f for f in fixed if f.code == "nginx_worker_connections"]
             opened, failures = open_many(f"ws://127.0.0.1:{port}/ws/", WANTED_WS)
             assert (opened, failures) == (WANTED_WS, [])
+
+
+KEEPALIVE = """
+{map}
+upstream app {{
+    server 127.0.0.1:{backend};
+    keepalive 4;
+}}
+server {{
+    listen 127.0.0.1:{port};
+    location / {{
+        proxy_pass http://app;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_read_timeout 1h;
+    }}
+}}
+"""
+
+
+def backend_connections_for_three_requests(port: int) -> int:
+    Handler.peers.clear()
+    for _ in range(3):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        conn.request("GET", "/page")
+        assert conn.getresponse().read() == b"page /page"
+        conn.close()
+    return len(set(Handler.peers))
+
+
+def test_upgrade_map_with_close_defeats_upstream_keepalive(tmp_path: Path) -> None:
+    guide_map = "map $http_upgrade $connection_upgrade { default upgrade; '' close; }"
+    with http_backend() as backend:
+        port = free_port()
+        body = KEEPALIVE.format(map=guide_map, backend=backend, port=port)
+        with nginx(body, tmp_path, port, worker_connections=4096):
+            findings = lint_running(tmp_path, port)
+            assert [f.code for f in findings] == ["nginx_keepalive_connection"]
+            assert "new backend connection" in findings[0].symptom
+            assert backend_connections_for_three_requests(port) == 3
+
+        (fixed_map,) = snippets(findings, "nginx_keepalive_connection")
+        port = free_port()
+        body = KEEPALIVE.format(map=fixed_map, backend=backend, port=port)
+        with nginx(body, tmp_path, port, worker_connections=4096):
+            assert lint_running(tmp_path, port) == []
+            assert backend_connections_for_three_requests(port) == 1

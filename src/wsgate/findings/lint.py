@@ -82,13 +82,14 @@ CAUSES: tuple[Cause, ...] = (
     ),
     Cause(
         code="nginx_keepalive_connection",
-        summary="An upstream with `keepalive` needs `Connection` cleared for plain requests; a "
-        "hard-coded Connection value disables keepalive and marks every request as an "
-        "upgrade.",
-        fix="Use `map $http_upgrade $connection_upgrade { default upgrade; '' ''; }` and "
-        "`proxy_set_header Connection $connection_upgrade;`: upgrades get `upgrade`, plain "
-        "requests keep the idle connection.",
-        symptom="upstream keepalive silently unused; strict backends answer 400 to plain requests",
+        summary="With upstream `keepalive`, nginx reuses a backend connection only when plain "
+        "requests go out without `Connection: close`; the usual WebSocket map (`'' close`) "
+        "sends close on every plain request.",
+        fix="Map the empty Upgrade to an empty Connection: `map $http_upgrade "
+        "$connection_upgrade { default upgrade; '' ''; }` with `proxy_set_header Connection "
+        "$connection_upgrade;`.",
+        symptom="upstream keepalive silently unused: every plain request opens a new "
+        "backend connection",
         severity=_W,
     ),
     # HAProxy

@@ -216,11 +216,23 @@ class _Rules:
             )
         )
 
+    def map_value_for_plain(self, variable: str) -> str | None:
+        """What a map on $http_upgrade gives a request without Upgrade (its '' entry)."""
+        for node in self.root.walk():
+            if node.name == "map" and node.args[1:] == (variable,) and node.block:
+                values = {c.name: c.args[0] for c in node.block if c.args}
+                return values.get("", values.get("default"))
+        return None
+
     def check_connection(self, site: _Site, ws: bool, own: dict[str, Node]) -> None:
         conn = own.get("connection")
+        host = _upstream_host(site.proxy_pass.args[0]) if site.proxy_pass.args else ""
+        keepalive = self.keepalive_upstreams.get(host)
+        # With upstream keepalive, plain requests must go out with an empty Connection.
+        plain = "''" if keepalive is not None else "close"
         map_fix = (
-            "Add `map $http_upgrade $connection_upgrade { default upgrade; '' close; }` to the "
-            f"http block and {'set' if conn else 'add'} `proxy_set_header Connection "
+            f"Add `map $http_upgrade $connection_upgrade {{ default upgrade; '' {plain}; }}` to "
+            f"the http block and {'set' if conn else 'add'} `proxy_set_header Connection "
             f"$connection_upgrade;` {'in' if conn else 'to'} {site.label}."
         )
         if conn is None or not self.is_upgrade_value(conn.args[1]):
@@ -244,28 +256,24 @@ class _Rules:
             )
             return
         if conn.args[1].startswith("$"):
-            return
-        host = _upstream_host(site.proxy_pass.args[0]) if site.proxy_pass.args else ""
-        if host in self.keepalive_upstreams:
-            ka = self.keepalive_upstreams[host]
-            self.findings.append(
-                finding(
-                    "nginx_keepalive_connection",
-                    conn,
-                    f"`{_render(conn)}` in {site.label} is sent on every request to upstream "
-                    f"{host}, whose `keepalive` (line {ka.line}) then never reuses a connection",
-                    ws=ws,
-                    fix="Add `map $http_upgrade $connection_upgrade { default upgrade; '' ''; }` "
-                    "to the http block and `proxy_set_header Connection $connection_upgrade;` "
-                    f"to {site.label}.",
+            if keepalive is not None and self.map_value_for_plain(conn.args[1]) == "close":
+                self.findings.append(
+                    finding(
+                        "nginx_keepalive_connection",
+                        conn,
+                        f"`{_render(conn)}` (for {site.label}) sends `Connection: close` on "
+                        f"plain requests, so upstream {host}'s `keepalive` (line "
+                        f"{keepalive.line}) never reuses a connection",
+                        fix=f"Map the empty Upgrade to an empty Connection: `map $http_upgrade "
+                        f"{conn.args[1]} {{ default upgrade; '' ''; }}`.",
+                    )
                 )
-            )
             return
         self.findings.append(
             finding(
                 "nginx_connection_hardcoded",
                 conn,
-                f"`{_render(conn)}` in {site.label} marks every request as an upgrade, plain "
+                f"`{_render(conn)}` (for {site.label}) marks every request as an upgrade, plain "
                 "HTTP ones too",
                 ws=ws,
                 fix=map_fix,
