@@ -136,3 +136,40 @@ def test_thousand_concurrent_connections_relay_without_loss(echo_gateway) -> Non
 
     results = asyncio.run(main())
     assert results == [messages] * connections
+
+
+def test_idle_tunnel_timeout_closes_with_1001(tmp_path: Path) -> None:
+    with ws_server() as backend:
+        config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+[pools.app]
+backends = ["127.0.0.1:{backend}"]
+tunnel_idle_timeout_s = 1
+"""
+        with gateway(tmp_path, config=config) as gw, connect(f"{gw.url}/") as ws:
+            ws.send("still here")
+            assert ws.recv(timeout=20) == "still here"
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=20)
+            assert ws.close_code == 1001
+            assert ws.close_reason == "idle timeout"
+
+
+def test_drain_on_sigterm_sends_1001_to_open_tunnels(tmp_path: Path) -> None:
+    with ws_server() as backend:
+        config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+drain_timeout_s = 1
+[pools.app]
+backends = ["127.0.0.1:{backend}"]
+"""
+        with gateway(tmp_path, config=config) as gw, connect(f"{gw.url}/") as ws:
+            ws.send("before")
+            assert ws.recv(timeout=20) == "before"
+            gw.proc.popen.terminate()  # SIGTERM to the gateway's PID
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=20)
+            assert ws.close_code == 1001
+            assert gw.proc.popen.wait(timeout=20) == 0

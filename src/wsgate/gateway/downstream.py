@@ -10,19 +10,19 @@ head reaches the client becomes an explained error response (see `responses.py`)
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from wsgate.gateway.pool import Backend, ConnectError, Pool, Rejected
+from wsgate.gateway.dispatch import BackendChoice
+from wsgate.gateway.exchange import Request, State, ms
+from wsgate.gateway.pool import Backend
 from wsgate.gateway.responses import error_response
+from wsgate.gateway.tunnel import Tunnel
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.policy.buckets import jittered_retry_after
 from wsgate.policy.clients import client_address
-from wsgate.policy.keys import hash_key
 from wsgate.protocol.errors import ProtocolError
 from wsgate.protocol.forward import (
     Framing,
@@ -34,7 +34,6 @@ from wsgate.protocol.forward import (
     response_head,
     switching_protocols_head,
 )
-from wsgate.protocol.frames import CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, FrameTracker, close_frame
 from wsgate.protocol.handshake import check_upgrade_request, check_upgrade_response, wants_websocket
 from wsgate.protocol.headers import Headers, get_one
 from wsgate.protocol.proxy_protocol import parse_proxy_header
@@ -43,50 +42,9 @@ if TYPE_CHECKING:
     from wsgate.gateway.server import Gateway
 
 MAX_PIPELINED_REQUESTS = 16
-# After the backend ends a tunnel cleanly, how long the client gets to close its side.
-TUNNEL_CLOSE_GRACE_S = 10.0
 
 
-class State(enum.Enum):
-    HEAD = "head"
-    EXCHANGE = "exchange"
-    UPGRADING = "upgrading"
-    TUNNEL = "tunnel"
-    CLOSED = "closed"
-
-
-@dataclass(slots=True, eq=False)
-class Request:
-    method: bytes
-    target: bytes
-    version: str
-    headers: Headers
-    keep_alive: bool
-    framing: Framing
-    received_at: float
-    ws_key: bytes | None = None
-    error: ProtocolError | None = None
-    body: list[bytes] = field(default_factory=list)
-    buffered: int = 0
-    complete: bool = False
-    pool: Pool | None = None
-    backend: Backend | None = None
-    client: str = "-"
-    tried: set[Backend] = field(default_factory=set)
-    last_failure: ConnectError | None = None
-    attempts: int = 1
-    slot: Backend | None = None  # the handshake slot this request holds
-    slot_since: float = 0.0
-    slot_inflight: int = 0
-    queued_at: float | None = None
-    stale_retry_done: bool = False
-    head_sent: bool = False
-    head_sent_at: float = 0.0
-    connect_ms: float | None = None
-    status: int = 0
-
-
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(BackendChoice, asyncio.Protocol):
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.loop = gateway.loop
@@ -114,14 +72,7 @@ class ClientConnection(asyncio.Protocol):
         self._upstream_reusable = False
         self._close_after = False
         self._early = b""
-        # Tunnel bookkeeping.
-        self._tracker = FrameTracker()
-        self._client_eof = False
-        self._upstream_eof = False
-        self._tunnel_started = 0.0
-        self._bytes_up = 0
-        self._bytes_down = 0
-        self._last_activity = 0.0
+        self._tunnel: Tunnel | None = None
         # Bytes of a PROXY protocol header still being read; None when not expected.
         self._proxy_header: bytes | None = b"" if gateway.config.server.proxy_protocol else None
         self._client_counted: str | None = None  # counted by the per-client limits
@@ -151,11 +102,8 @@ class ClientConnection(asyncio.Protocol):
             data = self._read_proxy_header(data)
             if not data:
                 return
-        if self.state is State.TUNNEL:
-            self._bytes_up += len(data)
-            self._last_activity = self.loop.time()
-            assert self.upstream is not None
-            self.upstream.write(data)
+        if self._tunnel is not None:
+            self._tunnel.from_client(data)
             return
         if self.state is State.UPGRADING or self.state is State.CLOSED:
             self._early += data  # bytes after an upgrade request belong to the tunnel
@@ -171,15 +119,8 @@ class ClientConnection(asyncio.Protocol):
             self._protocol_error(exc)
 
     def eof_received(self) -> bool | None:
-        self._client_eof = True
-        if self.state is State.TUNNEL:
-            upstream = self.upstream
-            if self._upstream_eof or upstream is None or upstream.transport is None:
-                self._close()
-                return None
-            if upstream.transport.can_write_eof():
-                upstream.transport.write_eof()
-            return True
+        if self._tunnel is not None:
+            return self._tunnel.on_client_eof()
         active = self.active
         if active is not None and active.complete and self.state is State.EXCHANGE:
             self._close_after = True  # half-closed client still gets its response
@@ -188,8 +129,8 @@ class ClientConnection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.state is State.TUNNEL:
-            self._log_tunnel_end("client_closed")
+        if self._tunnel is not None:
+            self._tunnel.on_client_lost()
         self.state = State.CLOSED
         self._cancel_timers()
         self.gw.connections.discard(self)
@@ -197,12 +138,9 @@ class ClientConnection(asyncio.Protocol):
             self._connect_task.cancel()
         self._release_everything()
         upstream, self.upstream = self.upstream, None
-        if upstream is not None:
+        if upstream is not None and self._tunnel is None:
             upstream.detach()
-            if self._tunnel_started:
-                upstream.close()  # flush what the client sent last
-            else:
-                upstream.abort()
+            upstream.abort()
 
     def pause_writing(self) -> None:
         # The client reads slower than the backend sends: stop reading the backend.
@@ -325,137 +263,6 @@ class ClientConnection(asyncio.Protocol):
         self._client_counted = request.client
         pool.budget.on_attempt(now)
         self._admit(request)
-
-    # -- handshake admission (WebSocket) ----------------------------------------------------
-    def _admit(self, request: Request, *, front: bool = False) -> None:
-        pool = request.pool
-        assert pool is not None
-        result = pool.admit(self, self.loop.time(), front=front)
-        if isinstance(result, Backend):
-            self.admitted(result)
-        elif isinstance(result, Rejected):
-            self._reject(request, result.cause, result.detail, result.retry_after_s)
-        else:
-            request.queued_at = self.loop.time()
-
-    def admitted(self, backend: Backend) -> None:
-        """Waiter: a handshake slot on `backend` is ours."""
-        request = self.active
-        if request is None or request.pool is None or self.state is State.CLOSED:
-            backend.pool.handshake_done(backend, 0.0, 0, "aborted")
-            return
-        request.slot = backend
-        request.slot_since = self.loop.time()
-        request.slot_inflight = backend.inflight
-        self._use_backend(request, backend)
-
-    def rejected(self, cause: str, detail: str, retry_after_s: int) -> None:
-        """Waiter: the pool will not give us a slot (queue timeout, no backend left)."""
-        if self.active is not None and self.state is not State.CLOSED:
-            self._reject(self.active, cause, detail, retry_after_s)
-
-    def hash_key(self) -> bytes | None:
-        request = self.active
-        if request is None or request.pool is None:
-            return None
-        return hash_key(
-            request.pool.config.hash_key, request.client, request.headers, request.target
-        )
-
-    def excluded(self) -> frozenset[Backend]:
-        return frozenset(self.active.tried) if self.active is not None else frozenset()
-
-    def _reject(self, request: Request, cause: str, detail: str, retry_after_s: int) -> None:
-        failure = request.last_failure
-        if cause == "no_healthy_upstream" and failure is not None and request.tried:
-            # Retries ran out of backends: the last real failure explains it best.
-            self._fail(failure.cause, failure.detail)
-            return
-        self._fail(cause, detail, retry_after_s=retry_after_s)
-
-    def _release_slot(self, request: Request, outcome: str) -> None:
-        backend, request.slot = request.slot, None
-        if backend is not None:
-            rtt = self.loop.time() - request.slot_since
-            backend.pool.handshake_done(backend, rtt, request.slot_inflight, outcome)
-
-    def _retry_or_fail(self, request: Request, cause: str, detail: str, *, outcome: str) -> None:
-        """A failure before anything reached the client: another backend, if the attempt
-        count and the pool's retry budget allow, else the explained error."""
-        request.last_failure = ConnectError(cause, detail)
-        if request.slot is not None:
-            self._release_slot(request, outcome)
-        elif request.backend is not None and outcome != "aborted":
-            request.backend.pool.note_failure(request.backend)
-        pool = request.pool
-        assert pool is not None
-        self.gw.log.event(
-            "upstream_attempt",
-            client=self.client_ip,
-            pool=pool.config.name,
-            backend=str(request.backend.address) if request.backend else None,
-            attempt=request.attempts,
-            cause=cause,
-        )
-        self.upstream = None
-        if request.attempts <= pool.config.retries and pool.budget.try_retry(self.loop.time()):
-            request.attempts += 1
-            request.head_sent = False
-            request.connect_ms = None
-            if request.ws_key is not None:
-                self._admit(request, front=True)
-            else:
-                self._pick_for_request(request)
-            return
-        self._fail(cause, detail)
-
-    # -- plain requests and connecting ---------------------------------------------------------
-    def _pick_for_request(self, request: Request) -> None:
-        pool = request.pool
-        assert pool is not None
-        backend = pool.pick_for_request(
-            self.loop.time(),
-            frozenset(request.tried),
-            hash_key(pool.config.hash_key, request.client, request.headers, request.target),
-        )
-        if backend is None:
-            self._reject(
-                request,
-                "no_healthy_upstream",
-                f"Pool {pool.config.name}: no backend is up.",
-                pool.retry_after(),
-            )
-            return
-        self._use_backend(request, backend)
-
-    def _use_backend(self, request: Request, backend: Backend) -> None:
-        request.tried.add(backend)
-        request.backend = backend
-        conn = backend.pool.take_idle(backend)
-        if conn is not None:
-            self._attach(request, conn)
-            return
-        self._connect_task = self.loop.create_task(self._connect(request, backend))
-
-    async def _connect(self, request: Request, backend: Backend) -> None:
-        started = self.loop.time()
-        try:
-            conn = await backend.pool.connect(backend)
-        except ConnectError as failure:
-            self._connect_task = None
-            if self.state is State.CLOSED or request is not self.active:
-                self._release_slot(request, "aborted")
-                return
-            outcome = "dropped" if failure.cause == "upstream_connect_timeout" else "failed"
-            self._retry_or_fail(request, failure.cause, failure.detail, outcome=outcome)
-            return
-        self._connect_task = None
-        request.connect_ms = (self.loop.time() - started) * 1000
-        if self.state is State.CLOSED or request is not self.active:
-            backend.pool.release(conn)
-            self._release_slot(request, "aborted")
-            return
-        self._attach(request, conn)
 
     def _attach(self, request: Request, conn: UpstreamConnection) -> None:
         self.upstream = conn
@@ -615,45 +422,35 @@ class ClientConnection(asyncio.Protocol):
         self._resume("body")
 
     def on_upstream_upgrade(self, tail: bytes) -> None:
-        if self.state is not State.UPGRADING or self.transport is None:
+        request = self.active
+        upstream = self.upstream
+        if self.state is not State.UPGRADING or self.transport is None or upstream is None:
             return
+        assert request is not None and request.pool is not None
         self.state = State.TUNNEL
-        self._tunnel_started = self.loop.time()
-        self._last_activity = self._tunnel_started
-        if tail:
-            self.on_upstream_tunnel_data(tail)
-        if self._early:
-            early, self._early = self._early, b""
-            self._bytes_up += len(early)
-            assert self.upstream is not None
-            self.upstream.write(early)
+        early, self._early = self._early, b""
+        self._tunnel = Tunnel(
+            self.transport,
+            upstream,
+            log=self.gw.log,
+            fields={
+                "client": request.client,
+                "pool": request.pool.config.name,
+                "backend": request.backend.name if request.backend else None,
+            },
+            idle_timeout_s=request.pool.config.tunnel_idle_timeout_s,
+            on_closed=self._on_tunnel_closed,
+        )
+        self._tunnel.start(tail, early)
         self._resume("upgrade")
-        assert self.active is not None and self.active.pool is not None
-        idle = self.active.pool.config.tunnel_idle_timeout_s
-        if idle > 0:
-            self._set_timer(idle, self._on_tunnel_idle_check)
 
-    def on_upstream_tunnel_data(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        self._bytes_down += len(data)
-        self._last_activity = self.loop.time()
-        self._tracker.feed(data)
-        transport.write(data)
+    def _on_tunnel_closed(self) -> None:
+        self.state = State.CLOSED
+        self.upstream = None
+        self._cancel_timers()
+        self._release_everything()
 
     def on_upstream_eof(self) -> None:
-        self._upstream_eof = True
-        if self.state is State.TUNNEL:
-            if not self._tracker.close_seen and not self._client_eof:
-                self._tunnel_broken("backend closed the connection without a close frame")
-            elif self._client_eof:
-                self._close()
-            elif self.transport is not None:
-                if self.transport.can_write_eof():
-                    self.transport.write_eof()
-                self._set_timer(TUNNEL_CLOSE_GRACE_S, self._close)
-            return
         # A body that runs to the end of the connection ends here; any other body was cut
         # short, and connection_lost follows and aborts the client.
         if (
@@ -665,12 +462,6 @@ class ClientConnection(asyncio.Protocol):
             self.on_response_complete()
 
     def on_upstream_lost(self, exc: Exception | None) -> None:
-        if self.state is State.TUNNEL:
-            if not self._tracker.close_seen and not self._client_eof:
-                self._tunnel_broken("backend connection lost" + (f": {exc}" if exc else ""))
-            else:
-                self._close()
-            return
         if self.state is State.UPGRADING:
             self._abort()
             return
@@ -699,7 +490,7 @@ class ClientConnection(asyncio.Protocol):
         self._retry_or_fail(request, "upstream_closed_early", detail, outcome="failed")
 
     def on_upstream_bad_response(self, reason: str) -> None:
-        if self.state is State.TUNNEL or self._response_started:
+        if self._response_started:
             self._abort()
             return
         request = self.active
@@ -739,61 +530,13 @@ class ClientConnection(asyncio.Protocol):
         self.transport.write(switching_protocols_head(reason, headers))
         self._log_access(request)
 
-    def _tunnel_broken(self, why: str) -> None:
-        transport = self.transport
-        if self.state is not State.TUNNEL or transport is None:
-            return
-        at_boundary = self._tracker.at_boundary
-        self._log_tunnel_end("upstream_tunnel_broken", why=why, close_frame_sent=at_boundary)
-        self.state = State.CLOSED
-        if at_boundary:
-            transport.write(close_frame(CLOSE_BAD_GATEWAY, "bad gateway: " + why[:90]))
-        transport.close()
-
-    def _on_tunnel_idle_check(self) -> None:
-        self._timer = None
-        request = self.active
-        if self.state is not State.TUNNEL or request is None or request.pool is None:
-            return
-        idle = request.pool.config.tunnel_idle_timeout_s
-        quiet = self.loop.time() - self._last_activity
-        if quiet < idle:
-            self._set_timer(idle - quiet, self._on_tunnel_idle_check)
-            return
-        self.close_tunnel(CLOSE_GOING_AWAY, "idle timeout", reason_code="tunnel_idle_timeout")
-
     def close_tunnel(self, code: int, text: str, *, reason_code: str) -> None:
-        """End a tunnel from the gateway's side (idle timeout, shutdown): a close frame to
-        the client when at a frame boundary, then TCP close on both sides."""
-        transport = self.transport
-        if self.state is not State.TUNNEL or transport is None:
-            self._close()
-            return
-        at_boundary = self._tracker.at_boundary
-        self._log_tunnel_end(reason_code, close_frame_sent=at_boundary)
-        self.state = State.CLOSED
-        if at_boundary:
-            transport.write(close_frame(code, text))
-        self._close()
-
-    def _log_tunnel_end(self, reason: str, **extra: object) -> None:
-        request = self.active
-        if not self._tunnel_started or request is None:
-            return
-        fields: dict[str, object] = {
-            "client": self.client_ip,
-            "pool": request.pool.config.name if request.pool else None,
-            "backend": request.backend.name if request.backend else None,
-            "end": reason,
-            "duration_s": round(self.loop.time() - self._tunnel_started, 3),
-            "bytes_up": self._bytes_up,
-            "bytes_down": self._bytes_down,
-            **extra,
-        }
-        if reason == "upstream_tunnel_broken":
-            self.gw.log.error(reason, **fields)
+        """End this connection from the gateway's side: a tunnel gets a close frame with
+        `code` (see Tunnel.close); anything else is simply closed."""
+        if self._tunnel is not None:
+            self._tunnel.close(code, text, reason=reason_code)
         else:
-            self.gw.log.event("tunnel_end", **fields)
+            self._close()
 
     # == errors, limits and timers ====================================================
     def _check_head_size(self, data: bytes) -> bool:
@@ -844,13 +587,6 @@ class ClientConnection(asyncio.Protocol):
             self.state = State.EXCHANGE
             self._fail("header_timeout", f"The limit is {timeout:g} s.")
 
-    def _can_retry(self, request: Request) -> bool:
-        pool = request.pool
-        if pool is None or request.attempts > pool.config.retries:
-            return False
-        now = self.loop.time()
-        return any(b not in request.tried and b.health.available(now) for b in pool.backends)
-
     def _release_everything(self) -> None:
         """Give back what this connection holds in pools and limits; safe to call twice."""
         request = self.active
@@ -876,8 +612,8 @@ class ClientConnection(asyncio.Protocol):
             pool=request.pool.config.name if request and request.pool else None,
             backend=request.backend.name if request and request.backend else None,
             detail=detail,
-            connect_ms=_ms(request.connect_ms) if request else None,
-            total_ms=_ms((self.loop.time() - request.received_at) * 1000) if request else None,
+            connect_ms=ms(request.connect_ms) if request else None,
+            total_ms=ms((self.loop.time() - request.received_at) * 1000) if request else None,
         )
         transport = self.transport
         if transport is not None and not self._response_started and not transport.is_closing():
@@ -904,9 +640,9 @@ class ClientConnection(asyncio.Protocol):
             pool=request.pool.config.name if request.pool else None,
             backend=request.backend.name if request.backend else None,
             upgrade=request.ws_key is not None,
-            connect_ms=_ms(request.connect_ms),
-            response_ms=_ms((now - request.head_sent_at) * 1000) if request.head_sent else None,
-            total_ms=_ms((now - request.received_at) * 1000),
+            connect_ms=ms(request.connect_ms),
+            response_ms=ms((now - request.head_sent_at) * 1000) if request.head_sent else None,
+            total_ms=ms((now - request.received_at) * 1000),
         )
 
     def _pause(self, reason: str) -> None:
@@ -941,8 +677,9 @@ class ClientConnection(asyncio.Protocol):
         self._cancel_response_timer()
 
     def _close(self) -> None:
-        if self.state is State.TUNNEL:
-            self._log_tunnel_end("closed")
+        if self._tunnel is not None:
+            self._tunnel.close(1001, "", reason="closed")
+            return
         self.state = State.CLOSED
         self._cancel_timers()
         self._release_everything()
@@ -954,6 +691,8 @@ class ClientConnection(asyncio.Protocol):
             upstream.close()
 
     def _abort(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.on_client_lost()
         self.state = State.CLOSED
         self._cancel_timers()
         self._release_everything()
@@ -968,7 +707,3 @@ class ClientConnection(asyncio.Protocol):
     def idle(self) -> bool:
         """Between requests on a keep-alive connection: safe to close at shutdown."""
         return self.state is State.HEAD and self.active is None and not self._queue
-
-
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)

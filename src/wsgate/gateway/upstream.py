@@ -18,6 +18,16 @@ if TYPE_CHECKING:
     from wsgate.gateway.pool import Backend
 
 
+class TunnelSink(Protocol):
+    """What an upstream connection reports to the tunnel it is half of."""
+
+    def on_upstream_tunnel_data(self, data: bytes) -> None: ...
+    def on_upstream_eof(self) -> None: ...
+    def on_upstream_lost(self, exc: Exception | None) -> None: ...
+    def on_upstream_pause_writing(self) -> None: ...
+    def on_upstream_resume_writing(self) -> None: ...
+
+
 class ResponseSink(Protocol):
     """What an upstream connection reports to the client connection it serves."""
 
@@ -27,7 +37,6 @@ class ResponseSink(Protocol):
     def on_response_body(self, data: bytes) -> None: ...
     def on_response_complete(self) -> None: ...
     def on_upstream_upgrade(self, tail: bytes) -> None: ...
-    def on_upstream_tunnel_data(self, data: bytes) -> None: ...
     def on_upstream_eof(self) -> None: ...
     def on_upstream_lost(self, exc: Exception | None) -> None: ...
     def on_upstream_bad_response(self, reason: str) -> None: ...
@@ -42,8 +51,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.backend = backend
         self.transport: asyncio.Transport | None = None
         self.sink: ResponseSink | None = None
+        self.tunnel: TunnelSink | None = None
         self.closed = False
-        self.tunnel = False
         self.got_response_bytes = False
         self._parser = httptools.HttpResponseParser(self)
         self._headers: Headers = []
@@ -57,11 +66,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        sink = self.sink
-        if self.tunnel:
-            if sink is not None:
-                sink.on_upstream_tunnel_data(data)
+        if self.tunnel is not None:
+            self.tunnel.on_upstream_tunnel_data(data)
             return
+        sink = self.sink
         self.got_response_bytes = True
         if sink is None:
             # Bytes on an idle keep-alive connection: the backend broke framing.
@@ -70,33 +78,40 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            self.tunnel = True
+            # The client side answers with start_tunnel(), or closes this connection.
             sink.on_upstream_upgrade(data[upgrade.args[0] :])
         except httptools.HttpParserError as exc:
             self.close()
             sink.on_upstream_bad_response(str(exc) or "unparsable response")
 
     def eof_received(self) -> bool | None:
+        if self.tunnel is not None:
+            self.tunnel.on_upstream_eof()
+            return not self.closed  # keep our write side open for the half-close
         if self.sink is not None:
             self.sink.on_upstream_eof()
-        # Keep the transport open only for a tunnel's half-close.
-        return self.tunnel and not self.closed
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_idle_timer()
         self.backend.forget(self)
+        tunnel, self.tunnel = self.tunnel, None
+        if tunnel is not None:
+            tunnel.on_upstream_lost(exc)
         sink, self.sink = self.sink, None
         if sink is not None:
             sink.on_upstream_lost(exc)
 
     def pause_writing(self) -> None:
-        if self.sink is not None:
-            self.sink.on_upstream_pause_writing()
+        target = self.tunnel or self.sink
+        if target is not None:
+            target.on_upstream_pause_writing()
 
     def resume_writing(self) -> None:
-        if self.sink is not None:
-            self.sink.on_upstream_resume_writing()
+        target = self.tunnel or self.sink
+        if target is not None:
+            target.on_upstream_resume_writing()
 
     # -- httptools callbacks ----------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -146,6 +161,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def detach(self) -> None:
         self.sink = None
+
+    def start_tunnel(self, tunnel: TunnelSink) -> None:
+        """After a 101: from now on every byte goes to `tunnel`, unparsed."""
+        self.sink = None
+        self.tunnel = tunnel
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:

@@ -1,0 +1,174 @@
+"""The two byte streams of a WebSocket after its 101: copied as they come, never parsed,
+with backpressure and half-close, and an explained end.
+
+Backpressure: each transport's write buffer has a high-water mark; when the client's is
+reached, the upstream's reading pauses (and the other way round), so a side that stops
+reading holds back the side that sends instead of growing a buffer here.
+
+The backend-to-client direction goes through a `FrameTracker` (frame headers only), so
+that when the backend breaks the tunnel the client gets close code 1014 at a frame
+boundary, and when the gateway ends it (idle timeout, shutdown) 1001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from wsgate.gateway.upstream import UpstreamConnection
+from wsgate.observe.log import JsonLog
+from wsgate.protocol.frames import CLOSE_BAD_GATEWAY, FrameTracker, close_frame
+
+# After the backend ends a tunnel cleanly, how long the client gets to close its side.
+CLOSE_GRACE_S = 10.0
+
+
+class Tunnel:
+    def __init__(
+        self,
+        client: asyncio.Transport,
+        upstream: UpstreamConnection,
+        *,
+        log: JsonLog,
+        fields: dict[str, Any],
+        idle_timeout_s: float,
+        on_closed: Callable[[], None],
+    ) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.loop = asyncio.get_running_loop()
+        self._log = log
+        self._fields = fields
+        self._idle_timeout_s = idle_timeout_s
+        self._on_closed = on_closed
+        self.tracker = FrameTracker()
+        self.started = self.loop.time()
+        self.last_activity = self.started
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.client_eof = False
+        self.upstream_eof = False
+        self.closed = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self, from_upstream: bytes, from_client: bytes) -> None:
+        """Begin with the bytes that came right behind the 101 and the upgrade request."""
+        self.upstream.start_tunnel(self)
+        if from_upstream:
+            self.on_upstream_tunnel_data(from_upstream)
+        if from_client:
+            self.from_client(from_client)
+        if self._idle_timeout_s > 0:
+            self._timer = self.loop.call_later(self._idle_timeout_s, self._idle_check)
+
+    # -- the client side (called by the client connection) -----------------------------------
+    def from_client(self, data: bytes) -> None:
+        self.bytes_up += len(data)
+        self.last_activity = self.loop.time()
+        self.upstream.write(data)
+
+    def on_client_eof(self) -> bool | None:
+        """The client half-closed: pass it on; True keeps our write side open."""
+        self.client_eof = True
+        transport = self.upstream.transport
+        if self.upstream_eof or transport is None or self.upstream.closed:
+            self._finish("closed", close_client=True)
+            return None
+        if transport.can_write_eof():
+            transport.write_eof()
+        return True
+
+    def on_client_lost(self) -> None:
+        if not self.closed:
+            self._finish("client_closed")
+        self.upstream.close()  # flushes what the client sent last
+
+    # -- the upstream side (TunnelSink: called by the upstream connection) -------------------
+    def on_upstream_tunnel_data(self, data: bytes) -> None:
+        self.bytes_down += len(data)
+        self.last_activity = self.loop.time()
+        self.tracker.feed(data)
+        self.client.write(data)
+
+    def on_upstream_eof(self) -> None:
+        self.upstream_eof = True
+        if not self.tracker.close_seen and not self.client_eof:
+            self._broken("backend closed the connection without a close frame")
+        elif self.client_eof:
+            self._finish("closed", close_client=True)
+        else:
+            if self.client.can_write_eof():
+                self.client.write_eof()
+            self._set_timer(CLOSE_GRACE_S, lambda: self._finish("closed", close_client=True))
+
+    def on_upstream_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        if not self.tracker.close_seen and not self.client_eof:
+            self._broken("backend connection lost" + (f": {exc}" if exc else ""))
+        else:
+            self._finish("closed", close_client=True)
+
+    def on_upstream_pause_writing(self) -> None:
+        self.client.pause_reading()
+
+    def on_upstream_resume_writing(self) -> None:
+        if not self.client.is_closing():
+            self.client.resume_reading()
+
+    # -- ends -------------------------------------------------------------------------------
+    def close(self, code: int, text: str, *, reason: str) -> None:
+        """End the tunnel from the gateway's side (idle timeout, shutdown): a close frame to
+        the client when at a frame boundary, then TCP close on both sides."""
+        if self.closed:
+            return
+        at_boundary = self.tracker.at_boundary
+        if at_boundary:
+            self.client.write(close_frame(code, text))
+        self._finish(reason, close_client=True, close_frame_sent=at_boundary)
+
+    def _broken(self, why: str) -> None:
+        at_boundary = self.tracker.at_boundary
+        if at_boundary:
+            self.client.write(close_frame(CLOSE_BAD_GATEWAY, "bad gateway: " + why[:90]))
+        self._finish(
+            "upstream_tunnel_broken", close_client=True, why=why, close_frame_sent=at_boundary
+        )
+
+    def _idle_check(self) -> None:
+        self._timer = None
+        quiet = self.loop.time() - self.last_activity
+        if quiet < self._idle_timeout_s:
+            self._set_timer(self._idle_timeout_s - quiet, self._idle_check)
+            return
+        self.close(1001, "idle timeout", reason="tunnel_idle_timeout")
+
+    def _set_timer(self, delay: float, callback: Callable[[], None]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(delay, callback)
+
+    def _finish(self, reason: str, *, close_client: bool = False, **extra: object) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        record = {
+            **self._fields,
+            "end": reason,
+            "duration_s": round(self.loop.time() - self.started, 3),
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
+            **extra,
+        }
+        if reason == "upstream_tunnel_broken":
+            self._log.error(reason, **record)
+        else:
+            self._log.event("tunnel_end", **record)
+        if close_client:
+            self.client.close()
+            self.upstream.close()
+        self._on_closed()
