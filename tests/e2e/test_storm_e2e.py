@@ -20,6 +20,7 @@ from websockets.http11 import Request, Response
 
 from tests.support.backends import ws_server
 from tests.support.procs import free_port
+from wsgate.storm import plan
 
 pytestmark = pytest.mark.e2e
 
@@ -134,7 +135,8 @@ def test_refused_when_nothing_listens(tmp_path: Path) -> None:
 
 @contextlib.contextmanager
 def raw_server(mode: str) -> Iterator[int]:
-    """A TCP listener that never answers ("silent") or resets each connection ("reset")."""
+    """A TCP listener that never answers ("silent"), resets ("reset"), closes ("close") or
+    answers something that is not HTTP ("garbage") after reading the request."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
@@ -151,6 +153,13 @@ def raw_server(mode: str) -> Iterator[int]:
             if mode == "reset":
                 conn.recv(4096)
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+            elif mode == "close":
+                conn.recv(4096)
+                conn.close()
+            elif mode == "garbage":
+                conn.recv(4096)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
                 conn.close()
             else:
                 held.append(conn)
@@ -221,3 +230,38 @@ def test_several_urls_share_the_storm_round_robin(tmp_path: Path) -> None:
         )
     assert result["summary"]["outcomes"] == {"101": 20}
     assert counts == {"a": 10, "b": 10}
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [("close", "closed"), ("garbage", "bad_response")])
+def test_close_and_garbage_before_a_response(tmp_path: Path, mode: str, outcome: str) -> None:
+    with raw_server(mode) as port:
+        result = storm_json(tmp_path, f"ws://127.0.0.1:{port}/", "--burst", "3", "--timeout", "20s")
+    assert result["summary"]["outcomes"] == {outcome: 3}
+
+
+def test_ramp_with_paced_messages_and_hold(tmp_path: Path) -> None:
+    with ws_server() as port:
+        result = storm_json(
+            tmp_path,
+            f"ws://127.0.0.1:{port}/",
+            "--ramp", "10:30", "--duration", "1s",
+            "--messages", "2", "--interval", "100ms", "--hold", "300ms",
+            "--workers", "2", "--spacing", "poisson", "--seed", "5",
+        )  # fmt: skip
+    s = result["summary"]
+    assert s["started"] == s["ok"] == len(plan.build(plan.Ramp(10.0, 30.0, 1.0), 5, "poisson"))
+    assert s["rtt_ms"]["count"] == 2 * s["ok"]
+    assert s["session_errors"] == {}
+    # Each connection lived at least 100 ms between its messages plus the 300 ms hold.
+    assert s["elapsed_s"] >= 0.4
+    assert result["config"]["arrival"]["mode"] == "ramp"
+
+
+def test_hold_reports_a_server_that_closes_early(tmp_path: Path) -> None:
+    async def close_soon(conn: ServerConnection) -> None:
+        await conn.close()
+
+    with ws_server(close_soon) as port:
+        result = storm_json(tmp_path, f"ws://127.0.0.1:{port}/", "--burst", "5", "--hold", "5s")
+    assert result["summary"]["outcomes"] == {"101": 5}
+    assert result["summary"]["session_errors"] == {"closed during hold": 5}

@@ -161,3 +161,37 @@ def test_nice_ticks_cover_the_data(low: float, high: float, ticks: list[float]) 
 
 def test_log_ticks() -> None:
     assert plot.log_ticks(1, 100) == [1, 2, 5, 10, 20, 50, 100]
+
+
+def test_progress_table_sums_workers() -> None:
+    from rich.console import Console
+
+    from wsgate.storm.runner import progress_table
+
+    table = progress_table(
+        {
+            0: {"started": 10, "in_flight": 2, "outcomes": {"101": 7, "refused": 1}},
+            1: {"started": 5, "in_flight": 1, "outcomes": {"101": 4}},
+        },
+        elapsed_s=1.5,
+    )
+    console = Console(width=100, record=True)
+    console.print(table)
+    text = console.export_text()
+    assert "1.5 s" in text
+    header, row = [line for line in text.splitlines() if "│" in line or "┃" in line][:2]
+    assert header.split() == [
+        "┃",
+        "started",
+        "┃",
+        "in",
+        "flight",
+        "┃",
+        "done",
+        "┃",
+        "101",
+        "┃",
+        "refused",
+        "┃",
+    ]
+    assert [c.strip() for c in row.split("│")[1:-1]] == ["15", "3", "12", "11", "1"]
