@@ -487,3 +487,10 @@ def test_idle_bisect_with_failed_connections_is_not_reported_as_fine() -> None:
     idle = next(layer for layer in diagnosis.layers if layer.name == "idle")
     assert not idle.ok
     assert "1 of 1 could not be opened" in idle.detail
+
+
+def test_idle_close_frame_without_known_proxy_points_at_the_app() -> None:
+    idle = IdleObs(10.0, (IdleSpan(10.0, IdleEnd.CLOSE_FRAME, 1.5, 1001, "idle timeout"),))
+    evidence = diagnose(upgraded(idle=idle)).findings[0].evidence
+    assert "by a close frame 1001 'idle timeout'" in evidence
+    assert "server's WebSocket settings" in evidence

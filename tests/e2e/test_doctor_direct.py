@@ -171,3 +171,21 @@ def test_connect_to_same_backend_agrees() -> None:
         status, report = doctor(f"ws://127.0.0.1:{port}/", "--connect-to", f"127.0.0.1:{port}")
     assert status == 0
     assert layer(report, "connect-to")["detail"].startswith(f"127.0.0.1:{port}: 101")
+
+
+async def close_when_idle(conn: ServerConnection) -> None:
+    # An application-level idle timeout: 1.5 s without a message closes with 1001.
+    while True:
+        try:
+            await asyncio.wait_for(conn.recv(), 1.5)
+        except TimeoutError:
+            await conn.close(1001, "idle timeout")
+            return
+
+
+def test_idle_cut_by_close_frame_reports_code() -> None:
+    with ws_server(close_when_idle, ping_interval=None) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--idle", "10")
+    assert status == 1
+    assert errors(report) == ["idle_cut"]
+    assert "by a close frame 1001 'idle timeout'" in finding(report, "idle_cut")["evidence"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tests.doctor.harness import codes, doctor, errors, finding
@@ -50,15 +51,28 @@ def test_haproxy_dead_backend(tmp_path: Path) -> None:
     assert "health check" in found["fix"]
 
 
-def test_haproxy_health_check_marks_backend_down(tmp_path: Path) -> None:
-    # A dead server with health checks: HAProxy marks it DOWN and answers 503 at once.
+def test_haproxy_http_check_marks_websocket_only_backend_down(tmp_path: Path) -> None:
+    # The backend is up, but a plain GET health check gets its 426, so HAProxy marks it
+    # DOWN and answers 503 "No server is available" to every WebSocket.
     port = free_port()
-    check = " check inter 200ms fall 1 rise 1"
-    with haproxy(config(port, free_port(), check=check), tmp_path, port):
-        status, report = doctor(f"ws://127.0.0.1:{port}/", "--timeout", "20")
+    with ws_server() as backend:
+        cfg = config(port, backend, check=" check inter 200ms fall 1 rise 1").replace(
+            "backend app\n", "backend app\n    option httpchk GET /\n"
+        )
+        with haproxy(cfg, tmp_path, port) as proc:
+            deadline = time.monotonic() + 20
+            while "is DOWN" not in proc.log() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "is DOWN" in proc.log()
+            status, report = doctor(
+                f"ws://127.0.0.1:{port}/", "--connect-to", f"127.0.0.1:{backend}"
+            )
     assert status == 1
     assert codes(report) == ["gateway_upstream_unreachable"]
-    assert "HAProxy has no server UP" in finding(report, "gateway_upstream_unreachable")["evidence"]
+    found = finding(report, "gateway_upstream_unreachable")
+    assert "HAProxy has no server UP" in found["evidence"]
+    assert "answered 101" in found["evidence"]  # the backend itself is fine
+    assert "option httpchk" in found["fix"]
 
 
 def test_haproxy_tunnel_timeout_is_idle_cut(tmp_path: Path) -> None:

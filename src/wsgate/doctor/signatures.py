@@ -247,6 +247,11 @@ _SETTINGS: dict[tuple[str, str], Setting] = {
 }
 
 
+def _about(seconds: float) -> str:
+    """'2 s', '1.5 s', '62 s': one decimal only where it matters."""
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f}".rstrip("0").rstrip(".") + " s"
+
+
 def _fits(elapsed_s: float, default_s: float) -> bool:
     return abs(elapsed_s - default_s) <= max(1.5, 0.05 * default_s)
 
@@ -264,8 +269,9 @@ def timeout_setting(product: str | None, phase: str, elapsed_s: float) -> str:
                 f"{setting.default_s:g} s"
             )
         default = f" (default {setting.default_s:g} s)" if setting.default_s else ""
-        return f"{seconds} fits {setting.product} {setting.name} set to about " + (
-            f"{round(elapsed_s)} s{default}"
+        return (
+            f"{seconds} fits {setting.product} {setting.name} set to about "
+            f"{_about(elapsed_s)}{default}"
         )
     candidates = [
         f"{s.product} {s.name}"
@@ -274,4 +280,4 @@ def timeout_setting(product: str | None, phase: str, elapsed_s: float) -> str:
     ]
     if candidates:
         return f"{seconds} fits the default of " + ", ".join(dict.fromkeys(candidates))
-    return f"{seconds} looks like a timeout of about {round(elapsed_s)} s on the path"
+    return f"{seconds} looks like a timeout of about {_about(elapsed_s)} on the path"

@@ -429,7 +429,9 @@ def _judge_idle(idle: IdleObs, product: str | None, found: list[Finding]) -> Non
         return
     at = cut.ended_s if cut.ended_s is not None else cut.span_s
     if cut.end is IdleEnd.CLOSE_FRAME:
-        how = f"a close frame {cut.close_code} {cut.close_reason!r}".rstrip(" '")
+        how = f"a close frame {cut.close_code}"
+        if cut.close_reason:
+            how += f" {cut.close_reason!r}"
     elif cut.end is IdleEnd.SILENT:
         how = "silence: no EOF, and no pong to a ping afterwards (dropped on the way)"
     else:
@@ -442,7 +444,12 @@ def _judge_idle(idle: IdleObs, product: str | None, found: list[Finding]) -> Non
     survived = idle.longest_survived_s
     if survived is not None:
         evidence += f"; a connection quiet for {survived:g} s survived"
-    evidence += "; " + setting_for(product, "idle", at)
+    if cut.end is IdleEnd.CLOSE_FRAME and product is None:
+        # A close frame is a deliberate close by an endpoint, usually the app itself.
+        evidence += "; a close frame is sent on purpose: look for an idle timeout in the "
+        evidence += "server's WebSocket settings (or a proxy that closes with a frame)"
+    else:
+        evidence += "; " + setting_for(product, "idle", at)
     found.append(finding("idle_cut", "idle", evidence, product))
 
 
