@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from websockets.sync.client import connect
 
 from tests.support.backends import echo, ws_server
 from tests.support.gateway import gateway
+from tests.support.procs import free_port, running
 
 SIZES = [0, 125, 126, 65_535, 65_536, 16 * 1024 * 1024]
 
@@ -173,3 +177,23 @@ backends = ["127.0.0.1:{backend}"]
                 ws.recv(timeout=20)
             assert ws.close_code == 1001
             assert gw.proc.popen.wait(timeout=20) == 0
+
+
+def test_workers_share_the_port(tmp_path: Path) -> None:
+    with ws_server() as backend:
+        port = free_port()
+        argv = [sys.executable, "-m", "wsgate", "serve", "--workers", "2"]
+        argv += ["--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{backend}"]
+        with running(argv, tmp_path / "workers.log", port) as proc:
+            for index in range(40):
+                with connect(f"ws://127.0.0.1:{port}/") as ws:
+                    ws.send(str(index))
+                    assert ws.recv(timeout=20) == str(index)
+            children = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+            assert len(children) == 2
+        records = [json.loads(line) for line in proc.log().splitlines() if line.startswith("{")]
+        served_by = {r["pid"] for r in records if r["event"] == "access"}
+        assert served_by == {int(pid) for pid in children}
+        assert sum(1 for r in records if r["event"] == "stopped") == 2

@@ -4,6 +4,7 @@ line for every error the gateway makes, with its cause code and timings."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -25,6 +26,7 @@ class JsonLog:
     def event(self, event: str, **fields: Any) -> None:
         record: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+            "pid": os.getpid(),  # tells the workers of `serve --workers N` apart
             "event": event,
         }
         record.update(fields)
