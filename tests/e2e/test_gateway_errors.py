@@ -227,3 +227,25 @@ def test_dead_backend_is_skipped_while_another_is_up(tmp_path: Path) -> None:
             with socket.create_connection(("127.0.0.1", gw.port), timeout=20) as sock:
                 sock.sendall(upgrade_request())
                 assert Parsed(read_head(sock)).status == 101
+
+
+def test_get_is_retried_elsewhere_but_a_streamed_post_is_not(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+
+    def hang_up(conn: socket.socket) -> None:
+        seen.append(read_head(conn).split(b" ", 1)[0])
+        conn.close()
+
+    with (
+        raw_server(hang_up) as one,
+        raw_server(hang_up) as two,
+        gateway(tmp_path, upstreams=[one, two]) as gw,
+    ):
+        response = Parsed(raw_request(gw.port, b"GET /page HTTP/1.1\r\nHost: gw\r\n\r\n"))
+        assert_explained(response, 502, "upstream_closed_early")
+        assert seen == [b"GET", b"GET"]  # both backends tried
+        seen.clear()
+        post = b"POST /form HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhello"
+        response = Parsed(raw_request(gw.port, post))
+        assert_explained(response, 502, "upstream_closed_early")
+        assert seen == [b"POST"]  # its body went out once and was not kept: no replay

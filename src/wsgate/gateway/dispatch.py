@@ -11,9 +11,23 @@ from wsgate.gateway.exchange import Request, State
 from wsgate.gateway.pool import Backend, ConnectError, Rejected
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.policy.keys import hash_key
+from wsgate.protocol.forward import Framing
 
 if TYPE_CHECKING:
     from wsgate.gateway.server import Gateway
+
+
+# RFC 9110 section 9.2.2: requests that may be sent again without harm.
+IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+
+
+def _replayable(request: Request) -> bool:
+    """Whether another backend may get this request: always if nothing was sent yet;
+    after the head went out, only an idempotent request without a body (the body's bytes
+    were streamed, not kept)."""
+    if not request.head_sent:
+        return True
+    return request.framing is Framing.NONE and request.method in IDEMPOTENT_METHODS
 
 
 class BackendChoice:
@@ -103,7 +117,11 @@ class BackendChoice:
             cause=cause,
         )
         self.upstream = None
-        if request.attempts <= pool.config.retries and pool.budget.try_retry(self.loop.time()):
+        if (
+            _replayable(request)
+            and request.attempts <= pool.config.retries
+            and pool.budget.try_retry(self.loop.time())
+        ):
             request.attempts += 1
             request.head_sent = False
             request.connect_ms = None
