@@ -494,3 +494,10 @@ def test_idle_close_frame_without_known_proxy_points_at_the_app() -> None:
     evidence = diagnose(upgraded(idle=idle)).findings[0].evidence
     assert "by a close frame 1001 'idle timeout'" in evidence
     assert "server's WebSocket settings" in evidence
+
+
+def test_idle_not_cut_mentions_server_pings() -> None:
+    idle = IdleObs(60.0, (IdleSpan(60.0, IdleEnd.SURVIVED, server_pings=3),))
+    row = next(layer for layer in diagnose(upgraded(idle=idle)).layers if layer.name == "idle")
+    assert row.ok
+    assert "the server sent 3 ping(s)" in row.detail

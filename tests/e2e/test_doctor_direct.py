@@ -189,3 +189,13 @@ def test_idle_cut_by_close_frame_reports_code() -> None:
     assert status == 1
     assert errors(report) == ["idle_cut"]
     assert "by a close frame 1001 'idle timeout'" in finding(report, "idle_cut")["evidence"]
+
+
+def test_idle_not_cut_counts_server_pings() -> None:
+    with ws_server(ping_interval=0.5) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--idle", "2")
+    assert status == 0
+    assert codes(report) == ["healthy"]
+    idle = layer(report, "idle")
+    assert idle["ok"]
+    assert "ping(s), quiet for 2 s, not cut" in idle["detail"]

@@ -13,6 +13,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from websockets.frames import Opcode
+
 from wsgate.doctor.observations import IdleEnd, IdleObs, IdleSpan
 from wsgate.doctor.session import Conn, goodbye, ping
 
@@ -28,21 +30,23 @@ async def hold(conn: Conn, span_s: float, timeout_s: float) -> IdleSpan:
     loop = asyncio.get_running_loop()
     start = time.monotonic()
     deadline = loop.time() + span_s
+    seen = len(conn.frames)
     while not conn.eof and loop.time() < deadline:
         await conn.pump(deadline)
         if conn.close_frame() is not None:
             break
     ended = time.monotonic() - start
+    pings = sum(frame.opcode is Opcode.PING for frame in conn.frames[seen:])
     end = _end_of(conn)
     if end is None:
         pong = await ping(conn, timeout_s)
         if pong.ok:
-            return IdleSpan(span_s, IdleEnd.SURVIVED)
+            return IdleSpan(span_s, IdleEnd.SURVIVED, server_pings=pings)
         end = _end_of(conn) or IdleEnd.SILENT
         ended = span_s
     received = conn.close_frame()
     code, reason = received if received is not None else (None, "")
-    return IdleSpan(span_s, end, round(ended, 3), code, reason)
+    return IdleSpan(span_s, end, round(ended, 3), code, reason, server_pings=pings)
 
 
 def _end_of(conn: Conn) -> IdleEnd | None:

@@ -193,6 +193,8 @@ class IdleSpan:
     close_code: int | None = None
     close_reason: str = ""
     error: str = ""
+    # Pings the server sent during the span: they keep proxies' idle timers from firing.
+    server_pings: int = 0
 
     @property
     def cut(self) -> bool:

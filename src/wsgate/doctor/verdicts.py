@@ -555,6 +555,9 @@ def _idle_layer(idle: IdleObs) -> Layer:
         mode += f"{failed} of {len(idle.spans)} could not be opened, "
     if cut is None:
         ok = failed < len(idle.spans)
+        pings = sum(span.server_pings for span in idle.spans)
+        if pings:
+            mode += f"the server sent {pings} ping(s), "
         return Layer("idle", ok, idle.ms, f"{mode}quiet for {idle.requested_s:g} s, not cut")
     at = cut.ended_s if cut.ended_s is not None else cut.span_s
     return Layer("idle", False, idle.ms, f"{mode}cut after {at:.1f} s ({cut.end})")
