@@ -8,10 +8,12 @@ appending them to the backend section the finding names.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect
 
@@ -144,3 +146,128 @@ def test_plain_httpchk_marks_websocket_server_down_503(tmp_path: Path) -> None:
             for _ in range(3):
                 status_within(f"ws://127.0.0.1:{port}/", None, timeout_s=1.0)
             assert "is DOWN" not in proc.log()
+
+
+def test_deleting_connection_header_gets_426_and_the_guard_fixes_it(tmp_path: Path) -> None:
+    rule = "http-request del-header Connection"
+    with ws_server() as backend:
+        port = free_port()
+        broken = CONFIG.format(
+            server_timeout="30s", port=port, backend=backend,
+            backend_lines=f"    timeout tunnel 1h\n    {rule}", server_opts="",
+        )  # fmt: skip
+        findings = write_and_lint(tmp_path, broken)
+        (removed,) = [f for f in findings if f.code == "haproxy_upgrade_header_removed"]
+        assert removed.severity.value == "error" and "426" in removed.symptom
+        with haproxy(broken, tmp_path, port):
+            status_within(f"ws://127.0.0.1:{port}/", 426, timeout_s=10)
+
+        guard = [s for s in _SNIPPET.findall(removed.fix) if s.startswith("unless")]
+        assert guard == ["unless { hdr(upgrade) -i websocket }"]
+        port = free_port()
+        fixed = CONFIG.format(
+            server_timeout="30s", port=port, backend=backend,
+            backend_lines=f"    timeout tunnel 1h\n    {rule} {guard[0]}", server_opts="",
+        )  # fmt: skip
+        assert not [f for f in write_and_lint(tmp_path, fixed) if f.code == removed.code]
+        with haproxy(fixed, tmp_path, port):
+            status_within(f"ws://127.0.0.1:{port}/", None, timeout_s=10)
+
+
+def test_maxconn_without_timeout_queue_503_after_timeout_connect(tmp_path: Path) -> None:
+    connect_s = 2
+    with ws_server() as backend:
+        port = free_port()
+        config = CONFIG.replace("timeout connect 5s", f"timeout connect {connect_s}s")
+        broken = config.format(
+            server_timeout="30s", port=port, backend=backend,
+            backend_lines="    timeout tunnel 1h", server_opts=" maxconn 1",
+        )  # fmt: skip
+        findings = write_and_lint(tmp_path, broken)
+        (queue,) = [f for f in findings if f.code == "haproxy_queue_timeout"]
+        assert f"wait {connect_s} s and then get 503" in queue.message
+        url = f"ws://127.0.0.1:{port}/"
+        with haproxy(broken, tmp_path, port), connect(url, open_timeout=20) as first:
+            first.send("hold")
+            assert first.recv(timeout=20) == "hold"
+            started = time.monotonic()
+            status_within(url, 503, timeout_s=connect_s + 10)
+            assert time.monotonic() - started >= connect_s * 0.9
+
+        lines = fix_lines(findings, "haproxy_queue_timeout")
+        assert lines.strip().startswith("timeout queue")
+        port = free_port()
+        fixed = config.format(
+            server_timeout="30s", port=port, backend=backend,
+            backend_lines="    timeout tunnel 1h\n" + lines, server_opts=" maxconn 1",
+        )  # fmt: skip
+        assert not [f for f in write_and_lint(tmp_path, fixed) if f.code == queue.code]
+        url = f"ws://127.0.0.1:{port}/"
+        with haproxy(fixed, tmp_path, port), connect(url, open_timeout=20) as first:
+            first.send("hold")
+            assert first.recv(timeout=20) == "hold"
+            # The second handshake waits in the queue longer than timeout connect and gets
+            # the server as soon as the first WebSocket closes.
+            timer = threading.Timer(connect_s + 1.0, first.close)
+            timer.start()
+            started = time.monotonic()
+            try:
+                with connect(url, open_timeout=30) as second:
+                    second.send("queued")
+                    assert second.recv(timeout=20) == "queued"
+            finally:
+                timer.cancel()
+            assert time.monotonic() - started >= connect_s
+
+
+async def tagged_echo(conn: ServerConnection) -> None:
+    """Echo with a tag, so a test can tell which backend answered."""
+    async for message in conn:
+        text = message if isinstance(message, str) else message.decode()
+        await conn.send(f"elsewhere: {text}")
+
+
+def test_tcp_frontend_header_rule_sends_websockets_elsewhere(tmp_path: Path) -> None:
+    with ws_server() as backend, ws_server(tagged_echo) as elsewhere:
+        port = free_port()
+        config = """\
+defaults
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout tunnel 1h
+
+frontend edge
+    mode {mode}
+    bind 127.0.0.1:{port}
+    use_backend ws_nodes if {{ hdr(Upgrade) -i websocket }}
+    default_backend elsewhere
+
+backend ws_nodes
+    mode {mode}
+    balance leastconn
+    server s1 127.0.0.1:{backend}
+
+backend elsewhere
+    mode {mode}
+    server s2 127.0.0.1:{elsewhere}
+"""
+        broken = config.format(mode="tcp", port=port, backend=backend, elsewhere=elsewhere)
+        findings = write_and_lint(tmp_path, broken)
+        (mismatch,) = [f for f in findings if f.code == "haproxy_mode_mismatch"]
+        assert "go to the default backend" in mismatch.message
+        with haproxy(broken, tmp_path, port) as proc:
+            # The rule never matched: the handshake went to the default backend.
+            with connect(f"ws://127.0.0.1:{port}/", open_timeout=20) as ws:
+                ws.send("where am I?")
+                assert ws.recv(timeout=20) == "elsewhere: where am I?"
+            assert proc.popen.poll() is None
+
+        (snippet,) = _SNIPPET.findall(mismatch.fix)
+        assert snippet == "mode http"
+        port = free_port()
+        fixed = config.format(mode="http", port=port, backend=backend, elsewhere=elsewhere)
+        assert not [f for f in write_and_lint(tmp_path, fixed) if f.code == mismatch.code]
+        with haproxy(fixed, tmp_path, port), connect(f"ws://127.0.0.1:{port}/") as ws:
+            ws.send("where am I?")
+            assert ws.recv(timeout=20) == "where am I?"
