@@ -195,3 +195,16 @@ def test_progress_table_sums_workers() -> None:
         "┃",
     ]
     assert [c.strip() for c in row.split("│")[1:-1]] == ["15", "3", "12", "11", "1"]
+
+
+def test_text_compare_keeps_each_runs_row_order() -> None:
+    from rich.console import Console
+
+    from wsgate.storm import report_text
+
+    console = Console(width=120, record=True)
+    report_text.print_compare([make_result("a", 10.0), make_result("b", 10.0, rtts=5)], console)
+    names = [
+        line.split("│")[1].strip() for line in console.export_text().splitlines() if "│" in line
+    ]
+    assert names.index("handshake max") < names.index("round trip p50") < names.index("elapsed")

@@ -60,7 +60,13 @@ def print_compare(results: list[dict[str, Any]], console: Console) -> None:
     columns = [dict(rows(result)) for result in results]
     names: list[str] = []
     for column in columns:
-        names += [name for name in column if name not in names]
+        after = -1  # keep each run's order: a new name goes after the one before it
+        for name in column:
+            if name in names:
+                after = names.index(name)
+            else:
+                after += 1
+                names.insert(after, name)
     for result in results:
         table.add_column(result["label"], justify="right")
     for name in names:
