@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -22,6 +23,8 @@ from tests.doctor.harness import (
 )
 from tests.support.backends import ws_server
 from tests.support.procs import free_port
+
+pytestmark = pytest.mark.e2e
 
 
 def test_healthy_direct() -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.doctor.harness import codes, doctor, errors, finding
 from tests.support.backends import ws_server
 from tests.support.procs import free_port, haproxy
+
+pytestmark = pytest.mark.e2e
 
 
 def config(port: int, backend: int, tunnel: str = "1h", check: str = "") -> str:

@@ -13,6 +13,8 @@ from tests.doctor.harness import codes, doctor, errors, finding, layer
 from tests.support.backends import ws_server
 from tests.support.procs import free_port, nginx
 
+pytestmark = pytest.mark.e2e
+
 UPGRADE = """
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;

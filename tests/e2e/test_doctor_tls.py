@@ -5,9 +5,13 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+import pytest
+
 from tests.doctor.harness import codes, doctor, finding, layer, make_cert
 from tests.support.backends import ws_server
 from tests.support.procs import free_port, running
+
+pytestmark = pytest.mark.e2e
 
 
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:

@@ -8,9 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from tests.doctor.harness import codes, doctor, errors, finding
 from tests.support.backends import ws_server
 from tests.support.procs import free_port, running
+
+pytestmark = pytest.mark.e2e
 
 
 @contextmanager
