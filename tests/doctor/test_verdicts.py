@@ -285,6 +285,9 @@ def test_proxy_503_with_retry_after_is_proxy_rejected() -> None:
         ("no_route", 404, "path_not_found"),
         ("overloaded_queue_full", 503, "proxy_rejected"),
         ("upstream_bad_accept", 502, "bad_accept"),
+        ("bad_upgrade_request", 400, "upgrade_not_forwarded"),
+        ("header_too_large", 431, "unexpected_status"),
+        ("client_rate_limited", 429, "proxy_rejected"),
     ],
 )
 def test_wsgate_cause_header_maps_and_uses_catalogue_fix(
@@ -501,3 +504,13 @@ def test_idle_not_cut_mentions_server_pings() -> None:
     row = next(layer for layer in diagnose(upgraded(idle=idle)).layers if layer.name == "idle")
     assert row.ok
     assert "the server sent 3 ping(s)" in row.detail
+
+
+def test_wsgate_cause_map_names_real_codes() -> None:
+    from wsgate.doctor.verdicts import _WSGATE_CAUSES
+    from wsgate.findings import gateway
+
+    gateway_codes = {item.code for item in gateway.CAUSES}
+    for wsgate_code, doctor_code in _WSGATE_CAUSES.items():
+        assert wsgate_code in gateway_codes, wsgate_code
+        assert doctor_code in CATALOGUE, doctor_code

@@ -38,6 +38,7 @@ BURST_GROWTH_MIN_MS = 500.0
 # wsgate's own causes (X-Wsgate-Cause) -> the doctor's finding code.
 _WSGATE_CAUSES = {
     "upstream_connect_refused": "gateway_upstream_unreachable",
+    "upstream_connect_failed": "gateway_upstream_unreachable",
     "upstream_closed_early": "gateway_upstream_unreachable",
     "upstream_bad_response": "gateway_upstream_unreachable",
     "no_healthy_upstream": "gateway_upstream_unreachable",
@@ -46,6 +47,8 @@ _WSGATE_CAUSES = {
     "upstream_bad_accept": "bad_accept",
     "no_route": "path_not_found",
     "unsupported_version": "version_mismatch",
+    # The doctor sends a valid upgrade, so a hop in front of wsgate must have mangled it.
+    "bad_upgrade_request": "upgrade_not_forwarded",
 }
 # A backend's complaint about missing or wrong upgrade headers or HTTP version, e.g.
 # websockets' "invalid Connection header: close" or Tornado's 'Can "Upgrade" only to
