@@ -195,3 +195,25 @@ server {
 }
 """
     assert codes(lint_text("nginx", text)) == [(7, "nginx_header_inheritance", "info")]
+
+
+def test_inheritance_names_only_the_level_that_would_have_been_inherited() -> None:
+    text = """\
+http {
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+    server {
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+        location /ws/ {
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_pass http://a;
+            proxy_read_timeout 1h;
+        }
+    }
+}
+"""
+    (found,) = lint_text("nginx", text)
+    assert found.code == "nginx_header_inheritance"
+    assert "drops the Upgrade and Connection header(s) set at test.nginx:6" in found.message

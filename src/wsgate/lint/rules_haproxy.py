@@ -57,17 +57,15 @@ class _Proxy:
 
     def setting(self, keyword: str, sub: str | None = None) -> Node | None:
         """The line that applies: the proxy's own last one, else its defaults section's."""
-        own = self.lines(keyword, sub)
-        if own:
-            return own[-1]
-        if self.defaults is None:
-            return None
-        inherited = [
-            n
-            for n in self.defaults.children(keyword)
-            if sub is None or (n.args and n.args[0].lower() == sub)
-        ]
-        return inherited[-1] if inherited else None
+        for section in (self.node, self.defaults):
+            found = [
+                n
+                for n in (section.children(keyword) if section is not None else ())
+                if sub is None or (n.args and n.args[0].lower() == sub)
+            ]
+            if found:
+                return found[-1]
+        return None
 
     def timeout(self, name: str) -> tuple[float, Node] | None:
         node = self.setting("timeout", name)
@@ -80,10 +78,6 @@ class _Proxy:
     def mode(self) -> str:
         node = self.setting("mode")
         return node.args[0].lower() if node is not None and node.args else "tcp"
-
-    def has_option(self, name: str) -> Node | None:
-        node = self.setting("option", name)
-        return node if node is not None else None
 
 
 def _proxies(root: Node) -> tuple[list[_Proxy], list[Node]]:
@@ -104,6 +98,17 @@ def _proxies(root: Node) -> tuple[list[_Proxy], list[Node]]:
                 chosen = named.get(section.args[2], last_defaults)
             proxies.append(_Proxy(section, chosen))
     return proxies, defaults_seen
+
+
+def _acls(proxy: _Proxy) -> dict[str, str]:
+    """ACL name -> its criteria; lines with the same name are ORed, so they are joined."""
+    acls: dict[str, str] = {}
+    for line in proxy.lines("acl"):
+        if line.args:
+            acls[line.args[0]] = (
+                acls.get(line.args[0], "") + " " + " ".join(line.args[1:])
+            ).strip()
+    return acls
 
 
 def _cond_text(line: Node) -> str:
@@ -134,7 +139,7 @@ class _Rules:
                 self.users.setdefault(proxy.name, []).append(proxy)
             if proxy.kind not in ("frontend", "listen"):
                 continue
-            acls = {a.args[0]: " ".join(a.args[1:]) for a in proxy.lines("acl") if a.args}
+            acls = _acls(proxy)
             for line in [*proxy.lines("use_backend"), *proxy.lines("default_backend")]:
                 if not line.args:
                     continue
@@ -202,7 +207,7 @@ class _Rules:
                     )
                 )
         if proxy.mode == "tcp" and not proxy.lines("tcp-request"):
-            acls = {a.args[0]: " ".join(a.args[1:]) for a in proxy.lines("acl") if a.args}
+            acls = _acls(proxy)
             http_rules = [
                 line
                 for target, line in proxy.backends
@@ -291,7 +296,7 @@ class _Rules:
         )
 
     def check_httpchk(self, proxy: _Proxy) -> None:
-        chk = proxy.has_option("httpchk")
+        chk = proxy.setting("option", "httpchk")
         if chk is None:
             return
         expects = [" ".join(n.args) for n in proxy.lines("http-check") if n.args[:1] == ("expect",)]

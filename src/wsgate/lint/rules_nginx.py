@@ -170,14 +170,23 @@ class _Rules:
     def check_headers(self, site: _Site, ws: bool) -> None:
         level = site.header_level()
         own = _headers(level)
-        # Upgrade/Connection set further out but shadowed by this level's own headers.
+        # Upgrade/Connection that this level would inherit from the nearest level above
+        # with headers, had it set none of its own.
         lost: list[Node] = []
         if level is not None:
-            outer = site.chain[: site.chain.index(level)]
-            for above in outer:
-                for name, node in _headers(above).items():
-                    if name in ("upgrade", "connection") and name not in own:
-                        lost.append(node)
+            above = next(
+                (
+                    outer
+                    for outer in reversed(site.chain[: site.chain.index(level)])
+                    if outer.first("proxy_set_header") is not None
+                ),
+                None,
+            )
+            lost = [
+                node
+                for name, node in _headers(above).items()
+                if name in ("upgrade", "connection") and name not in own
+            ]
         if lost:
             first = level.first("proxy_set_header") if level is not None else None
             lines = " ".join(f"`{_render(n)}`" for n in lost)
