@@ -265,3 +265,14 @@ def test_hold_reports_a_server_that_closes_early(tmp_path: Path) -> None:
         result = storm_json(tmp_path, f"ws://127.0.0.1:{port}/", "--burst", "5", "--hold", "5s")
     assert result["summary"]["outcomes"] == {"101": 5}
     assert result["summary"]["session_errors"] == {"closed during hold": 5}
+
+
+def test_a_burst_beyond_the_open_file_limit_is_refused_up_front() -> None:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= plan.MAX_CONNECTIONS:
+        pytest.skip("no open-file limit below the storm's own bound")
+    done = storm(f"ws://127.0.0.1:{free_port()}/", "--burst", str(soft), timeout_s=60)
+    assert done.returncode == 2
+    assert "may open only" in done.stderr and "--workers" in done.stderr

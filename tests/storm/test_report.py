@@ -208,3 +208,16 @@ def test_text_compare_keeps_each_runs_row_order() -> None:
         line.split("│")[1].strip() for line in console.export_text().splitlines() if "│" in line
     ]
     assert names.index("handshake max") < names.index("round trip p50") < names.index("elapsed")
+
+
+def test_a_missing_value_breaks_the_line() -> None:
+    svg = plot.line_chart(
+        "gaps",
+        "gaps",
+        [plot.Series("p99", [0, 1, 2, 3, 4, 5], [1.0, 2.0, None, 3.0, None, 4.0], "#000")],
+        "s",
+        "ms",
+    )
+    svgs = parse(svg)
+    assert [line["data-points"] for line in svgs.plots["gaps"]["polyline"]] == ["2", "1", "1"]
+    assert svg.count("<circle") == 2

@@ -1,9 +1,9 @@
 """Inline SVG charts for the HTML report: pure functions from numbers to markup.
 
 No script and no external file: a report must open offline, years later. Each data line
-is a `<polyline class="series">` with `data-series` and `data-points` (the number of
-points drawn), and each bar a `<rect class="bar">`, so a test can check in the browser's
-DOM that a plot holds data.
+is one `<polyline class="series">` per unbroken run of points, with `data-series` and
+`data-points` (the number of points drawn), and each bar a `<rect class="bar">`, so a test
+can check in the browser's DOM that a plot holds data.
 """
 
 from __future__ import annotations
@@ -201,20 +201,24 @@ def line_chart(
     parts = _frame(plot_id, title, x_label, y_label)
     parts += _axes(xt, [(py(v), fmt_number(v)) for v in yt])
     for s in series:
-        coords = [
-            f"{px(tx(x)):.1f},{py(float(y)):.1f}"
-            for x, y in zip(s.xs, s.ys, strict=False)
-            if y is not None and (not log_y or y > 0)
-        ]
         dash = ' stroke-dasharray="5 3"' if s.dashed else ""
-        parts.append(
-            f'<polyline class="series" data-series="{escape(s.name)}" '
-            f'data-points="{len(coords)}" fill="none" stroke="{s.color}" stroke-width="2"{dash} '
-            f'points="{" ".join(coords)}"/>'
-        )
-        if len(coords) == 1:  # a single point draws no line: mark it
-            x, y = coords[0].split(",")
-            parts.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{s.color}"/>')
+        # A missing value (an empty time bucket) breaks the line instead of bridging the gap.
+        segments: list[list[str]] = [[]]
+        for x, y in zip(s.xs, s.ys, strict=False):
+            if y is None or (log_y and y <= 0):
+                if segments[-1]:
+                    segments.append([])
+                continue
+            segments[-1].append(f"{px(tx(x)):.1f},{py(float(y)):.1f}")
+        for coords in (seg for seg in segments if seg):
+            parts.append(
+                f'<polyline class="series" data-series="{escape(s.name)}" '
+                f'data-points="{len(coords)}" fill="none" stroke="{s.color}" stroke-width="2"'
+                f'{dash} points="{" ".join(coords)}"/>'
+            )
+            if len(coords) == 1:  # a single point draws no line: mark it
+                x_px, y_px = coords[0].split(",")
+                parts.append(f'<circle cx="{x_px}" cy="{y_px}" r="3" fill="{s.color}"/>')
     parts += _legend([(s.name, s.color, s.dashed) for s in series])
     parts.append("</svg>")
     return "\n".join(parts)
