@@ -42,7 +42,7 @@ class Sizes:
     s4_connections: int = 5000
     s4_hold_s: float = 20.0
     storm_workers: int = 1
-    target_workers: int = 1
+    target_workers: int = 1  # 0: every core (nginx "auto", HAProxy nbthread, wsgate --workers)
 
 
 QUICK = Sizes(s1_n=600, s2_duration_s=5.0, s3_messages=200, s4_connections=1000, s4_hold_s=10.0)
@@ -218,6 +218,12 @@ TABLE: list[tuple[str, str, str, bool]] = [
     ("S3", "rtt_p99_ms", "p99 round trip ms", True),
     ("S3", "target_cpu_us_per_round_trip", "target CPU µs / round trip", True),
     ("S3", "backend_cpu_us_per_round_trip", "backends' CPU µs / round trip", True),
+    ("S2 all cores", "handshakes_per_s", "handshakes/s", False),
+    ("S2 all cores", "p99_ms", "p99 handshake ms", True),
+    ("S2 all cores", "target_cpu_ms_per_handshake", "target CPU ms / handshake", True),
+    ("S3 all cores", "round_trips_per_s", "round trips/s", False),
+    ("S3 all cores", "rtt_p99_ms", "p99 round trip ms", True),
+    ("S3 all cores", "target_cpu_us_per_round_trip", "target CPU µs / round trip", True),
     ("S4", "connections", "idle connections held", False),
     ("S4", "kib_per_connection", "target RSS KiB / connection", True),
 ]
@@ -287,14 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
     parser.add_argument("--targets", default=",".join(tg.TARGETS), help="comma separated")
-    parser.add_argument("--scenarios", default="s1fast,s1overload,s2,s3,s4")
+    parser.add_argument("--scenarios", default="s1fast,s1overload,s2,s3,s2all,s3all,s4")
     parser.add_argument("--s1-n", type=int, help="S1 handshakes (3000; quick 600)")
     parser.add_argument("--s2-duration", type=float, help="S2 seconds per target (10; quick 5)")
     parser.add_argument("--s3-messages", type=int, help="S3 round trips per connection (1000)")
     parser.add_argument("--s4-connections", type=int, help="S4 idle connections (5000)")
     parser.add_argument("--s4-hold", type=float, help="S4 seconds to hold them (20; quick 10)")
     parser.add_argument("--storm-workers", type=int, help="client processes (default 1)")
-    parser.add_argument("--target-workers", type=int, help="nginx/HAProxy/wsgate workers (1)")
+    parser.add_argument(
+        "--target-workers", type=int, help="nginx/HAProxy/wsgate workers (1; 0: every core)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
@@ -320,9 +328,19 @@ def main(argv: list[str] | None = None) -> int:
         "s1overload": lambda: s1("overload", sizes, work, names),
         "s2": lambda: s2(sizes, work, names),
         "s3": lambda: s3(sizes, work, names),
+        "s2all": lambda: s2(replace(sizes, target_workers=0), work, names),
+        "s3all": lambda: s3(replace(sizes, target_workers=0), work, names),
         "s4": lambda: s4(sizes, work, names),
     }
-    titles = {"s1fast": "S1 fast", "s1overload": "S1 overload", "s2": "S2", "s3": "S3", "s4": "S4"}
+    titles = {
+        "s1fast": "S1 fast",
+        "s1overload": "S1 overload",
+        "s2": "S2",
+        "s3": "S3",
+        "s2all": "S2 all cores",
+        "s3all": "S3 all cores",
+        "s4": "S4",
+    }
     results: dict[str, dict[str, Any]] = {}
     for key in [k.strip() for k in args.scenarios.split(",") if k.strip()]:
         if key not in plan:

@@ -113,7 +113,8 @@ class Target:
 def target(
     name: str, backend_ports: list[int], workdir: Path, workers: int = 1
 ) -> Iterator[Target]:
-    """Start one target in front of the backends; `direct` starts nothing."""
+    """Start one target in front of the backends; `direct` starts nothing. `workers` 0
+    means every core: nginx `worker_processes auto`, HAProxy one thread per core."""
     if name == "direct":
         yield Target(name, [f"ws://127.0.0.1:{p}/" for p in backend_ports], [])
         return
@@ -121,22 +122,25 @@ def target(
     fill = {"port": port, "backend1": backend_ports[0], "backend2": backend_ports[1]}
     prefix = workdir / f"{name}-{port}"
     prefix.mkdir(parents=True, exist_ok=True)
+    cores = os.cpu_count() or 1
     if name == "nginx":
         conf = prefix / "nginx.conf"
         conf.write_text(
-            (HERE / "nginx.conf").read_text().format(prefix=prefix, workers=workers, **fill)
+            (HERE / "nginx.conf")
+            .read_text()
+            .format(prefix=prefix, workers=workers or "auto", **fill)
         )
         argv = [NGINX, "-p", str(prefix), "-c", str(conf)]
     elif name == "haproxy":
         conf = prefix / "haproxy.cfg"
-        conf.write_text((HERE / "haproxy.cfg").read_text().format(workers=workers, **fill))
+        conf.write_text((HERE / "haproxy.cfg").read_text().format(workers=workers or cores, **fill))
         argv = [HAPROXY, "-db", "-f", str(conf)]
     elif name == "wsgate":
         argv = [sys.executable, "-m", "wsgate", "serve", "--listen", f"127.0.0.1:{port}"]
         for backend in backend_ports:
             argv += ["--upstream", f"127.0.0.1:{backend}"]
-        if workers > 1:
-            argv += ["--workers", str(workers)]
+        if workers != 1:
+            argv += ["--workers", str(workers or cores)]
     else:
         raise ValueError(f"unknown target {name!r}")
     with running(name, argv, port, prefix) as proc:
