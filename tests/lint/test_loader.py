@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wsgate.lint.loader import detect_kind
-from wsgate.lint.model import looks_ws, parse_duration
+from wsgate.lint.model import looks_ws, matches_ws_path, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,20 @@ def test_parse_duration(text: str, unit: str, seconds: float | None) -> None:
 )
 def test_websocket_name_hints(text: str, ws: bool) -> None:
     assert looks_ws(text) is ws
+
+
+@pytest.mark.parametrize(
+    ("path", "matches"),
+    [
+        ("/ws/", True),
+        ("/ws", True),
+        ("/ws/chat", True),
+        ("= /ws/", True),
+        ("~ ^/ws/", True),
+        ("/", False),
+        ("/api/", False),
+        ("/w", True),  # a shorter prefix still receives /ws/ requests
+    ],
+)
+def test_ws_path_prefixes(path: str, matches: bool) -> None:
+    assert matches_ws_path(path, ("/ws/",)) is matches

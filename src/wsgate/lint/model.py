@@ -33,7 +33,11 @@ def looks_ws(text: str) -> bool:
 def matches_ws_path(path: str, ws_paths: tuple[str, ...]) -> bool:
     """True when `path` (a location or matcher) starts with one of the --ws-path prefixes."""
     stripped = path.lstrip("=~^* ")
-    return any(stripped.startswith(prefix) or prefix.startswith(stripped) for prefix in ws_paths)
+    # "/ws" matches --ws-path /ws/ too, but the catch-all "/" matches nothing by itself.
+    return any(
+        stripped.startswith(prefix) or (len(stripped) > 1 and prefix.startswith(stripped))
+        for prefix in ws_paths
+    )
 
 
 class LintError(Exception):
