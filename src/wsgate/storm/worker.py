@@ -96,9 +96,13 @@ async def _one(state: _State, payload: bytes) -> None:
         rec.record_handshake(state.now(), time.monotonic() - began, outcome)
         if conn is None:
             return
-        await _talk(state, conn, payload)
-        await conn.close()
-        conn = None
+        try:
+            await _talk(state, conn, payload)
+            await conn.close()
+        except Exception as exc:  # one odd connection must not end the whole storm
+            rec.record_session_error(f"error {type(exc).__name__}")
+        else:
+            conn = None
     finally:
         state.in_flight -= 1
         if conn is not None:
