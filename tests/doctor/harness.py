@@ -224,3 +224,9 @@ def pong_but_no_close_reply(conn: socket.socket) -> None:
             conn.sendall(bytes([0x8A, length]) + payload)
         elif opcode == 0x8:
             return
+
+
+def not_http(conn: socket.socket) -> None:
+    """Answer like an SSH server: bytes that are not HTTP at all."""
+    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+    read_request(conn)

@@ -18,6 +18,7 @@ from tests.doctor.harness import (
     full_backlog,
     hang_up,
     layer,
+    not_http,
     pong_but_no_close_reply,
     raw_server,
 )
@@ -202,3 +203,42 @@ def test_idle_not_cut_counts_server_pings() -> None:
     idle = layer(report, "idle")
     assert idle["ok"]
     assert "ping(s), quiet for 2 s, not cut" in idle["detail"]
+
+
+async def never_answer(conn: ServerConnection, request: Request) -> None:
+    await asyncio.sleep(8)
+
+
+def test_no_answer_in_time_is_response_timeout() -> None:
+    with ws_server(process_request=never_answer) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--timeout", "2")
+    assert status == 1
+    assert codes(report) == ["response_timeout"]
+    assert "within 2 s" in finding(report, "response_timeout")["evidence"]
+
+
+def test_non_http_server_is_bad_response() -> None:
+    with raw_server(not_http) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--timeout", "5")
+    assert status == 1
+    assert codes(report) == ["bad_response"]
+    assert "SSH-2.0" in finding(report, "bad_response")["evidence"]
+
+
+def test_101_with_wrong_upgrade_is_bad_upgrade_response() -> None:
+    with ws_server(process_response=rewrite("Upgrade", "h2c")) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/")
+    assert status == 1
+    assert codes(report) == ["bad_upgrade_response"]
+    assert "Upgrade: 'h2c'" in finding(report, "bad_upgrade_response")["evidence"]
+
+
+async def silent(conn: ServerConnection) -> None:
+    await conn.wait_closed()
+
+
+def test_endpoint_that_does_not_echo_is_echo_timeout_warning() -> None:
+    with ws_server(silent) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--echo", "hi", "--timeout", "2")
+    assert status == 0
+    assert codes(report) == ["echo_timeout", "healthy"]
