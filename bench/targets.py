@@ -136,9 +136,9 @@ def target(
         conf.write_text((HERE / "haproxy.cfg").read_text().format(workers=workers or cores, **fill))
         argv = [HAPROXY, "-db", "-f", str(conf)]
     elif name == "wsgate":
-        argv = [sys.executable, "-m", "wsgate", "serve", "--listen", f"127.0.0.1:{port}"]
-        for backend in backend_ports:
-            argv += ["--upstream", f"127.0.0.1:{backend}"]
+        conf = prefix / "wsgate.toml"
+        conf.write_text((HERE / "wsgate.toml").read_text().format(**fill))
+        argv = [sys.executable, "-m", "wsgate", "serve", "--config", str(conf)]
         if workers != 1:
             argv += ["--workers", str(workers or cores)]
     else:
