@@ -18,10 +18,13 @@ def blocks(text: str, lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.DOTALL)
 
 
-def test_every_code_has_a_section() -> None:
+def test_every_code_has_a_section_with_the_catalogue_words() -> None:
     text = DOC.read_text()
     for item in lint_causes.CAUSES:
         assert f"\n#### {item.code}\n" in text, item.code
+        section = text.split(f"\n#### {item.code}\n", 1)[1].split("\n#", 1)[0]
+        for words in (item.summary, item.symptom, item.fix):
+            assert words in section, (item.code, words)
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,7 @@ a.test {
 TOML = """\
 [pools.p]
 backends = ["127.0.0.1:1"]
-queue_size = 10
+balance = "least_conn"
 {extra}
 
 [[routes]]
@@ -121,6 +121,8 @@ pool = "p"
         ("tunnel_idle_timeout_s = 60", []),
         ("queue_size_unknown_key = 3", []),
         ('connect_timeout_s = "fast"', []),  # wrong type: the gateway's config check says so
+        ("queue_size = 0", [(4, "wsgate_no_queue")]),
+        ("queue_size = 1", []),
     ],
 )
 def test_wsgate_checks(extra: str, want: list[tuple[int, str]]) -> None:

@@ -229,16 +229,21 @@ CAUSES: tuple[Cause, ...] = (
     # wsgate's own config
     Cause(
         code="wsgate_no_queue",
-        summary="A pool without a wait queue rejects every handshake over its limit at once.",
-        fix="Set `queue_size` (e.g. 100) and `queue_timeout_s` (e.g. 5) in the pool.",
+        summary="`queue_size = 0` removes the pool's wait queue, so every handshake over its "
+        "limit is rejected at once.",
+        fix="Delete `queue_size = 0` (the default queue holds 1024 handshakes) or set a size, "
+        "with a `queue_timeout_s` clients can wait.",
         symptom="bursts of clients get 503 instead of waiting a moment",
         severity=_W,
     ),
     Cause(
         code="wsgate_short_timeout",
-        summary="A connect or response timeout under one second fails healthy backends under load.",
-        fix="Use at least 1 s (`connect_timeout_s = 3`, `response_timeout_s = 10`).",
-        symptom="clients get 504 whenever a backend is briefly slow",
+        summary="A connect, response or header timeout under one second fails healthy "
+        "backends and slow clients under load.",
+        fix="Use at least 1 s (`connect_timeout_s = 3`, `response_timeout_s = 10`, "
+        "`header_timeout_s = 10`).",
+        symptom="clients get 504 whenever a backend is briefly slow (408 for a short "
+        "header_timeout_s)",
         severity=_W,
     ),
     Cause(

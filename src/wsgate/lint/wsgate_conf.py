@@ -69,6 +69,18 @@ def check(config: Config, options: Options) -> list[Finding]:
     routes = data.get("routes")
     routes = [r for r in routes if isinstance(r, dict)] if isinstance(routes, list) else []
     routed = {r.get("pool") for r in routes}
+    server = data.get("server")
+    if isinstance(server, dict):
+        value = _number(server.get("header_timeout_s"))
+        if value is not None and 0 < value < MIN_TIMEOUT_S:
+            findings.append(
+                finding(
+                    "wsgate_short_timeout",
+                    at("server", "header_timeout_s"),
+                    f"server: header_timeout_s = {value:g} is under {MIN_TIMEOUT_S:g} s: slow "
+                    "clients on mobile networks get 408",
+                )
+            )
     for index, route in enumerate(routes):
         pool = route.get("pool")
         if isinstance(pool, str) and pool not in pools:
@@ -83,14 +95,15 @@ def check(config: Config, options: Options) -> list[Finding]:
         if not isinstance(pool, dict):
             continue
         table = f"pools.{name}"
+        # queue_size defaults to 1024 in the gateway: only an explicit 0 removes the queue.
         queue = _number(pool.get("queue_size"))
-        if queue is None or queue <= 0:
-            said = "has no queue_size" if queue is None else "sets queue_size = 0"
+        if queue is not None and queue <= 0:
             findings.append(
                 finding(
                     "wsgate_no_queue",
                     at(table, "queue_size"),
-                    f"pool {name!r} {said}: every handshake over its limit gets 503 at once",
+                    f"pool {name!r} sets queue_size = {queue:g}: every handshake over its "
+                    "limit gets 503 at once",
                 )
             )
         for key in ("connect_timeout_s", "response_timeout_s"):
