@@ -146,7 +146,8 @@ _FIXES: dict[tuple[str, str], str] = {
         "often than the cut."
     ),
     ("idle_cut", WSGATE): (
-        "Enable wsgate's keepalive pings in frame-aware mode or raise its tunnel idle timeout."
+        "Raise pools.NAME.tunnel_idle_timeout_s (0 turns it off) or ping more often than "
+        "the cut; wsgate closes an idle tunnel with 1001 'idle timeout'."
     ),
     ("path_not_found", NGINX): (
         "No nginx location (or the wrong server block) matches this path: check the "

@@ -242,8 +242,9 @@ _SETTINGS: dict[tuple[str, str], Setting] = {
     (CADDY, "response"): Setting(CADDY, "reverse_proxy transport read_timeout", None),
     (CADDY, "connect"): Setting(CADDY, "reverse_proxy transport dial_timeout", 3),
     (TRAEFIK, "response"): Setting(TRAEFIK, "serversTransport responseHeaderTimeout", None),
-    (WSGATE, "response"): Setting(WSGATE, "pools.NAME.response_timeout_s", None),
-    (WSGATE, "connect"): Setting(WSGATE, "pools.NAME.connect_timeout_s", None),
+    (WSGATE, "response"): Setting(WSGATE, "pools.NAME.response_timeout_s", 60),
+    (WSGATE, "connect"): Setting(WSGATE, "pools.NAME.connect_timeout_s", 5),
+    (WSGATE, "idle"): Setting(WSGATE, "pools.NAME.tunnel_idle_timeout_s", None),
 }
 
 
