@@ -255,6 +255,15 @@ CAUSES: tuple[Cause, ...] = (
         severity=_W,
     ),
     Cause(
+        code="wsgate_health_http_on_ws",
+        summary="An `http` health check sends a plain GET; a WebSocket-only backend answers "
+        "it with 400 or 426 and the pool marks it down.",
+        fix='Use `kind = "websocket"` in `[pools.NAME.health]`: it does a real handshake and '
+        "expects 101.",
+        symptom="every handshake gets 503 (no_healthy_upstream)",
+        severity=_W,
+    ),
+    Cause(
         code="wsgate_pool_unrouted",
         summary="No route sends traffic to this pool.",
         fix='Add a `[[routes]]` entry with `pool = "NAME"`, or delete the pool.',

@@ -11,7 +11,7 @@ import re
 import tomllib
 from typing import Any
 
-from wsgate.lint.model import Config, Finding, LintError, Node, Options, finding
+from wsgate.lint.model import Config, Finding, LintError, Node, Options, finding, looks_ws
 
 MIN_TIMEOUT_S = 1.0
 MIN_TUNNEL_IDLE_S = 60.0
@@ -46,6 +46,12 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def _serves_ws(pool: str, routes: list[dict[str, Any]]) -> bool:
+    """The pool's name or one of its routes' path prefixes suggests WebSockets."""
+    prefixes = [str(r.get("path_prefix", "")) for r in routes if r.get("pool") == pool]
+    return looks_ws(pool) or any(looks_ws(p) for p in prefixes)
 
 
 def check(config: Config, options: Options) -> list[Finding]:
@@ -124,6 +130,16 @@ def check(config: Config, options: Options) -> list[Finding]:
                     at(table, "tunnel_idle_timeout_s"),
                     f"pool {name!r}: tunnel_idle_timeout_s = {idle:g} closes WebSockets idle "
                     f"for {idle:g} s",
+                )
+            )
+        health = pool.get("health")
+        if isinstance(health, dict) and health.get("kind") == "http" and _serves_ws(name, routes):
+            findings.append(
+                finding(
+                    "wsgate_health_http_on_ws",
+                    at(f"{table}.health", "kind"),
+                    f"pool {name!r} serves WebSockets but checks its backends with a plain "
+                    f"GET {health.get('path', '/')} expecting {health.get('expect_status', 200)}",
                 )
             )
         if name not in routed:
