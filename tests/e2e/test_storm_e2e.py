@@ -276,3 +276,12 @@ def test_a_burst_beyond_the_open_file_limit_is_refused_up_front() -> None:
     done = storm(f"ws://127.0.0.1:{free_port()}/", "--burst", str(soft), timeout_s=60)
     assert done.returncode == 2
     assert "may open only" in done.stderr and "--workers" in done.stderr
+
+
+def test_compare_refuses_a_file_that_is_not_a_storm_result(tmp_path: Path) -> None:
+    other = tmp_path / "other.json"
+    other.write_text('{"kind": "something else"}')
+    done = storm("--compare", str(other), str(other), timeout_s=60)
+    assert done.returncode == 2
+    assert "is not a wsgate storm result" in done.stderr
+    assert "Traceback" not in done.stderr
