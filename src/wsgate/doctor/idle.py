@@ -18,6 +18,9 @@ from websockets.frames import Opcode
 from wsgate.doctor.observations import IdleEnd, IdleObs, IdleSpan
 from wsgate.doctor.session import Conn, goodbye, ping
 
+# Frames kept on a held connection; older ones are only counted.
+KEEP_FRAMES = 64
+
 
 def bisect_spans(max_s: float, conns: int) -> tuple[float, ...]:
     """Evenly staggered spans up to `max_s`: (max/n, 2max/n, ..., max)."""
@@ -30,13 +33,16 @@ async def hold(conn: Conn, span_s: float, timeout_s: float) -> IdleSpan:
     loop = asyncio.get_running_loop()
     start = time.monotonic()
     deadline = loop.time() + span_s
-    seen = len(conn.frames)
+    pings = 0
     while not conn.eof and loop.time() < deadline:
+        seen = len(conn.frames)
         await conn.pump(deadline)
+        pings += sum(frame.opcode is Opcode.PING for frame in conn.frames[seen:])
+        # A chatty server could send for an hour: keep only what the later steps read.
+        del conn.frames[:-KEEP_FRAMES]
         if conn.close_frame() is not None:
             break
     ended = time.monotonic() - start
-    pings = sum(frame.opcode is Opcode.PING for frame in conn.frames[seen:])
     end = _end_of(conn)
     if end is None:
         pong = await ping(conn, timeout_s)
