@@ -216,4 +216,4 @@ http {
 """
     (found,) = lint_text("nginx", text)
     assert found.code == "nginx_header_inheritance"
-    assert "drops the Upgrade and Connection header(s) set at test.nginx:6" in found.message
+    assert "drops the Upgrade and Connection headers set at test.nginx:6" in found.message

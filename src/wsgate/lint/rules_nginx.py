@@ -190,15 +190,17 @@ class _Rules:
         if lost:
             first = level.first("proxy_set_header") if level is not None else None
             lines = " ".join(f"`{_render(n)}`" for n in lost)
+            names = " and ".join(n.args[0] for n in lost) + (
+                " headers" if len(lost) > 1 else " header"
+            )
             shadow = first or site.location
             self.findings.append(
                 finding(
                     "nginx_header_inheritance",
                     shadow,
-                    f"`{_render(shadow)}` in {site.label} drops the "
-                    + " and ".join(n.args[0] for n in lost)
-                    + f" header(s) set at {lost[0].file}:{lost[0].line}: nginx inherits "
-                    "proxy_set_header only when a level sets none",
+                    f"`{_render(shadow)}` in {site.label} drops the {names} set at "
+                    f"{lost[0].file}:{lost[0].line}: nginx inherits proxy_set_header only when "
+                    "a level sets none",
                     ws=ws,
                     fix=f"Repeat in {site.label}: {lines}.",
                 )
