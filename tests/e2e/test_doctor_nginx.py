@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request
 
-from tests.doctor.harness import codes, doctor, errors, finding, layer
+from tests.doctor.harness import codes, doctor, doctor_text, errors, finding, layer
 from tests.support.backends import ws_server
 from tests.support.procs import free_port, nginx
 
@@ -63,6 +63,10 @@ def test_nginx_dead_backend(tmp_path: Path) -> None:
     port = free_port()
     with nginx(site(port, free_port()), tmp_path, port):
         status, report = doctor(f"ws://127.0.0.1:{port}/")
+        text_status, text = doctor_text(f"ws://127.0.0.1:{port}/")
+    assert text_status == 1
+    assert "ERROR gateway_upstream_unreachable (layer upgrade)" in text
+    assert text.rstrip().endswith("broken: 1 error(s), 0 warning(s)")
     assert status == 1
     assert codes(report) == ["gateway_upstream_unreachable"]
     found = finding(report, "gateway_upstream_unreachable")
