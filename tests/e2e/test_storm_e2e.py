@@ -285,3 +285,42 @@ def test_compare_refuses_a_file_that_is_not_a_storm_result(tmp_path: Path) -> No
     assert done.returncode == 2
     assert "is not a wsgate storm result" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_stops_the_storm_and_keeps_what_it_measured(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    seen: list[int] = []
+
+    def count(conn: ServerConnection, request: Request) -> None:
+        seen.append(1)
+
+    out = tmp_path / "partial.json"
+    with ws_server(process_request=count) as port:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "wsgate", "storm", "--quiet", f"ws://127.0.0.1:{port}/",
+                "--concurrency", "4", "--duration", "300s", "--workers", "2", "--json", str(out),
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while len(seen) < 20 and time.monotonic() < deadline:
+                time.sleep(0.1)  # wait until the storm is under way, however slow the box
+            assert len(seen) >= 20
+            os.kill(proc.pid, signal.SIGINT)
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    result = json.loads(out.read_text())
+    assert result["interrupted"] is True
+    assert result["summary"]["ok"] > 0
+    assert result["summary"]["elapsed_s"] < 300
+    assert all(worker["stopped_early"] for worker in result["client"]["workers"])

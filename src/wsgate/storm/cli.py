@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -255,6 +256,9 @@ def _run(config: Any, args: argparse.Namespace) -> int:
         from wsgate.storm import report_html
 
         Path(args.html).write_text(report_html.render([result]))
+    if result["interrupted"]:
+        print("wsgate storm: interrupted; the figures cover the part that ran", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

@@ -31,6 +31,7 @@ START_DELAY_S = 0.3  # lets every worker reach its start line before the first h
 READY_TIMEOUT_S = 60.0
 EXTRA_GRACE_S = 30.0  # past the workers' own deadline, the parent stops them by PID
 FD_RESERVE = 200
+INTERRUPT_GRACE_S = 15.0  # after Ctrl-C, how long workers get to hand in their results
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ def run_storm(config: StormConfig, console: Console | None = None) -> dict[str, 
         go.set()
         hard_stop = start_at.value + max(job.deadline_s for job in jobs) + EXTRA_GRACE_S
         results = _collect(events, len(procs), start_at.value, hard_stop, stop, console)
+        stop_requested = bool(stop.is_set())
     finally:
         stop.set()
         for proc in procs:
@@ -168,6 +170,7 @@ def run_storm(config: StormConfig, console: Console | None = None) -> dict[str, 
         "summary": stats.summary(merged, elapsed),
         "client": client_verdict(clients, os.cpu_count() or 1),
         "bucket_s": bucket,
+        "interrupted": stop_requested,
     }
 
 
@@ -229,6 +232,13 @@ def _collect(
             try:
                 kind, index, data = events.get(timeout=0.25)
             except queue_mod.Empty:
+                continue
+            except KeyboardInterrupt:
+                # First Ctrl-C: stop the workers and keep what they measured; second: quit.
+                if stop.is_set():
+                    raise
+                stop.set()
+                hard_stop = min(hard_stop, time.monotonic() + INTERRUPT_GRACE_S)
                 continue
             if kind == "progress":
                 progress[index] = data

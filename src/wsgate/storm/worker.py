@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -235,6 +236,8 @@ async def _run(job: WorkerJob, start: float, queue: _Queue, stop: _Event) -> dic
 
 def worker_main(job: WorkerJob, queue: Any, go: Any, start_at: Any, stop: Any) -> None:
     """Process entry: wait for the parent's go, run, put ("result" | "error", index, data)."""
+    # Ctrl-C reaches the whole process group; the parent alone decides, through `stop`.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         runner = _runner()
         queue.put(("ready", job.index, None))
