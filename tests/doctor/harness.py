@@ -230,3 +230,35 @@ def not_http(conn: socket.socket) -> None:
     """Answer like an SSH server: bytes that are not HTTP at all."""
     conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
     read_request(conn)
+
+
+def _answer_101(conn: socket.socket) -> None:
+    request = read_request(conn)
+    conn.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + f"Sec-WebSocket-Accept: {accept_value(request)}\r\n\r\n".encode()
+    )
+
+
+def deaf_after_quiet(quiet_s: float) -> Callable[[socket.socket], None]:
+    """Like a NAT that forgets an idle flow: answer pings until the client has been quiet
+    for `quiet_s`, then swallow everything without closing (no EOF, no pong)."""
+
+    def handle(conn: socket.socket) -> None:
+        _answer_101(conn)
+        conn.settimeout(quiet_s)
+        try:
+            for _ in range(1000):  # bounded: a ping now and then until the client is quiet
+                first, second = _read_exact(conn, 2)
+                length = second & 0x7F
+                mask = _read_exact(conn, 4) if second & 0x80 else b"\0\0\0\0"
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(_read_exact(conn, length)))
+                if first & 0x0F == 0x9 and length < 126:
+                    conn.sendall(bytes([0x8A, length]) + payload)
+        except TimeoutError:
+            pass
+        conn.settimeout(30)
+        while conn.recv(4096):  # deaf from here on, until the client gives up
+            pass
+
+    return handle

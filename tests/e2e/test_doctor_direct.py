@@ -12,6 +12,7 @@ from websockets.http11 import Request, Response
 from tests.doctor.harness import (
     codes,
     deaf_after_101,
+    deaf_after_quiet,
     doctor,
     errors,
     finding,
@@ -242,3 +243,19 @@ def test_endpoint_that_does_not_echo_is_echo_timeout_warning() -> None:
         status, report = doctor(f"ws://127.0.0.1:{port}/", "--echo", "hi", "--timeout", "2")
     assert status == 0
     assert codes(report) == ["echo_timeout", "healthy"]
+
+
+def test_idle_bisect_finds_a_silent_drop() -> None:
+    # Quiet for 3 s and the flow is gone without a word: only the pings after each
+    # span show it, so the spans bracket the drop.
+    with raw_server(deaf_after_quiet(3.0)) as port:
+        status, report = doctor(
+            f"ws://127.0.0.1:{port}/",
+            "--idle", "8", "--idle-bisect", "--idle-conns", "4", "--timeout", "2",
+        )  # fmt: skip
+    assert status == 1
+    assert errors(report) == ["idle_cut"]
+    evidence = finding(report, "idle_cut")["evidence"]
+    assert "quiet for 4 s, then dead" in evidence
+    assert "no pong" in evidence
+    assert "a connection quiet for 2 s survived" in evidence

@@ -81,9 +81,12 @@ async def bisect(
         if conn is None:
             return IdleSpan(span, IdleEnd.FAILED, error="handshake failed")
         try:
-            return await hold(conn, span, timeout_s)
+            result = await hold(conn, span, timeout_s)
+            if not result.cut:  # a cut connection has nobody left to say goodbye to
+                await goodbye(conn, timeout_s)
+            return result
         finally:
-            await goodbye(conn, timeout_s)
+            conn.abort()  # also when cancelled: no polite close for a span not needed
 
     tasks = {asyncio.ensure_future(one(span)): span for span in spans}
     results: list[IdleSpan] = []

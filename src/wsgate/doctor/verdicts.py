@@ -447,7 +447,14 @@ def _judge_idle(idle: IdleObs, product: str | None, found: list[Finding]) -> Non
     survived = idle.longest_survived_s
     if survived is not None:
         evidence += f"; a connection quiet for {survived:g} s survived"
-    if cut.end is IdleEnd.CLOSE_FRAME and product is None:
+    if cut.end is IdleEnd.SILENT:
+        # No moment of the cut is seen, so no setting can be matched to it.
+        evidence += (
+            "; silent drops come from NAT gateways, firewalls and load balancers that forget "
+            "idle flows (an AWS NAT gateway after 350 s): ping more often than the longest "
+            "quiet span that survived"
+        )
+    elif cut.end is IdleEnd.CLOSE_FRAME and product is None:
         # A close frame is a deliberate close by an endpoint, usually the app itself.
         evidence += "; a close frame is sent on purpose: look for an idle timeout in the "
         evidence += "server's WebSocket settings (or a proxy that closes with a frame)"
@@ -562,5 +569,7 @@ def _idle_layer(idle: IdleObs) -> Layer:
         if pings:
             mode += f"the server sent {pings} ping(s), "
         return Layer("idle", ok, idle.ms, f"{mode}quiet for {idle.requested_s:g} s, not cut")
+    if cut.end is IdleEnd.SILENT:
+        return Layer("idle", False, idle.ms, f"{mode}no pong after {cut.span_s:g} s quiet (silent)")
     at = cut.ended_s if cut.ended_s is not None else cut.span_s
     return Layer("idle", False, idle.ms, f"{mode}cut after {at:.1f} s ({cut.end})")
