@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wsgate.doctor.observations import Settings
 
 # Bounds on options, so a typo cannot open a million sockets or hold one for a day.
 MAX_TIMEOUT_S = 600.0
@@ -139,7 +142,8 @@ def parse_connect_to(value: str, secure: bool) -> tuple[str, int, bool]:
     return host, int(port_text), secure
 
 
-def settings_from(args: argparse.Namespace, secure: bool) -> Any:
+def settings_from(args: argparse.Namespace, secure: bool) -> Settings:
+    """The probe's frozen settings from parsed arguments; ArgError on a bad combination."""
     from wsgate.doctor.observations import Settings
 
     if args.idle_bisect and args.idle is None:
@@ -165,6 +169,7 @@ def settings_from(args: argparse.Namespace, secure: bool) -> Any:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # Imported here so that `wsgate lint` or `wsgate serve` never load the probe.
     from wsgate.doctor import report, runner
     from wsgate.doctor.probe import parse_target
     from wsgate.doctor.verdicts import diagnose

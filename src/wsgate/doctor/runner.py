@@ -136,7 +136,7 @@ def run_sync(target: Target, settings: Settings) -> Observations:
 
 def _run_loop(coro: Coroutine[Any, Any, Observations]) -> Observations:
     try:
-        import uvloop
+        import uvloop  # imported here: only a probe that runs pays for it
     except ImportError:  # pragma: no cover - uvloop is a dependency
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
