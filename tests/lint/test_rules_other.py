@@ -164,3 +164,13 @@ def test_apache_shared_worker(first: str, second: str, want: str | None) -> None
     )
     got = [f.severity.value for f in lint_text("apache", text) if f.code == "apache_shared_worker"]
     assert got == ([want] if want else [])
+
+
+def test_wsgate_single_pool_without_routes_gets_everything() -> None:
+    one = '[pools.only]\nbackends = ["127.0.0.1:1"]\n'
+    assert lint_text("wsgate", one) == []
+    two = one + '[pools.other]\nbackends = ["127.0.0.1:2"]\n'
+    assert [f.code for f in lint_text("wsgate", two)] == [
+        "wsgate_pool_unrouted",
+        "wsgate_pool_unrouted",
+    ]

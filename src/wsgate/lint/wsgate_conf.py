@@ -74,6 +74,9 @@ def check(config: Config, options: Options) -> list[Finding]:
     pools = pools if isinstance(pools, dict) else {}
     routes = data.get("routes")
     routes = [r for r in routes if isinstance(r, dict)] if isinstance(routes, list) else []
+    if "routes" not in data and len(pools) == 1:
+        # The gateway routes everything to the only pool when no [[routes]] are given.
+        routes = [{"pool": next(iter(pools)), "path_prefix": "/"}]
     routed = {r.get("pool") for r in routes}
     server = data.get("server")
     if isinstance(server, dict):
