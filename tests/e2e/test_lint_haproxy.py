@@ -271,3 +271,34 @@ backend elsewhere
         with haproxy(fixed, tmp_path, port), connect(f"ws://127.0.0.1:{port}/") as ws:
             ws.send("where am I?")
             assert ws.recv(timeout=20) == "where am I?"
+
+
+def test_timeout_tunnel_in_the_frontend_is_ignored(tmp_path: Path) -> None:
+    with ws_server(ping_interval=None) as backend:
+        port = free_port()
+        config = CONFIG.format(
+            server_timeout=f"{IDLE_CUT_S}s", port=port, backend=backend,
+            backend_lines="{backend_lines}", server_opts="",
+        )  # fmt: skip
+        broken = config.replace(
+            "default_backend ws_backend", "timeout tunnel 1h\n    default_backend ws_backend"
+        ).format(backend_lines="")
+        findings = write_and_lint(tmp_path, broken)
+        (ignored,) = [f for f in findings if f.code == "haproxy_tunnel_timeout_ignored"]
+        assert [f.code for f in findings if f.code == "haproxy_no_timeout_tunnel"]
+        with haproxy(broken, tmp_path, port) as proc:
+            with pytest.raises(ConnectionClosedError):
+                idle_then_echo(f"ws://127.0.0.1:{port}/", IDLE_CUT_S * 2 + 1)
+            assert "'timeout tunnel' will be ignored" in proc.log()
+
+        # The fix: "Move `timeout tunnel 1h` into the backend(s) ws_backend."
+        moved = _SNIPPET.findall(ignored.fix)[0]
+        assert moved == "timeout tunnel 1h" and "ws_backend" in ignored.fix
+        port = free_port()
+        fixed = CONFIG.format(
+            server_timeout=f"{IDLE_CUT_S}s", port=port, backend=backend,
+            backend_lines=f"    {moved}", server_opts="",
+        )  # fmt: skip
+        assert not [f for f in write_and_lint(tmp_path, fixed) if "tunnel" in f.code]
+        with haproxy(fixed, tmp_path, port):
+            idle_then_echo(f"ws://127.0.0.1:{port}/", IDLE_CUT_S * 2 + 1)
