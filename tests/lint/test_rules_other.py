@@ -119,8 +119,9 @@ pool = "p"
         ("tunnel_idle_timeout_s = 0", []),
         ("tunnel_idle_timeout_s = 59", [(4, "wsgate_tunnel_idle_short")]),
         ("tunnel_idle_timeout_s = 60", []),
-        ("queue_size_unknown_key = 3", []),
-        ('connect_timeout_s = "fast"', []),  # wrong type: the gateway's config check says so
+        # What the gateway's own loader refuses is reported with its words.
+        ("queue_size_unknown_key = 3", [(4, "wsgate_config_invalid")]),
+        ('connect_timeout_s = "fast"', [(4, "wsgate_config_invalid")]),
         ("queue_size = 0", [(4, "wsgate_no_queue")]),
         ("queue_size = 1", []),
     ],
@@ -136,7 +137,14 @@ def test_wsgate_invalid_toml_is_lint_error_with_line() -> None:
 
 
 def test_wsgate_odd_shapes_are_tolerated() -> None:
-    assert lint_text("wsgate", "pools = 3\nroutes = 'x'\n[server]\nlisten = []\n") == []
+    # The rules skip shapes they cannot read; the loader's verdict is the one finding.
+    found = lint_text("wsgate", "pools = 3\nroutes = 'x'\n[server]\nlisten = []\n")
+    assert [(f.code, f.message) for f in found] == [
+        (
+            "wsgate_config_invalid",
+            'server.listen: expected a non-empty list of "host:port" strings, got []',
+        )
+    ]
 
 
 def test_apache_ws_url_needs_a_module_that_handles_it() -> None:
@@ -171,6 +179,7 @@ def test_wsgate_single_pool_without_routes_gets_everything() -> None:
     assert lint_text("wsgate", one) == []
     two = one + '[pools.other]\nbackends = ["127.0.0.1:2"]\n'
     assert [f.code for f in lint_text("wsgate", two)] == [
+        "wsgate_config_invalid",  # two pools need [[routes]]
         "wsgate_pool_unrouted",
         "wsgate_pool_unrouted",
     ]

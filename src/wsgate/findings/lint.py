@@ -271,6 +271,13 @@ CAUSES: tuple[Cause, ...] = (
         severity=_W,
     ),
     Cause(
+        code="wsgate_config_invalid",
+        summary="The gateway refuses this config at start (`wsgate check` says the same).",
+        fix="Correct the key the message names; the README's config reference lists every key.",
+        symptom="wsgate serve exits at start with the same message",
+        severity=_E,
+    ),
+    Cause(
         code="wsgate_route_unknown_pool",
         summary="A route names a pool that is not defined.",
         fix="Define `[pools.NAME]` or correct the route's `pool`.",

@@ -1,8 +1,9 @@
 """wsgate's own TOML config: risky settings, read with tomllib. Pure: text in, findings out.
 
-Tolerant on purpose: keys it does not know are ignored (the gateway's config module owns
-the schema and its errors); only the settings below are judged. tomllib keeps no line
-numbers, so a small scan of the text finds the line of each table and key.
+The gateway's own loader (`wsgate.config`) owns the schema: what it would refuse at start
+is one `wsgate_config_invalid` finding with its words; the rules below judge settings that
+load but are risky. tomllib keeps no line numbers, so a small scan of the text finds the
+line of each table and key.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import tomllib
 from typing import Any
 
+from wsgate.config import ConfigError, parse_config
 from wsgate.lint.model import Config, Finding, LintError, Node, Options, finding, looks_ws
 
 MIN_TIMEOUT_S = 1.0
@@ -149,4 +151,18 @@ def check(config: Config, options: Options) -> list[Finding]:
             findings.append(
                 finding("wsgate_pool_unrouted", at(table), f"no route uses pool {name!r}")
             )
+    invalid = _loader_error(data, path, at)
+    if invalid is not None and not any(f.code == "wsgate_route_unknown_pool" for f in findings):
+        findings.append(invalid)
     return findings
+
+
+def _loader_error(data: dict[str, Any], path: str, at: Any) -> Finding | None:
+    """What `wsgate check` would say about this file, as a finding at the key's line."""
+    try:
+        parse_config(data, path)
+    except ConfigError as exc:
+        table, _, key = re.sub(r"\[\d+\]$", "", exc.key).rpartition(".")
+        node = at(table, key) if table else at(key)
+        return finding("wsgate_config_invalid", node, str(exc).removeprefix(f"{path}: "))
+    return None
