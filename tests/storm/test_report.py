@@ -221,3 +221,10 @@ def test_a_missing_value_breaks_the_line() -> None:
     svgs = parse(svg)
     assert [line["data-points"] for line in svgs.plots["gaps"]["polyline"]] == ["2", "1", "1"]
     assert svg.count("<circle") == 2
+
+
+def test_an_interrupted_run_says_so() -> None:
+    result = make_result("cut", 10.0)
+    assert "interrupted" not in report_html.render([result])
+    result["interrupted"] = True
+    assert "interrupted (Ctrl-C)" in report_html.render([result])

@@ -122,6 +122,10 @@ def _run_meta(result: dict[str, Any]) -> str:
         f"timeout={cfg['timeout_s']:g} s",
     ]
     lines = [f'<p class="meta">{" · ".join(parts)}</p>']
+    if result.get("interrupted"):
+        lines.append(
+            '<p class="note">interrupted (Ctrl-C): the figures cover the part that ran</p>'
+        )
     for note in result["client"]["notes"]:
         lines.append(f'<p class="note">client: {escape(note)}</p>')
     return "\n".join(lines)
