@@ -141,3 +141,28 @@ def test_pipelined_requests_answered_in_order(app: RunningGateway) -> None:
             assert chunk, data
             data += chunk
         assert data.index(b"page /p0") < data.index(b"page /p1") < data.index(b"page /p2")
+
+
+def test_proxy_protocol_names_the_client(tmp_path: Path) -> None:
+    with http_backend() as pages:
+        config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+proxy_protocol = true
+[pools.pages]
+backends = ["127.0.0.1:{pages}"]
+"""
+        with gateway(tmp_path, config=config) as gw:
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=20) as sock:
+                sock.sendall(
+                    b"PROXY TCP4 203.0.113.5 127.0.0.1 40000 80\r\n"
+                    b"GET /headers HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+                )
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            seen = json.loads(data.split(b"\r\n\r\n", 1)[1])
+            assert seen["x-forwarded-for"] == "203.0.113.5"
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=20) as sock:
+                sock.sendall(b"GET /headers HTTP/1.1\r\nHost: gw\r\n\r\n")  # no PROXY header
+                assert read_head(sock).startswith(b"HTTP/1.1 400")

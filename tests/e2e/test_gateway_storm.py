@@ -208,3 +208,34 @@ hash_key = "query:room"
             assert len(seen) == 1, seen
             homes[room] = seen.pop()
         assert len(set(homes.values())) >= 2  # rooms spread over the backends
+
+
+def test_trusted_forwarded_for_names_the_client_for_its_limit(tmp_path: Path) -> None:
+    port = free_port()
+    config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+client_max_connections = 1
+trusted_proxies = ["127.0.0.0/8"]
+[pools.app]
+backends = ["127.0.0.1:{port}"]
+"""
+
+    def from_client(url: str, ip: str) -> str:
+        try:
+            with connect(url, additional_headers={"X-Forwarded-For": ip}) as ws:
+                return str(ws.recv(timeout=20))
+        except InvalidStatus as exc:
+            return str(exc.response.status_code)
+
+    with named_backend(tmp_path, port, "A"), gateway(tmp_path, config=config) as gw:
+        headers = {"X-Forwarded-For": "198.51.100.1"}
+        with connect(f"{gw.url}/", additional_headers=headers) as held:
+            assert held.recv(timeout=20) == "A"
+            assert from_client(f"{gw.url}/", "198.51.100.1") == "429"  # same client, over 1
+            assert from_client(f"{gw.url}/", "198.51.100.2") == "A"  # another client
+        # Its one comes back once the gateway has seen the first connection end.
+        deadline = time.monotonic() + 20
+        while (answer := from_client(f"{gw.url}/", "198.51.100.1")) != "A":
+            assert answer == "429" and time.monotonic() < deadline
+            time.sleep(0.1)
