@@ -131,7 +131,7 @@ def test_per_client_rate_limit_gives_429(tmp_path: Path) -> None:
     config = f"""
 [server]
 listen = ["127.0.0.1:{{port}}"]
-client_handshake_rate = 0.5
+client_handshake_rate = 0.05
 client_handshake_burst = 2
 [pools.app]
 backends = ["127.0.0.1:{port}"]
