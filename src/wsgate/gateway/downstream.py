@@ -105,8 +105,12 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         if self._tunnel is not None:
             self._tunnel.from_client(data)
             return
-        if self.state is State.UPGRADING or self.state is State.CLOSED:
-            self._early += data  # bytes after an upgrade request belong to the tunnel
+        if self.state is State.UPGRADING:
+            # Bytes behind an upgrade request belong to the tunnel; reading is paused, so
+            # at most a chunk or two wait here.
+            self._early += data
+            return
+        if self.state is State.CLOSED:
             return
         if self._reading_head and not self._check_head_size(data):
             return
