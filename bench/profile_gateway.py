@@ -1,4 +1,5 @@
-"""Where wsgate's CPU goes: run `wsgate serve` (one worker) under cProfile through S2 or S3.
+"""Where wsgate's CPU goes: run `wsgate serve` (one worker, bench/wsgate.toml) under cProfile
+through S2 or S3.
 
     .venv/bin/python -m bench.profile_gateway --scenario s2 --seconds 8
     .venv/bin/python -m bench.profile_gateway --scenario s3 --messages 300
@@ -33,10 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     out = work / f"wsgate-{args.scenario}.prof"
     with tg.backends(0.0, 1, work, backlog=1024) as (ports, _):
         port = tg.free_port()
+        # The same config as the bench's wsgate target (bench/wsgate.toml).
+        conf = work / "wsgate.toml"
+        fill = {"port": port, "backend1": ports[0], "backend2": ports[1]}
+        conf.write_text((tg.HERE / "wsgate.toml").read_text().format(**fill))
         argv_serve = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "wsgate", "serve"]
-        argv_serve += ["--listen", f"127.0.0.1:{port}"]
-        for backend in ports:
-            argv_serve += ["--upstream", f"127.0.0.1:{backend}"]
+        argv_serve += ["--config", str(conf)]
         with tg.running("wsgate-profiled", argv_serve, port, work):
             url = [f"ws://127.0.0.1:{port}/"]
             if args.scenario == "s2":
