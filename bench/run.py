@@ -93,6 +93,7 @@ def s1(variant: str, sizes: Sizes, work: Path, names: list[str]) -> dict[str, An
 
 def s2(sizes: Sizes, work: Path, names: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    names = [n for n in names if n not in tg.S1_ONLY]
     with tg.backends(0.0, 1, work / "s2", backlog=1024) as (ports, backend_pids):
         for name in names:
             with _guard(out, name), tg.target(name, ports, work, sizes.target_workers) as t:
@@ -121,6 +122,7 @@ def s2(sizes: Sizes, work: Path, names: list[str]) -> dict[str, Any]:
 
 def s3(sizes: Sizes, work: Path, names: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    names = [n for n in names if n not in tg.S1_ONLY]
     with tg.backends(0.0, 1, work / "s3", backlog=1024) as (ports, backend_pids):
         for name in names:
             with _guard(out, name), tg.target(name, ports, work, sizes.target_workers) as t:
@@ -151,6 +153,7 @@ def s3(sizes: Sizes, work: Path, names: list[str]) -> dict[str, Any]:
 
 def s4(sizes: Sizes, work: Path, names: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    names = [n for n in names if n not in tg.S1_ONLY]
     n = sizes.s4_connections
     rate = 1000.0
     ramp_s = n / rate

@@ -25,7 +25,10 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
-TARGETS = ("direct", "nginx", "haproxy", "wsgate")
+TARGETS = ("direct", "nginx", "haproxy", "wsgate", "wsgate-patient", "wsgate-fixed")
+# wsgate with other admission settings (bench/<name>.toml). They differ from `wsgate` only
+# while handshakes wait in its queue, so only the S1 storms run them.
+S1_ONLY = frozenset({"wsgate-patient", "wsgate-fixed"})
 
 
 def free_port() -> int:
@@ -135,9 +138,9 @@ def target(
         conf = prefix / "haproxy.cfg"
         conf.write_text((HERE / "haproxy.cfg").read_text().format(workers=workers or cores, **fill))
         argv = [HAPROXY, "-db", "-f", str(conf)]
-    elif name == "wsgate":
+    elif name.startswith("wsgate"):
         conf = prefix / "wsgate.toml"
-        conf.write_text((HERE / "wsgate.toml").read_text().format(**fill))
+        conf.write_text((HERE / f"{name}.toml").read_text().format(**fill))
         argv = [sys.executable, "-m", "wsgate", "serve", "--config", str(conf)]
         if workers != 1:
             argv += ["--workers", str(workers or cores)]

@@ -35,7 +35,7 @@ from wsgate.protocol.forward import (
     switching_protocols_head,
 )
 from wsgate.protocol.handshake import check_upgrade_request, check_upgrade_response, wants_websocket
-from wsgate.protocol.headers import Headers, get_one
+from wsgate.protocol.headers import HeaderList, Headers, get_one
 from wsgate.protocol.proxy_protocol import parse_proxy_header
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         self.state = State.HEAD
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
-        self._headers: Headers = []
+        self._headers: Headers = HeaderList()
         self._parsing: Request | None = None
         self._queue: deque[Request] = deque()
         self.active: Request | None = None
@@ -162,7 +162,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
     # == httptools callbacks: request parsing =========================================
     def on_message_begin(self) -> None:
         self._url = b""
-        self._headers = []
+        self._headers = HeaderList()
         if self._timer is not None and self.active is None and not self._queue:
             # A keep-alive connection woke up: the header timeout starts now.
             self._set_timer(self.gw.config.server.header_timeout_s, self._on_header_timeout)

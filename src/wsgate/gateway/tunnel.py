@@ -156,18 +156,21 @@ class Tunnel:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        record = {
-            **self._fields,
-            "end": reason,
-            "duration_s": round(self.loop.time() - self.started, 3),
-            "bytes_up": self.bytes_up,
-            "bytes_down": self.bytes_down,
-            **extra,
-        }
-        if reason == "upstream_tunnel_broken":
-            self._log.error(reason, **record)
-        else:
-            self._log.event("tunnel_end", **record)
+        broken = reason == "upstream_tunnel_broken"
+        # A tunnel's end is its access line: `access_log = false` drops it, not errors.
+        if broken or self._log.access_enabled:
+            record = {
+                **self._fields,
+                "end": reason,
+                "duration_s": round(self.loop.time() - self.started, 3),
+                "bytes_up": self.bytes_up,
+                "bytes_down": self.bytes_down,
+                **extra,
+            }
+            if broken:
+                self._log.error(reason, **record)
+            else:
+                self._log.event("tunnel_end", **record)
         if close_client:
             self.client.close()
             self.upstream.close()

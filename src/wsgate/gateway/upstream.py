@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
-from wsgate.protocol.headers import Headers
+from wsgate.protocol.headers import HeaderList, Headers
 
 if TYPE_CHECKING:
     from wsgate.gateway.pool import Backend
@@ -55,7 +55,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.got_response_bytes = False
         self._parser = httptools.HttpResponseParser(self)
-        self._headers: Headers = []
+        self._headers: Headers = HeaderList()
         self._reason = b""
         self._ignore_body = False  # a HEAD response: llhttp would wait for a body
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -115,7 +115,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------
     def on_message_begin(self) -> None:
-        self._headers = []
+        self._headers = HeaderList()
         self._reason = b""
 
     def on_status(self, status: bytes) -> None:

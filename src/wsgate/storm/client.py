@@ -96,7 +96,9 @@ def classify(head: bytes, key: str) -> str:
         return (
             stats.OK if headers.get("sec-websocket-accept") == accept_for(key) else stats.BAD_ACCEPT
         )
-    return stats.status_outcome(status, headers.get("x-wsgate-cause"))
+    return stats.status_outcome(
+        status, headers.get("x-wsgate-cause"), retry_after="retry-after" in headers
+    )
 
 
 def error_outcome(exc: BaseException) -> str:

@@ -32,12 +32,21 @@ BAD_RESPONSE = "bad_response"  # bytes that are not an HTTP/1.1 response head
 BAD_ACCEPT = "bad_accept"  # 101 with a Sec-WebSocket-Accept that does not match the key
 
 
-def status_outcome(status: int, cause: str | None = None) -> str:
+# Statuses that tell a client when to come back (RFC 9110 10.2.3, RFC 6585 4).
+RETRY_STATUSES = frozenset({429, 503})
+NO_RETRY_AFTER = "(no Retry-After)"
+
+
+def status_outcome(status: int, cause: str | None = None, retry_after: bool = True) -> str:
     """The outcome key of a response: "101", "503", or "502 upstream_connect_timeout"
-    when a wsgate gateway named its cause in X-Wsgate-Cause."""
+    when a wsgate gateway named its cause in X-Wsgate-Cause. A 429 or 503 without a
+    Retry-After is marked, since its clients are left to come back all at once."""
     if status == 101:
         return OK
-    return f"{status} {cause}" if cause else str(status)
+    key = f"{status} {cause}" if cause else str(status)
+    if status in RETRY_STATUSES and not retry_after:
+        key += " " + NO_RETRY_AFTER
+    return key
 
 
 def outcome_sort_key(outcome: str) -> tuple[int, str]:
