@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import signal
 import sys
 from typing import Any
 
 from wsgate.config import Config, ConfigError, load_config, single_pool_config
+
+# Young objects allocated between two collections (CPython's default is 700).
+GC_GEN0_THRESHOLD = 10_000
 
 
 def register(subparsers: Any) -> None:
@@ -104,12 +108,24 @@ def _run_one(config: Config, *, reuse_port: bool) -> int:
 
     from wsgate.gateway.server import serve_until_signalled
 
+    _tune_gc()
     try:
         uvloop.run(serve_until_signalled(config, reuse_port=reuse_port))
     except OSError as exc:
         print(f"wsgate: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _tune_gc() -> None:
+    """Every handshake allocates a few dozen container objects, so with the default
+    thresholds (700, 10, 10) the cyclic collector ran every few handshakes and took about
+    6 % of the gateway's CPU in S2 (py-spy). Freeze what startup made (config, code) so that
+    no collection walks it again, and let the young generation grow larger between
+    collections: garbage cycles (a connection and its tunnel) wait a little longer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 
 
 def _run_workers(config: Config, workers: int) -> int:

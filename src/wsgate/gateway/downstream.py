@@ -436,6 +436,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         self._tunnel = Tunnel(
             self.transport,
             upstream,
+            loop=self.loop,
             log=self.gw.log,
             fields={
                 "client": request.client,
@@ -635,6 +636,8 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         self._close()
 
     def _log_access(self, request: Request) -> None:
+        if not self.gw.log.access_enabled:
+            return  # skip building the fields: this runs once per handshake
         now = self.loop.time()
         self.gw.log.access(
             client=self.client_ip,

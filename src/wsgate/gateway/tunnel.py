@@ -30,6 +30,7 @@ class Tunnel:
         client: asyncio.Transport,
         upstream: UpstreamConnection,
         *,
+        loop: asyncio.AbstractEventLoop,
         log: JsonLog,
         fields: dict[str, Any],
         idle_timeout_s: float,
@@ -37,7 +38,7 @@ class Tunnel:
     ) -> None:
         self.client = client
         self.upstream = upstream
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop
         self._log = log
         self._fields = fields
         self._idle_timeout_s = idle_timeout_s
