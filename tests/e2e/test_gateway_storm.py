@@ -126,6 +126,44 @@ queue_timeout_s = 1.5
     assert all(int(h["retry-after"]) >= 1 for h in rejected)
 
 
+def test_queue_full_retry_after_says_when_the_line_is_gone(tmp_path: Path) -> None:
+    # One backend that completes about 4 handshakes/s (2 slots, 0.5 s each); the queue
+    # holds 28. A first wave fills it; once the gateway has seen completions, a second wave
+    # overflows it, and those clients are told to come back when the 28 ahead of them
+    # should be through (about 7 s, jittered), not after the configured base of 1 s.
+    port = free_port()
+    config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+access_log = false
+[pools.app]
+backends = ["127.0.0.1:{port}"]
+max_handshakes_per_backend = 2
+queue_size = 28
+queue_timeout_s = 120
+retry_after_s = 1
+"""
+    slow = ("--slow-handshake", "0.5", "--slots", "2")
+    with (
+        named_backend(tmp_path, port, "S", *slow),
+        gateway(tmp_path, config=config) as gw,
+        ThreadPoolExecutor(60) as pool,
+    ):
+        url = f"{gw.url}/"
+        first = [pool.submit(handshake, url, 120.0) for _ in range(30)]
+        time.sleep(5.0)  # about 18 done: the gateway knows the rate; 12 still queued
+        second = [pool.submit(handshake, url, 120.0) for _ in range(30)]
+        outcomes = [f.result(timeout=300) for f in first + second]
+    statuses = [o for o, _, _ in outcomes]
+    assert set(statuses) <= {"101", "503"}, statuses
+    rejected = [h for o, _, h in outcomes if o == "503"]
+    assert rejected, "a second wave into a full queue must be turned away"
+    assert {h["x-wsgate-cause"] for h in rejected} == {"overloaded_queue_full"}
+    waits = sorted(int(h["retry-after"]) for h in rejected)
+    # Uniform jitter of +-50 % around roughly 4 to 7 s: a base of 1 s would give 1 or 2.
+    assert waits[len(waits) // 2] >= 3, waits
+
+
 def test_per_client_rate_limit_gives_429(tmp_path: Path) -> None:
     port = free_port()
     config = f"""

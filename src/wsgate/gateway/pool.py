@@ -20,6 +20,7 @@ from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog
 from wsgate.policy.balancers import make_balancer
 from wsgate.policy.buckets import jittered_retry_after
+from wsgate.policy.drain import DrainRate, queue_retry_after_s
 from wsgate.policy.health import BackendHealth, HealthSettings
 from wsgate.policy.limits import AdaptiveLimit, FixedLimit
 from wsgate.policy.queue import WaitQueue
@@ -115,6 +116,7 @@ class Pool:
         self.balancer = make_balancer(config.balance, self.backends)
         self.queue: WaitQueue[Waiter] = WaitQueue(config.queue_size, config.queue_timeout_s)
         self.budget = RetryBudget(config.retry_budget_ratio, config.retry_budget_min_per_s)
+        self.drain = DrainRate()
         self.inflight = 0
         self.rng = random.Random()
         self._high_water = high_water
@@ -147,6 +149,13 @@ class Pool:
     def retry_after(self) -> int:
         return jittered_retry_after(self.config.retry_after_s, self.rng)
 
+    def queue_retry_after(self, now: float) -> int:
+        """For a client the queue turns away: come back when the line should be gone."""
+        wait_s = queue_retry_after_s(
+            len(self.queue), self.drain.rate(now), self.config.retry_after_s
+        )
+        return jittered_retry_after(wait_s, self.rng)
+
     def admit(
         self, waiter: Waiter, now: float, *, front: bool = False
     ) -> Backend | Rejected | Queued:
@@ -174,7 +183,7 @@ class Pool:
             return Rejected(
                 "overloaded_queue_full",
                 f"{len(self.queue)} handshakes already wait for pool {self.config.name}.",
-                self.retry_after(),
+                self.queue_retry_after(now),
             )
         self._arm_expiry()
         return QUEUED
@@ -234,7 +243,7 @@ class Pool:
             waiter.rejected(
                 "overloaded_queue_timeout",
                 f"Waited {self.config.queue_timeout_s:g} s in pool {self.config.name}'s queue.",
-                self.retry_after(),
+                self.queue_retry_after(now),
             )
         self._arm_expiry()
 
@@ -247,6 +256,7 @@ class Pool:
         now = self.loop.time()
         backend.inflight -= 1
         self.inflight -= 1
+        self.drain.on_done(now)
         if outcome == "ok":
             backend.limiter.on_sample(rtt_s, inflight_at_start, now)
             backend.health.on_success(now)

@@ -1,0 +1,57 @@
+"""How fast a pool's wait queue drains, and a Retry-After that matches it.
+
+A fixed Retry-After sends every rejected client of a storm back within the same few
+seconds, into a queue that is still full: the storm repeats. Telling them instead to come
+back when the line ahead of them should be gone (queue length / completions per second)
+spreads their return over the time the backends need.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Upper bound of a queue-based Retry-After: past a couple of minutes the estimate says
+# little, and a client told to wait longer than that tends to give up instead.
+RETRY_AFTER_MAX_S = 120.0
+
+
+class DrainRate:
+    """Handshake slots released per second, as an exponentially decaying count over a
+    time constant `tau_s`. `rate` corrects for the warm-up, so the first seconds of a
+    storm already give a fair figure, and returns None until `min_elapsed_s` have passed
+    since the first event (one or two completions say nothing about a rate)."""
+
+    __slots__ = ("_acc", "_first", "_last", "min_elapsed_s", "tau_s")
+
+    def __init__(self, tau_s: float = 5.0, min_elapsed_s: float = 1.0) -> None:
+        self.tau_s = tau_s
+        self.min_elapsed_s = min_elapsed_s
+        self._acc = 0.0
+        self._first: float | None = None
+        self._last = 0.0
+
+    def on_done(self, now: float) -> None:
+        if self._first is None:
+            # The first completion only starts the clock: n events span n - 1 gaps.
+            self._first = self._last = now
+            return
+        self._acc *= math.exp(-max(0.0, now - self._last) / self.tau_s)
+        self._acc += 1.0
+        self._last = now
+
+    def rate(self, now: float) -> float | None:
+        if self._first is None or now - self._first < self.min_elapsed_s:
+            return None
+        acc = self._acc * math.exp(-max(0.0, now - self._last) / self.tau_s)
+        # A steady rate r gives acc = r * tau * (1 - exp(-elapsed / tau)).
+        warmed = 1.0 - math.exp(-(now - self._first) / self.tau_s)
+        return acc / (self.tau_s * warmed)
+
+
+def queue_retry_after_s(queued: int, rate: float | None, base_s: float) -> float:
+    """Seconds until a rejected client should try again: when the `queued` handshakes
+    ahead of it should have drained at `rate` per second, never less than `base_s` and
+    never more than RETRY_AFTER_MAX_S; `base_s` while the rate is unknown."""
+    if not rate or rate <= 0:
+        return base_s
+    return min(RETRY_AFTER_MAX_S, max(base_s, queued / rate))
