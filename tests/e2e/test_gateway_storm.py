@@ -164,6 +164,50 @@ retry_after_s = 1
     assert waits[len(waits) // 2] >= 3, waits
 
 
+def test_handshakes_that_would_time_out_are_told_at_once(tmp_path: Path) -> None:
+    # One backend that completes about 2 handshakes/s (2 slots, 1 s each) and a queue
+    # timeout of 20 s: of 80 clients at once, about 40 can be served in time. Once the
+    # gateway has measured the rate, it turns the others away at once instead of letting
+    # them wait 20 s for the same 503.
+    port = free_port()
+    config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+access_log = false
+[pools.app]
+backends = ["127.0.0.1:{port}"]
+max_handshakes_per_backend = 2
+queue_timeout_s = 20
+"""
+
+    def timed(url: str) -> tuple[str, float, str]:
+        began = time.monotonic()
+        try:
+            with connect(url, open_timeout=120, close_timeout=5) as ws:
+                ws.recv(timeout=60)
+                return "101", time.monotonic() - began, ""
+        except InvalidStatus as exc:
+            body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
+            cause = exc.response.headers.get("X-Wsgate-Cause", "")
+            return f"{exc.response.status_code} {cause}", time.monotonic() - began, body
+
+    slow = ("--slow-handshake", "1.0", "--slots", "2")
+    with (
+        named_backend(tmp_path, port, "S", *slow),
+        gateway(tmp_path, config=config) as gw,
+        ThreadPoolExecutor(80) as pool,
+    ):
+        outcomes = list(pool.map(lambda _: timed(f"{gw.url}/"), range(80)))
+    statuses = [o for o, _, _ in outcomes]
+    assert set(statuses) <= {"101", "503 overloaded_queue_timeout"}, statuses
+    assert statuses.count("101") >= 20, statuses
+    told = [(s, body) for o, s, body in outcomes if o != "101" and "completes" in body]
+    assert len(told) >= 20, outcomes
+    # Told within a few seconds, when the rate is known; the timeout is 20 s.
+    waits = sorted(s for s, _ in told)
+    assert waits[len(waits) // 2] < 10.0, waits
+
+
 def test_per_client_rate_limit_gives_429(tmp_path: Path) -> None:
     port = free_port()
     config = f"""

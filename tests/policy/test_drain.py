@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from wsgate.policy.drain import RETRY_AFTER_MAX_S, DrainRate, queue_retry_after_s
+from wsgate.policy.drain import (
+    RETRY_AFTER_MAX_S,
+    DrainRate,
+    beyond_deadline,
+    queue_retry_after_s,
+)
 
 
 def feed(drain: DrainRate, rate: float, start: float, seconds: float) -> float:
@@ -50,3 +55,34 @@ def test_retry_after_follows_the_queue() -> None:
     assert queue_retry_after_s(10, 42.0, 5.0) == 5.0  # never below the base
     assert queue_retry_after_s(100_000, 1.0, 5.0) == RETRY_AFTER_MAX_S
     assert queue_retry_after_s(5, 0.0, 5.0) == 5.0
+
+
+def test_beyond_deadline_compares_the_turn_with_the_time_left() -> None:
+    # 42 slots/s, 30 s timeout: place 1,260 is served just in time, 1,261 is not.
+    assert not beyond_deadline(1260, 0.0, 30.0, 42.0)
+    assert beyond_deadline(1261, 0.0, 30.0, 42.0)
+    # Having waited 10 s already leaves 20 s: place 840 fits, 841 does not.
+    assert not beyond_deadline(840, 10.0, 30.0, 42.0)
+    assert beyond_deadline(841, 10.0, 30.0, 42.0)
+    # No measured rate, no prediction: only the real timeout applies.
+    assert not beyond_deadline(10**6, 0.0, 30.0, None)
+    assert not beyond_deadline(10**6, 0.0, 30.0, 0.0)
+
+
+def test_a_storm_is_split_into_served_in_time_and_told_at_once() -> None:
+    """The pool's use of it, replayed: 3,000 arrive at t = 0, the pool completes 42/s;
+    once the rate is known, the waiters whose turn would come after 30 s are the ones
+    turned away, newest first."""
+    drain = DrainRate()
+    line = list(range(3000))  # places in line; all joined at t = 0
+    now = feed(drain, 42.0, 0.0, 1.5)
+    served = int(42.0 * 1.5)
+    line = line[served:]
+    rate = drain.rate(now)
+    shed = 0
+    while line and beyond_deadline(len(line), now, 30.0, rate):
+        line.pop()
+        shed += 1
+    kept = len(line)
+    assert kept + served == pytest.approx(42 * 30, rel=0.05)
+    assert shed == pytest.approx(3000 - 42 * 30, rel=0.05)

@@ -28,6 +28,18 @@ def test_queue_timeout_expires_only_old_waiters() -> None:
     assert len(queue) == 0 and queue.next_deadline() is None
 
 
+def test_newest_is_the_tail_and_pops_from_it() -> None:
+    queue: WaitQueue[str] = WaitQueue(max_size=10, timeout_s=30.0)
+    assert queue.newest() is None and queue.pop_newest() is None
+    queue.push("a", 1.0)
+    queue.push("b", 2.0)
+    queue.push_front("r", 3.0)  # a retry goes first, but is not the newest in line
+    assert queue.newest() == ("b", 2.0)
+    assert queue.pop_newest() == "b"
+    assert queue.newest() == ("a", 1.0)
+    assert [queue.pop(), queue.pop()] == ["r", "a"]
+
+
 def test_token_bucket_burst_then_rate() -> None:
     bucket = TokenBucket(rate=2.0, burst=3.0, now=0.0)
     assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]

@@ -56,7 +56,7 @@ class PoolConfig:
     # handshake latency); 0 for the pool means no pool-wide cap beyond the backends'.
     max_handshakes_per_backend: int = 0
     max_handshakes: int = 0
-    queue_size: int = 1024
+    queue_size: int = 4096
     queue_timeout_s: float = 30.0
     max_connections_per_backend: int = 0  # 0: unlimited
     retry_after_s: float = 5.0

@@ -144,7 +144,8 @@ CAUSES: tuple[Cause, ...] = (
         code="overloaded_queue_timeout",
         status=503,
         proxy_status="connection_limit_reached",
-        summary="The handshake waited in the pool's queue longer than its queue timeout.",
+        summary="The handshake waited in the pool's queue longer than its queue timeout, "
+        "or would have: at the rate the pool completes handshakes, its turn would come after it.",
         fix="Retry after the Retry-After delay; operators: add backends or raise "
         "pools.NAME.queue_timeout_s.",
         symptom="clients get 503 with Retry-After",

@@ -20,7 +20,7 @@ from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog
 from wsgate.policy.balancers import make_balancer
 from wsgate.policy.buckets import jittered_retry_after
-from wsgate.policy.drain import DrainRate, queue_retry_after_s
+from wsgate.policy.drain import DrainRate, beyond_deadline, queue_retry_after_s
 from wsgate.policy.health import BackendHealth, HealthSettings
 from wsgate.policy.limits import AdaptiveLimit, FixedLimit
 from wsgate.policy.queue import WaitQueue
@@ -178,6 +178,10 @@ class Pool:
             backend = self._try_slot(eligible, now, waiter.hash_key())
             if backend is not None:
                 return backend
+        if not len(self.queue):
+            self.drain = DrainRate()  # saturated from now on: measure capacity afresh
+        elif not front and self._would_time_out(len(self.queue) + 1, 0.0, now):
+            return self._predicted_timeout(now)
         pushed = self.queue.push_front(waiter, now) if front else self.queue.push(waiter, now)
         if not pushed:
             return Rejected(
@@ -229,6 +233,29 @@ class Pool:
             self.queue.pop()
             waiter.admitted(backend)
 
+    def _would_time_out(self, position: int, waited_s: float, now: float) -> bool:
+        return beyond_deadline(position, waited_s, self.queue.timeout_s, self.drain.rate(now))
+
+    def _predicted_timeout(self, now: float) -> Rejected:
+        rate = self.drain.rate(now) or 0.0
+        return Rejected(
+            "overloaded_queue_timeout",
+            f"{len(self.queue)} handshakes wait ahead in pool {self.config.name}'s queue, which "
+            f"completes {rate:.1f}/s: about {len(self.queue) / max(rate, 1e-9):.0f} s, more "
+            f"than its queue timeout of {self.config.queue_timeout_s:g} s.",
+            self.queue_retry_after(now),
+        )
+
+    def _shed(self, now: float) -> None:
+        """Turn away, newest first, the waiters that would time out before their turn."""
+        while (newest := self.queue.newest()) is not None:
+            waiter, since = newest
+            if not self._would_time_out(len(self.queue), now - since, now):
+                return
+            self.queue.pop_newest()
+            rejection = self._predicted_timeout(now)
+            waiter.rejected(rejection.cause, rejection.detail, rejection.retry_after_s)
+
     def _arm_expiry(self) -> None:
         if self._expiry is not None:
             return
@@ -265,6 +292,7 @@ class Pool:
                 backend.limiter.on_sample(rtt_s, inflight_at_start, now, dropped=True)
             self.note_failure(backend)
         self.dispatch()
+        self._shed(now)
 
     def note_failure(self, backend: Backend) -> None:
         if backend.health.on_failure(self.loop.time()):

@@ -1,9 +1,16 @@
-"""How fast a pool's wait queue drains, and a Retry-After that matches it.
+"""How fast a pool's wait queue drains, and what follows from it.
 
-A fixed Retry-After sends every rejected client of a storm back within the same few
-seconds, into a queue that is still full: the storm repeats. Telling them instead to come
-back when the line ahead of them should be gone (queue length / completions per second)
-spreads their return over the time the backends need.
+Two decisions use the measured rate. A handshake that would still be waiting when its
+queue timeout runs out is turned away now rather than after the whole timeout (`beyond_deadline`):
+either way it gets a 503, but now it learns it at once. And a fixed Retry-After sends every
+rejected client of a storm back within the same few seconds, into a queue that is still
+full; telling them instead to come back when the line ahead of them should be gone
+(queue length / completions per second) spreads their return over the time the backends
+need (`queue_retry_after_s`).
+
+The rate is only a measure of capacity while the pool is saturated, so the pool measures
+it from the moment its queue stops being empty; a pool that idles at 2 handshakes/s is not
+thereby limited to 2/s when a storm comes.
 """
 
 from __future__ import annotations
@@ -55,3 +62,12 @@ def queue_retry_after_s(queued: int, rate: float | None, base_s: float) -> float
     if not rate or rate <= 0:
         return base_s
     return min(RETRY_AFTER_MAX_S, max(base_s, queued / rate))
+
+
+def beyond_deadline(position: int, waited_s: float, timeout_s: float, rate: float | None) -> bool:
+    """Whether the waiter `position` places from the front of the line (1 = next) would,
+    at `rate` slots per second, still be waiting when its `timeout_s` runs out. Unknown
+    rate: no prediction, so no."""
+    if not rate or rate <= 0:
+        return False
+    return position / rate > timeout_s - waited_s

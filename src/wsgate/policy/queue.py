@@ -44,6 +44,19 @@ class WaitQueue(Generic[T]):
         item, _ = self._items.popitem(last=False)
         return item
 
+    def newest(self) -> tuple[T, float] | None:
+        """The last waiter in line and when it joined, or None when nobody waits."""
+        if not self._items:
+            return None
+        item = next(reversed(self._items))
+        return item, self._items[item]
+
+    def pop_newest(self) -> T | None:
+        if not self._items:
+            return None
+        item, _ = self._items.popitem(last=True)
+        return item
+
     def remove(self, item: T) -> bool:
         return self._items.pop(item, None) is not None
 
