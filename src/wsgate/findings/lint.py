@@ -231,7 +231,7 @@ CAUSES: tuple[Cause, ...] = (
         code="wsgate_no_queue",
         summary="`queue_size = 0` removes the pool's wait queue, so every handshake over its "
         "limit is rejected at once.",
-        fix="Delete `queue_size = 0` (the default queue holds 1024 handshakes) or set a size, "
+        fix="Delete `queue_size = 0` (the default queue holds 4096 handshakes) or set a size, "
         "with a `queue_timeout_s` clients can wait.",
         symptom="bursts of clients get 503 instead of waiting a moment",
         severity=_W,

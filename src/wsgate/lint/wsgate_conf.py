@@ -106,7 +106,7 @@ def check(config: Config, options: Options) -> list[Finding]:
         if not isinstance(pool, dict):
             continue
         table = f"pools.{name}"
-        # queue_size defaults to 1024 in the gateway: only an explicit 0 removes the queue.
+        # queue_size defaults to 4096 in the gateway: only an explicit 0 removes the queue.
         queue = _number(pool.get("queue_size"))
         if queue is not None and queue <= 0:
             findings.append(
