@@ -26,6 +26,9 @@ def test_unknown_until_there_is_something_to_measure() -> None:
     assert drain.rate(0.0) is None
     drain.on_done(10.0)
     assert drain.rate(10.5) is None
+    now = feed(drain, 10.0, 10.0, 2.0)
+    assert drain.rate(now) is not None
+    assert drain.rate(now, min_elapsed_s=5.0) is None  # a caller can ask for more evidence
 
 
 @pytest.mark.parametrize("rate", [2.0, 42.0, 500.0])

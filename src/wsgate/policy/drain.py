@@ -46,8 +46,11 @@ class DrainRate:
         self._acc += 1.0
         self._last = now
 
-    def rate(self, now: float) -> float | None:
-        if self._first is None or now - self._first < self.min_elapsed_s:
+    def rate(self, now: float, min_elapsed_s: float | None = None) -> float | None:
+        """Per second, or None before `min_elapsed_s` (default: the constructor's) of
+        measurement: a caller that acts harder on the figure can ask for a longer one."""
+        needed = self.min_elapsed_s if min_elapsed_s is None else min_elapsed_s
+        if self._first is None or now - self._first < needed:
             return None
         acc = self._acc * math.exp(-max(0.0, now - self._last) / self.tau_s)
         # A steady rate r gives acc = r * tau * (1 - exp(-elapsed / tau)).
