@@ -31,6 +31,9 @@ def _replayable(request: Request) -> bool:
 
 
 class BackendChoice:
+    # What this mixin assigns itself; the connection class that mixes it in declares the
+    # rest of its state in its own slots.
+    __slots__ = ("_connect_task", "upstream")
     gw: Gateway
     loop: asyncio.AbstractEventLoop
     client_ip: str

@@ -10,7 +10,6 @@ head reaches the client becomes an explained error response (see `responses.py`)
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -45,17 +44,52 @@ MAX_PIPELINED_REQUESTS = 16
 
 
 class ClientConnection(BackendChoice, asyncio.Protocol):
+    # Slots, not a __dict__: a gateway holds one of these per idle WebSocket, and the
+    # per-connection memory is what S4 measures.
+    __slots__ = (
+        "__weakref__",
+        "_client_counted",
+        "_client_write_paused",
+        "_close_after",
+        "_early",
+        "_framing_out",
+        "_head_bytes",
+        "_head_tail",
+        "_headers",
+        "_parser",
+        "_parsing",
+        "_paused",
+        "_proxy_header",
+        "_queue",
+        "_reading_head",
+        "_response_started",
+        "_response_timer",
+        "_timer",
+        "_tunnel",
+        "_tunnel_backend",
+        "_upstream_framing",
+        "_upstream_reusable",
+        "_url",
+        "active",
+        "client_ip",
+        "gw",
+        "loop",
+        "state",
+        "transport",
+    )
+
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.loop = gateway.loop
         self.transport: asyncio.Transport | None = None
         self.client_ip = "-"
         self.state = State.HEAD
-        self._parser = httptools.HttpRequestParser(self)
+        # Dropped once the connection is a tunnel: no more heads to parse.
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: Headers = HeaderList()
         self._parsing: Request | None = None
-        self._queue: deque[Request] = deque()
+        self._queue: list[Request] = []  # pipelined requests: at most MAX_PIPELINED_REQUESTS
         self.active: Request | None = None
         self.upstream: UpstreamConnection | None = None
         self._connect_task: asyncio.Task[None] | None = None
@@ -114,6 +148,8 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
             return
         if self._reading_head and not self._check_head_size(data):
             return
+        if self._parser is None:
+            return  # a tunnel's bytes go to the tunnel above; nothing else comes here
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -175,6 +211,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        assert parser is not None  # httptools calls back only from feed_data
         self._reading_head = False
         if self.active is None and not self._queue:
             self._cancel_timer()
@@ -231,7 +268,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
     def _start_next(self) -> None:
         if self.active is not None or not self._queue or self.state is State.CLOSED:
             return
-        request = self._queue.popleft()
+        request = self._queue.pop(0)
         self._resume("pipeline")
         self.active = request
         self.state = State.EXCHANGE
@@ -448,6 +485,9 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         )
         self._tunnel.start(tail, early)
         self._resume("upgrade")
+        # The heads are done with; a long-lived idle tunnel should not carry them.
+        self._parser = None
+        self._headers = request.headers = HeaderList()
 
     def _on_tunnel_closed(self) -> None:
         self.state = State.CLOSED

@@ -25,6 +25,25 @@ CLOSE_GRACE_S = 10.0
 
 
 class Tunnel:
+    __slots__ = (
+        "_fields",
+        "_idle_timeout_s",
+        "_log",
+        "_on_closed",
+        "_timer",
+        "bytes_down",
+        "bytes_up",
+        "client",
+        "client_eof",
+        "closed",
+        "last_activity",
+        "loop",
+        "started",
+        "tracker",
+        "upstream",
+        "upstream_eof",
+    )
+
     def __init__(
         self,
         client: asyncio.Transport,

@@ -47,6 +47,21 @@ class ResponseSink(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     """One TCP connection to a backend."""
 
+    __slots__ = (
+        "__weakref__",
+        "_headers",
+        "_idle_timer",
+        "_ignore_body",
+        "_parser",
+        "_reason",
+        "backend",
+        "closed",
+        "got_response_bytes",
+        "sink",
+        "transport",
+        "tunnel",
+    )
+
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.transport: asyncio.Transport | None = None
@@ -54,7 +69,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.tunnel: TunnelSink | None = None
         self.closed = False
         self.got_response_bytes = False
-        self._parser = httptools.HttpResponseParser(self)
+        # Dropped once the connection is a tunnel: no more heads to parse.
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._headers: Headers = HeaderList()
         self._reason = b""
         self._ignore_body = False  # a HEAD response: llhttp would wait for a body
@@ -74,6 +90,8 @@ class UpstreamConnection(asyncio.Protocol):
         if sink is None:
             # Bytes on an idle keep-alive connection: the backend broke framing.
             self.close()
+            return
+        if self._parser is None:
             return
         try:
             self._parser.feed_data(data)
@@ -126,6 +144,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        assert parser is not None  # httptools calls back only from feed_data
         status = parser.get_status_code()
         if self.sink is not None:
             self.sink.on_response_head(
@@ -149,7 +168,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         # 1xx answers (100 Continue, and 101 before the tunnel) are not the final one.
-        if self.sink is not None and self._parser.get_status_code() >= 200:
+        parser = self._parser
+        if self.sink is not None and parser is not None and parser.get_status_code() >= 200:
             self.sink.on_response_complete()
 
     # -- used by the client side ------------------------------------------------------
@@ -166,6 +186,9 @@ class UpstreamConnection(asyncio.Protocol):
         """After a 101: from now on every byte goes to `tunnel`, unparsed."""
         self.sink = None
         self.tunnel = tunnel
+        # Called from the parser's upgrade exception, after feed_data has returned.
+        self._parser = None
+        self._headers = HeaderList()
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
