@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from wsgate.gateway.dispatch import BackendChoice
+from wsgate.gateway.dispatch import IDEMPOTENT_METHODS, BackendChoice
 from wsgate.gateway.exchange import Request, State, ms
 from wsgate.gateway.pool import Backend
 from wsgate.gateway.responses import error_response
@@ -49,6 +49,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
     __slots__ = (
         "__weakref__",
         "_client_counted",
+        "_client_eof",
         "_client_write_paused",
         "_close_after",
         "_early",
@@ -105,6 +106,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         self._response_started = False
         self._upstream_reusable = False
         self._close_after = False
+        self._client_eof = False  # half-closed: answer what it sent, then close
         self._early = b""
         self._tunnel: Tunnel | None = None
         # Bytes of a PROXY protocol header still being read; None when not expected.
@@ -139,31 +141,46 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         if self._tunnel is not None:
             self._tunnel.from_client(data)
             return
-        if self.state is State.UPGRADING:
-            # Bytes behind an upgrade request belong to the tunnel; reading is paused, so
-            # at most a chunk or two wait here.
-            self._early += data
-            return
         if self.state is State.CLOSED:
+            return
+        if self._parser is None:
+            self._hold_early(data)
             return
         if self._reading_head and not self._check_head_size(data):
             return
-        if self._parser is None:
-            return  # a tunnel's bytes go to the tunnel above; nothing else comes here
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            self._early = data[upgrade.args[0] :]
-            self._pause("upgrade")
+            # The parser stops at an upgrade request: what follows is the tunnel's.
+            self._parser = None
+            self._hold_early(data[upgrade.args[0] :])
+            last = self._queue[-1] if self._queue else self.active
+            if last is None or last.ws_key is None:
+                # Not a WebSocket upgrade (h2c, say): it is answered as plain HTTP, and the
+                # connection closes after that answer, since nothing more can be parsed.
+                self._close_after = True
         except httptools.HttpParserError as exc:
             self._protocol_error(exc)
+
+    def _hold_early(self, data: bytes) -> None:
+        """Keep bytes that came behind an upgrade request for the tunnel. Reading goes on
+        while the handshake waits, so that a client who gives up (closes) is noticed and
+        leaves the queue; only a client that sends a lot before its 101 is paused."""
+        self._early += data
+        if len(self._early) > self.gw.config.server.tunnel_high_water_bytes:
+            self._pause("upgrade")
 
     def eof_received(self) -> bool | None:
         if self._tunnel is not None:
             return self._tunnel.on_client_eof()
         active = self.active
+        if active is not None and active.ws_key is not None and not self._response_started:
+            # A WebSocket client that closes before its 101 has given up: free its place in
+            # line or its handshake slot instead of completing a handshake for nobody.
+            self._close()
+            return None
         if active is not None and active.complete and self.state is State.EXCHANGE:
-            self._close_after = True  # half-closed client still gets its response
+            self._client_eof = True  # a half-closed client still gets its responses
             return True
         self._close()
         return None
@@ -262,7 +279,8 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         if request is self.active and request.head_sent and self.upstream is not None:
             if request.framing is Framing.CHUNKED:
                 self.upstream.write(b"0\r\n\r\n")
-            self._start_response_timer(request)
+            if not self._response_started:
+                self._start_response_timer(request)
 
     # == exchange: route, connect, forward ============================================
     def _start_next(self) -> None:
@@ -344,6 +362,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
     def _start_response_timer(self, request: Request) -> None:
         assert request.pool is not None
         timeout = request.pool.config.response_timeout_s
+        self._cancel_response_timer()
         self._response_timer = self.loop.call_later(timeout, self._on_response_timeout, timeout)
 
     def _on_response_timeout(self, timeout: float) -> None:
@@ -353,8 +372,9 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         request = self.active
         if request is None:
             return
-        self._release_slot(request, "dropped")
-        if request.backend is not None:
+        had_slot = request.slot is not None
+        self._release_slot(request, "dropped")  # a handshake slot's release counts the failure
+        if request.backend is not None and not had_slot:
             request.backend.pool.note_failure(request.backend)
         backend = request.backend.name if request.backend else None
         self._fail(
@@ -371,8 +391,10 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
             return
         if status == 101:
             self._cancel_response_timer()
-            self._release_slot(request, "ok")
+            # Count the tunnel before the slot frees: freeing it admits the next waiter,
+            # which must see this connection in max_connections_per_backend.
             self._on_switching_protocols(request, reason, headers)
+            self._release_slot(request, "ok")  # nothing left to release if that failed
             return
         if status < 200:
             if request.version == "1.1":
@@ -409,6 +431,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
             request.keep_alive
             and framing is not Framing.CLOSE
             and not self._close_after
+            and not (self._client_eof and not self._queue)  # its last answer: close after
             and not self.gw.draining
         )
         self._close_after = not keep
@@ -442,6 +465,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
             return
         if self._framing_out is Framing.CHUNKED:
             self.transport.write(b"0\r\n\r\n")
+        self._cancel_response_timer()
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             assert request.pool is not None
@@ -452,7 +476,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
                 upstream.close()
         self._log_access(request)
         self.active = None
-        if self._close_after or not request.complete:
+        if self._close_after or not request.complete or (self._client_eof and not self._queue):
             self._close()
             return
         self.state = State.HEAD
@@ -520,7 +544,12 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
             self._abort()  # a truncated body: the client must not take it as complete
             return
         conn_reused = request.head_sent and not request.stale_retry_done
-        if conn_reused and request.framing is Framing.NONE and request.connect_ms is None:
+        if (
+            conn_reused
+            and request.framing is Framing.NONE
+            and request.connect_ms is None
+            and request.method in IDEMPOTENT_METHODS
+        ):
             # A reused keep-alive connection that the backend had just closed: retry once on
             # a fresh connection, as nothing reached the backend's application.
             request.stale_retry_done = True
@@ -563,6 +592,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
             check_upgrade_response(request.ws_key, headers)
         except ProtocolError as exc:
             backend = request.backend.name if request.backend else None
+            self._release_slot(request, "failed")  # a wrong Accept is the backend's fault
             self._fail(exc.cause, f"Backend {backend}: {exc.reason}.")
             return
         assert self.transport is not None

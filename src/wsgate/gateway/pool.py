@@ -288,7 +288,8 @@ class Pool:
         self, backend: Backend, rtt_s: float, inflight_at_start: int, outcome: str
     ) -> None:
         """Release a slot. `outcome`: ok (any answer), failed (refused, closed, 5xx) or
-        dropped (timed out): failures feed passive ejection, latency the adaptive limit."""
+        dropped (timed out), aborted (the client went away or the gateway shut down):
+        failures feed passive ejection, latency the adaptive limit; aborts neither."""
         now = self.loop.time()
         backend.inflight -= 1
         self.inflight -= 1
@@ -296,7 +297,7 @@ class Pool:
         if outcome == "ok":
             backend.limiter.on_sample(rtt_s, inflight_at_start, now)
             backend.health.on_success(now)
-        else:
+        elif outcome != "aborted":  # the client or the gateway gave up: says nothing of it
             if outcome == "dropped":
                 backend.limiter.on_sample(rtt_s, inflight_at_start, now, dropped=True)
             self.note_failure(backend)

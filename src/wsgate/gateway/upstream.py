@@ -99,6 +99,9 @@ class UpstreamConnection(asyncio.Protocol):
             # The client side answers with start_tunnel(), or closes this connection.
             sink.on_upstream_upgrade(data[upgrade.args[0] :])
         except httptools.HttpParserError as exc:
+            # Detach first: connection_lost must not report this connection a second time
+            # to a client that is already retrying elsewhere.
+            self.sink = None
             self.close()
             sink.on_upstream_bad_response(str(exc) or "unparsable response")
 
@@ -180,7 +183,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_response_bytes = False
 
     def detach(self) -> None:
+        """No client any more. Reading resumes: the client side may have paused it for a
+        slow reader, and an idle connection must see the backend's FIN or stray bytes."""
         self.sink = None
+        transport = self.transport
+        if transport is not None and not self.closed and not transport.is_closing():
+            transport.resume_reading()
 
     def start_tunnel(self, tunnel: TunnelSink) -> None:
         """After a 101: from now on every byte goes to `tunnel`, unparsed."""

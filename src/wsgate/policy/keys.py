@@ -29,6 +29,10 @@ def hash_key(spec: str, client: str, headers: Headers, target: bytes) -> bytes |
         morsel = jar.get(name)
         return morsel.value.encode() if morsel is not None else None
     if kind == "query":
-        values = parse_qs(urlsplit(target.decode("latin-1")).query).get(name)
+        try:
+            query = urlsplit(target.decode("latin-1")).query
+        except ValueError:  # e.g. "//[x/?room=1": llhttp accepts it, urlsplit does not
+            return None
+        values = parse_qs(query).get(name)
         return values[0].encode() if values else None
     return None

@@ -28,10 +28,13 @@ class WaitQueue(Generic[T]):
         return True
 
     def push_front(self, item: T, now: float) -> bool:
-        """Put a retried waiter ahead of the line; it keeps no earlier place."""
+        """Put a retried waiter ahead of the line. It also takes the head's time if that
+        is older, so the times stay in line order: `expired` stops at the first waiter
+        that has not expired, and a fresh time at the head would hold back older ones."""
         if len(self._items) >= self.max_size:
             return False
-        self._items[item] = now
+        head = next(iter(self._items.values()), None)
+        self._items[item] = now if head is None else min(now, head)
         self._items.move_to_end(item, last=False)
         return True
 

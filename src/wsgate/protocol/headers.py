@@ -91,9 +91,16 @@ def _split_tokens(values: Iterable[bytes]) -> frozenset[bytes]:
     return frozenset(found)
 
 
+# Fields a Connection header may not remove: they frame or route the message. Obeying
+# `Connection: content-length` would forward a body without its length, and the backend
+# would read that body as a second, unrouted request (smuggling).
+NOT_NAMEABLE: frozenset[bytes] = frozenset({b"content-length", b"host"})
+
+
 def without_hop_by_hop(headers: Headers) -> Headers:
-    """Drop hop-by-hop fields and any field the Connection header names (RFC 9110 7.6.1)."""
-    named = tokens(headers, b"connection")
+    """Drop hop-by-hop fields and any field the Connection header names (RFC 9110 7.6.1),
+    except the framing and routing fields in NOT_NAMEABLE."""
+    named = tokens(headers, b"connection") - NOT_NAMEABLE
     return [
         (key, value)
         for key, value in headers
