@@ -40,6 +40,18 @@ def test_newest_is_the_tail_and_pops_from_it() -> None:
     assert [queue.pop(), queue.pop()] == ["r", "a"]
 
 
+def test_a_retried_waiter_does_not_hold_back_older_ones() -> None:
+    # `expired` stops at the first waiter not yet expired; a retried waiter pushed to the
+    # front takes the head's (older) time, so the waiters behind it still expire on time.
+    queue: WaitQueue[str] = WaitQueue(max_size=10, timeout_s=30.0)
+    queue.push("a", 0.0)
+    queue.push("b", 1.0)
+    queue.push_front("retried", 20.0)
+    assert queue.expired(35.0) == ["retried", "a", "b"]
+    queue.push_front("alone", 40.0)  # an empty queue: its own time
+    assert queue.next_deadline() == 70.0
+
+
 def test_token_bucket_burst_then_rate() -> None:
     bucket = TokenBucket(rate=2.0, burst=3.0, now=0.0)
     assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]

@@ -37,3 +37,17 @@ def test_keeps_order_and_case_for_forwarding() -> None:
     headers = HeaderList([(b"X-Thing", b"1"), (b"Host", b"h")])
     get_one(headers, b"host")
     assert list(headers) == [(b"X-Thing", b"1"), (b"Host", b"h")]
+
+
+def test_connection_cannot_remove_framing_or_routing_fields() -> None:
+    # `Connection: content-length` would forward a body without its length: the backend
+    # would read the body as a second request (smuggling). Other named fields still go.
+    headers = HeaderList(
+        [
+            (b"Host", b"x"),
+            (b"Connection", b"content-length, Host, X-Drop"),
+            (b"Content-Length", b"38"),
+            (b"X-Drop", b"1"),
+        ]
+    )
+    assert without_hop_by_hop(headers) == [(b"Host", b"x"), (b"Content-Length", b"38")]

@@ -27,6 +27,7 @@ async def main() -> None:
     async def process_request(conn: ServerConnection, request: Request) -> Response | None:
         if args.slow_handshake:
             async with slots:
+                print(f"handshake {request.path}", flush=True)  # tests count these
                 await asyncio.sleep(args.slow_handshake)
         return None
 
