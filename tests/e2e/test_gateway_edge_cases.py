@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 from tests.support.gateway import gateway
 from tests.support.http_backend import http_backend
 from tests.support.procs import free_port, running
-from tests.support.raw import raw_request
+from tests.support.raw import raw_request, raw_server, read_head
 
 
 def upgrade_request(path: str = "/") -> bytes:
@@ -146,3 +146,99 @@ kind = "none"
         release.set()
         outcomes = sorted(f.result(timeout=60) for f in futures)
     assert outcomes.count("101") == 2, outcomes
+
+
+def test_a_garbled_answer_is_retried_once_on_the_other_backend(tmp_path: Path) -> None:
+    # A answers garbage; B answers properly. Each request that lands on A must reach B
+    # exactly once more (the garbled connection's later close must not retry it again).
+    seen_by_b: list[bytes] = []
+
+    def garbled(conn: socket.socket) -> None:
+        read_head(conn)
+        conn.sendall(b"HTTP/1.1 2x0 Broken\r\n\r\n")
+        time.sleep(1.0)
+
+    def proper(conn: socket.socket) -> None:
+        while head := read_head(conn):
+            seen_by_b.append(head.split(b"\r\n", 1)[0])
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    config = """
+[server]
+listen = ["127.0.0.1:{port}"]
+access_log = false
+[pools.app]
+backends = ["127.0.0.1:A", "127.0.0.1:B"]
+balance = "round_robin"
+retries = 1
+eject_after_failures = 100
+[pools.app.health]
+kind = "none"
+"""
+    with raw_server(garbled) as a, raw_server(proper) as b:
+        config = config.replace(":A", f":{a}").replace(":B", f":{b}")
+        with gateway(tmp_path, config=config) as gw:
+            answers = []
+            for index in range(4):
+                request = b"GET /%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % index
+                answers.append(raw_request(gw.port, request).split(b"\r\n", 1)[0])
+                time.sleep(0.3)
+    assert answers == [b"HTTP/1.1 200 OK"] * 4
+    assert sorted(seen_by_b) == sorted(b"GET /%d HTTP/1.1" % i for i in range(4)), seen_by_b
+
+
+def test_a_post_is_not_replayed_when_a_reused_connection_closes(tmp_path: Path) -> None:
+    # The backend answers the first request on a connection and closes on the second, as
+    # a backend whose keep-alive timeout just ran out does. A GET may be sent again on a
+    # fresh connection; a POST may not: the backend may have acted on it.
+    requests: list[bytes] = []
+
+    def one_per_connection(conn: socket.socket) -> None:
+        count = 0
+        while head := read_head(conn):
+            requests.append(head.split(b"\r\n", 1)[0])
+            count += 1
+            if count > 1:
+                conn.close()  # without answering
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    with raw_server(one_per_connection) as backend, gateway(tmp_path, upstreams=[backend]) as gw:
+        first = raw_request(gw.port, b"GET /warm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        post = b"POST /pay HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"  # no body
+        second = raw_request(gw.port, post)
+    assert first.startswith(b"HTTP/1.1 200")
+    assert second.startswith(b"HTTP/1.1 502")
+    assert requests.count(b"POST /pay HTTP/1.1") == 1, requests
+
+
+def test_a_handshake_timeout_counts_once_against_the_backend(tmp_path: Path) -> None:
+    # Ejection after 2 failures: one timed-out handshake is one failure, so the second
+    # handshake still reaches the (silent) backend and times out too, instead of finding
+    # the backend ejected (503 no_healthy_upstream).
+    def silent(conn: socket.socket) -> None:
+        read_head(conn)
+        time.sleep(10)
+
+    config = """
+[server]
+listen = ["127.0.0.1:{port}"]
+access_log = false
+[pools.app]
+backends = ["127.0.0.1:S"]
+response_timeout_s = 1
+eject_after_failures = 2
+retries = 0
+[pools.app.health]
+kind = "none"
+"""
+    with (
+        raw_server(silent) as backend,
+        gateway(tmp_path, config=config.replace(":S", f":{backend}")) as gw,
+    ):
+        causes = []
+        for _ in range(2):
+            answer = raw_request(gw.port, upgrade_request())
+            head = answer.split(b"\r\n\r\n", 1)[0].lower()
+            causes.append(head.split(b"x-wsgate-cause: ", 1)[1].split(b"\r\n", 1)[0])
+    assert causes == [b"upstream_handshake_timeout"] * 2
