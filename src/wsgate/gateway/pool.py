@@ -188,8 +188,10 @@ class Pool:
                 return backend
         if not len(self.queue):
             self.drain = DrainRate()  # saturated from now on: measure capacity afresh
-        elif not front and self._would_time_out(len(self.queue) + 1, 0.0, now):
-            return self._predicted_timeout(now)
+        elif not front:
+            rate = self.drain.rate(now, SHED_AFTER_S)
+            if rate and beyond_deadline(len(self.queue) + 1, 0.0, self.queue.timeout_s, rate):
+                return self._predicted_timeout(now, rate)
         pushed = self.queue.push_front(waiter, now) if front else self.queue.push(waiter, now)
         if not pushed:
             return Rejected(
@@ -241,28 +243,26 @@ class Pool:
             self.queue.pop()
             waiter.admitted(backend)
 
-    def _would_time_out(self, position: int, waited_s: float, now: float) -> bool:
-        rate = self.drain.rate(now, SHED_AFTER_S)
-        return beyond_deadline(position, waited_s, self.queue.timeout_s, rate)
-
-    def _predicted_timeout(self, now: float) -> Rejected:
-        rate = self.drain.rate(now, SHED_AFTER_S) or 0.0
+    def _predicted_timeout(self, now: float, rate: float) -> Rejected:
         return Rejected(
             "overloaded_queue_timeout",
             f"{len(self.queue)} handshakes wait ahead in pool {self.config.name}'s queue, which "
-            f"completes {rate:.1f}/s: about {len(self.queue) / max(rate, 1e-9):.0f} s, more "
+            f"completes {rate:.1f}/s: about {len(self.queue) / rate:.0f} s, more "
             f"than its queue timeout of {self.config.queue_timeout_s:g} s.",
             self.queue_retry_after(now),
         )
 
     def _shed(self, now: float) -> None:
         """Turn away, newest first, the waiters that would time out before their turn."""
+        rate = self.drain.rate(now, SHED_AFTER_S)
+        if not rate:
+            return  # no prediction yet: only the real timeout applies
         while (newest := self.queue.newest()) is not None:
             waiter, since = newest
-            if not self._would_time_out(len(self.queue), now - since, now):
+            if not beyond_deadline(len(self.queue), now - since, self.queue.timeout_s, rate):
                 return
             self.queue.pop_newest()
-            rejection = self._predicted_timeout(now)
+            rejection = self._predicted_timeout(now, rate)
             waiter.rejected(rejection.cause, rejection.detail, rejection.retry_after_s)
 
     def _arm_expiry(self) -> None:
