@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import socket
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from websockets.asyncio.server import ServerConnection
 
 from tests.support.backends import ws_server
 from tests.support.gateway import gateway
-from tests.support.raw import read_head
+from tests.support.raw import read_head, upgrade_request
 
 MIB = 1024 * 1024
 FLOOD_TOTAL = 512 * MIB  # what the backend would send if nothing held it back
@@ -44,11 +43,7 @@ def test_stalled_client_bounds_gateway_memory(tmp_path: Path) -> None:
         before = rss_bytes(gw.proc.pid)
         with socket.create_connection(("127.0.0.1", gw.port), timeout=20) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            key = base64.b64encode(b"k" * 16)
-            sock.sendall(
-                b"GET / HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            )
+            sock.sendall(upgrade_request())
             assert read_head(sock).startswith(b"HTTP/1.1 101")
             # Stop reading. Wait until the backend is stuck (its count stops moving).
             deadline = time.monotonic() + 60

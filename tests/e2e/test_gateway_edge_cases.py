@@ -4,10 +4,7 @@ client, and the per-backend connection cap while handshakes queue."""
 
 from __future__ import annotations
 
-import base64
-import os
 import socket
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,18 +13,11 @@ from pathlib import Path
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from tests.support.backends import named_backend
 from tests.support.gateway import gateway
 from tests.support.http_backend import http_backend
-from tests.support.procs import free_port, running
-from tests.support.raw import raw_request, raw_server, read_head
-
-
-def upgrade_request(path: str = "/") -> bytes:
-    key = base64.b64encode(os.urandom(16))
-    return (
-        b"GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path.encode(), key)
-    )
+from tests.support.procs import free_port
+from tests.support.raw import raw_request, raw_server, read_head, upgrade_request
 
 
 def test_clients_that_give_up_while_queued_leave_the_queue(tmp_path: Path) -> None:
@@ -35,8 +25,6 @@ def test_clients_that_give_up_while_queued_leave_the_queue(tmp_path: Path) -> No
     # upgrade and close while queued; then C asks. The backend must do A's and C's
     # handshakes only, not five more for clients that are gone.
     port = free_port()
-    argv = [sys.executable, "-m", "tests.support.named_backend", str(port), "S"]
-    argv += ["--slow-handshake", "1.0", "--slots", "1"]
     config = f"""
 [server]
 listen = ["127.0.0.1:{{port}}"]
@@ -48,7 +36,7 @@ max_handshakes_per_backend = 1
 kind = "none"
 """
     with (
-        running(argv, tmp_path / "backend.log", port) as backend,
+        named_backend(tmp_path, port, "S", "--slow-handshake", "1.0", "--slots", "1") as backend,
         gateway(tmp_path, config=config) as gw,
     ):
         done: list[str] = []
@@ -110,8 +98,6 @@ def test_the_connection_cap_holds_while_handshakes_queue(tmp_path: Path) -> None
     # slot, and when the second one's 101 frees that slot, the third must not slip in
     # before the second tunnel is counted.
     port = free_port()
-    argv = [sys.executable, "-m", "tests.support.named_backend", str(port), "S"]
-    argv += ["--slow-handshake", "0.3", "--slots", "4"]
     config = f"""
 [server]
 listen = ["127.0.0.1:{{port}}"]
@@ -137,7 +123,7 @@ kind = "none"
             return "waiting"
 
     with (
-        running(argv, tmp_path / "backend.log", port),
+        named_backend(tmp_path, port, "S", "--slow-handshake", "0.3", "--slots", "4"),
         gateway(tmp_path, config=config) as gw,
         ThreadPoolExecutor(4) as pool,
     ):

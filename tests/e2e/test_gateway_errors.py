@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import socket
@@ -15,27 +14,13 @@ import pytest
 from tests.support.backends import ws_server
 from tests.support.gateway import RunningGateway, gateway
 from tests.support.procs import free_port
-from tests.support.raw import full_backlog_listener, raw_request, raw_server, read_head
-
-KEY = base64.b64encode(b"0123456789abcdef").decode()
-
-
-def upgrade_request(path: str = "/", host: str = "gw.test", **headers: str) -> bytes:
-    fields = {
-        "Host": host,
-        "Upgrade": "websocket",
-        "Connection": "Upgrade",
-        "Sec-WebSocket-Key": KEY,
-        "Sec-WebSocket-Version": "13",
-    }
-    for name, value in headers.items():
-        name = name.replace("_", "-")
-        if value:
-            fields[name] = value
-        else:
-            fields.pop(name, None)
-    lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in fields.items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+from tests.support.raw import (
+    full_backlog_listener,
+    raw_request,
+    raw_server,
+    read_head,
+    upgrade_request,
+)
 
 
 class Parsed:

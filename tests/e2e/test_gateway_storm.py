@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from tests.support.backends import named_backend
 from tests.support.gateway import gateway
-from tests.support.procs import Proc, free_port, running
-
-
-@contextlib.contextmanager
-def named_backend(tmp_path: Path, port: int, name: str, *extra: str) -> Iterator[Proc]:
-    argv = [sys.executable, "-m", "tests.support.named_backend", str(port), name, *extra]
-    with running(argv, tmp_path / f"backend-{name}-{port}-{time.monotonic_ns()}.log", port) as proc:
-        yield proc
+from tests.support.procs import free_port
 
 
 def handshake(url: str, timeout_s: float = 30.0) -> tuple[str, str | None, dict[str, str]]:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
+
+from tests.support.procs import Proc, running
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
@@ -59,3 +64,13 @@ def ws_server(handler: Handler = echo, port: int = 0, **serve_kwargs: Any) -> It
         loop.call_soon_threadsafe(stop.set_result, None)
         thread.join(20)
         loop.close()
+
+
+@contextlib.contextmanager
+def named_backend(tmp_path: Path, port: int, name: str, *extra: str) -> Iterator[Proc]:
+    """tests/support/named_backend.py in its own process on `port`, so that a test can kill
+    and restart it by PID; `extra` are its flags (--slow-handshake, --slots). Its log has a
+    `handshake PATH` line for each slow handshake it does."""
+    argv = [sys.executable, "-m", "tests.support.named_backend", str(port), name, *extra]
+    with running(argv, tmp_path / f"backend-{name}-{port}-{time.monotonic_ns()}.log", port) as proc:
+        yield proc

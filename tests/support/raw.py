@@ -4,6 +4,7 @@ close, a wrong Sec-WebSocket-Accept)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
 import threading
@@ -98,3 +99,26 @@ def raw_request(port: int, data: bytes, timeout_s: float = 20.0) -> bytes:
                 break
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+KEY = base64.b64encode(b"0123456789abcdef").decode()
+
+
+def upgrade_request(path: str = "/", host: str = "gw.test", **headers: str) -> bytes:
+    """A WebSocket upgrade request; `Sec_WebSocket_Version="8"` changes a field, an empty
+    value drops it."""
+    fields = {
+        "Host": host,
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": KEY,
+        "Sec-WebSocket-Version": "13",
+    }
+    for name, value in headers.items():
+        name = name.replace("_", "-")
+        if value:
+            fields[name] = value
+        else:
+            fields.pop(name, None)
+    lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in fields.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
