@@ -21,6 +21,17 @@ from bench import targets as tg
 from bench.run import RESULTS, storm
 
 
+def storm_load(scenario: str, seconds: float, messages: int) -> list[str]:
+    """`wsgate storm` flags for the load of S2 (closed-loop handshakes for `seconds`) or
+    S3 (100 connections doing `messages` echo round trips each), as the bench runs them."""
+    if scenario == "s2":
+        load = ["--concurrency", "50", "--duration", f"{seconds}s"]
+    else:
+        load = ["--concurrency", "100", "--count", "100", "--duration", "600s"]
+        load += ["--messages", str(messages), "--size", "64"]
+    return [*load, "--timeout", "30s"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenario", choices=("s2", "s3"), default="s2")
@@ -42,12 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         argv_serve += ["--config", str(conf)]
         with tg.running("wsgate-profiled", argv_serve, port, work):
             url = [f"ws://127.0.0.1:{port}/"]
-            if args.scenario == "s2":
-                load = ["--concurrency", "50", "--duration", f"{args.seconds}s"]
-            else:
-                load = ["--concurrency", "100", "--count", "100", "--duration", "600s"]
-                load += ["--messages", str(args.messages), "--size", "64"]
-            result = storm(url, work / "storm.json", *load, "--timeout", "30s")
+            load = storm_load(args.scenario, args.seconds, args.messages)
+            result = storm(url, work / "storm.json", *load)
         # The gateway drains on SIGTERM and returns, so cProfile has written the file.
     s = result["summary"]
     print(f"storm: {s['ok']} handshakes, {s['rtt_ms']['count']} round trips, failed {s['failed']}")

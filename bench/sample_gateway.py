@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench import targets as tg
+from bench.profile_gateway import storm_load
 from bench.run import RESULTS, storm
 
 # Frames above the gateway's own callbacks: the interpreter, the CLI and the event loop.
@@ -61,13 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     work = RESULTS / f"sample-{stamp}"
     work.mkdir(parents=True, exist_ok=True)
     raw = work / f"wsgate-{args.scenario}.txt"
-    if args.scenario == "s2":
-        load = ["--concurrency", "50", "--duration", f"{args.seconds}s"]
-        record_s = args.seconds + 1
-    else:
-        load = ["--concurrency", "100", "--count", "100", "--duration", "600s"]
-        load += ["--messages", str(args.messages), "--size", "64"]
-        record_s = 20
+    load = storm_load(args.scenario, args.seconds, args.messages)
+    record_s = args.seconds + 1 if args.scenario == "s2" else 20
     with (
         tg.backends(0.0, 1, work, backlog=1024) as (ports, _),
         tg.target("wsgate", ports, work) as t,
@@ -76,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         argv_spy += ["--output", str(raw), "--pid", str(t.pids[0]), "--duration", f"{record_s:.0f}"]
         sampler = subprocess.Popen(argv_spy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.5)
-        result = storm(t.urls, work / "storm.json", *load, "--timeout", "30s")
+        result = storm(t.urls, work / "storm.json", *load)
         _, err = sampler.communicate(timeout=record_s + 60)
         if sampler.returncode != 0:
             print(f"py-spy failed: {err.decode(errors='replace')[-500:]}", file=sys.stderr)
