@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
 from wsgate.config import Address, ConfigError, load_config, single_pool_config
+from wsgate.config.model import HealthCheckConfig, PoolConfig, ServerConfig
 
 GOOD = """
 [server]
@@ -144,3 +146,147 @@ def test_single_pool_config_from_flags() -> None:
     assert config.routes[0].path_prefix == "/"
     with pytest.raises(ConfigError, match=r"pools\.default\.backends\[0\]"):
         single_pool_config([], ["nope"])
+
+
+# -- D8: every number is finite and in a sane range ----------------------------------------
+# `header_timeout_s = nan` and `tunnel_high_water_bytes = 10^23` used to pass the check and
+# then fail every connection with a traceback; `connect_timeout_s = nan` made requests hang.
+
+
+def _numeric_keys() -> list[tuple[str, str, str]]:
+    """(TOML table, key, "int" or "float") for every numeric setting in the model."""
+    tables = [
+        ("server", ServerConfig),
+        ("pools.a", PoolConfig),
+        ("pools.a.health", HealthCheckConfig),
+    ]
+    keys = []
+    for table, cls in tables:
+        for field in dataclasses.fields(cls):
+            if field.type in ("int", "float"):
+                keys.append((table, field.name, str(field.type)))
+    return keys
+
+
+NUMERIC_KEYS = _numeric_keys()
+
+
+def _with(table: str, line: str) -> str:
+    """A config with one extra line in `table` (and the pool it needs)."""
+    pool = '[pools.a]\nbackends = ["127.0.0.1:1"]\n'
+    if table == "server":
+        return f"[server]\n{line}\n{pool}"
+    if table == "pools.a":
+        return f"{pool}{line}\n"
+    return f"{pool}[{table}]\n{line}\n"
+
+
+def test_the_model_has_numeric_keys_to_check() -> None:
+    names = {name for _, name, _ in NUMERIC_KEYS}
+    assert {"header_timeout_s", "tunnel_high_water_bytes", "connect_timeout_s"} <= names
+    assert {"body_timeout_s", "max_response_header_bytes", "interval_s", "rise"} <= names
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "+inf", "-nan", "1e300", "100000000000000000000000"])
+@pytest.mark.parametrize(("table", "name", "kind"), NUMERIC_KEYS)
+def test_every_number_is_finite_and_bounded(
+    tmp_path: Path, table: str, name: str, kind: str, bad: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, _with(table, f"{name} = {bad}")))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'gw.toml'}: {table}.{name}: expected ")
+    assert "\n" not in message
+    expected = "an integer" if kind == "int" else "a number"
+    assert f"expected {expected}" in message
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "message"),
+    [
+        (
+            "server",
+            "header_timeout_s = nan",
+            "server.header_timeout_s: expected a number from 0.001 to 86400, got nan",
+        ),
+        (
+            "server",
+            "tunnel_high_water_bytes = 100000000000000000000000",
+            "server."
+            "tunnel_high_water_bytes: expected an integer from 1024 to 1073741824, got "
+            "100000000000000000000000",
+        ),
+        (
+            "pools.a",
+            "connect_timeout_s = nan",
+            "pools.a.connect_timeout_s: expected a number from 0.001 to 86400, got nan",
+        ),
+        (
+            "pools.a",
+            "tunnel_idle_timeout_s = inf",
+            "pools.a.tunnel_idle_timeout_s: expected a number from 0 to 86400, got inf",
+        ),
+        (
+            "pools.a",
+            "queue_timeout_s = -inf",
+            "pools.a.queue_timeout_s: expected a number >= 0, got -inf",
+        ),
+        (
+            "pools.a",
+            "queue_timeout_s = 86401",
+            "pools.a.queue_timeout_s: expected a number from 0 to 86400, got 86401",
+        ),
+        (
+            "pools.a",
+            "queue_size = 10000001",
+            "pools.a.queue_size: expected an integer from 0 to 10000000, got 10000001",
+        ),
+        (
+            "pools.a",
+            "retry_on_status = [502, 5030]",
+            "pools.a.retry_on_status[1]: expected an integer from 100 to 599, got 5030",
+        ),
+        (
+            "pools.a.health",
+            "expect_status = 1000",
+            "pools.a.health.expect_status: expected an integer from 100 to 599, got 1000",
+        ),
+    ],
+)
+def test_out_of_range_messages(tmp_path: Path, table: str, line: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, _with(table, line)))
+    assert str(info.value) == f"{tmp_path / 'gw.toml'}: {message}"
+
+
+def test_backend_weight_is_bounded(tmp_path: Path) -> None:
+    text = '[pools.a]\nbackends = [{ address = "127.0.0.1:1", weight = 1000000 }]\n'
+    with pytest.raises(
+        ConfigError,
+        match=r"pools\.a\.backends\[0\]\.weight: expected an "
+        r"integer from 1 to 1000, got 1000000",
+    ):
+        load_config(write(tmp_path, text))
+
+
+def test_largest_sane_values_still_load(tmp_path: Path) -> None:
+    text = """
+[server]
+header_timeout_s = 86400
+keepalive_timeout_s = 86400.0
+tunnel_high_water_bytes = 1073741824
+max_connections = 10000000
+client_handshake_rate = 1e6
+[pools.a]
+backends = [{ address = "127.0.0.1:1", weight = 1000 }]
+connect_timeout_s = 0.001
+tunnel_idle_timeout_s = 86400
+retry_on_status = [100, 599]
+[pools.a.health]
+expect_status = 599
+"""
+    config = load_config(write(tmp_path, text))
+    assert config.server.header_timeout_s == 86400.0
+    assert config.server.tunnel_high_water_bytes == 1 << 30
+    assert config.pools["a"].tunnel_idle_timeout_s == 86400.0
+    assert config.pools["a"].backends[0].weight == 1000

@@ -1,10 +1,11 @@
 """TOML to `Config`, checking every key. An error names the file, the key path and what
-was expected, e.g. `gw.toml: pools.app.connect_timeout_s: expected a number >= 0, got '5s'`.
+was expected, e.g. `gw.toml: pools.app.connect_timeout_s: expected a number >= 0.001, got '5s'`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,16 @@ from wsgate.config.model import (
 BALANCERS = ("least_conn", "round_robin", "weighted", "consistent_hash")
 HEALTH_KINDS = ("tcp", "http", "websocket", "none")
 _SERVER_DEFAULTS = ServerConfig()
+
+# Upper bounds: a value past them is a typo or a unit mistake, and some would overflow
+# later (a float timer, a C buffer limit) on every connection instead of failing here.
+DAY_S = 86_400.0  # any time in seconds
+MAX_BYTES = 1 << 30  # any size in bytes: 1 GiB
+MAX_COUNT = 10_000_000  # connections, queue places, handshakes in flight, failures
+MAX_RATE = 1_000_000.0  # anything per second
+MAX_WEIGHT = 1000  # a backend's weight (160 ring points each for consistent_hash)
+MAX_RETRIES = 100
+MAX_RISE_FALL = 1000
 
 
 class ConfigError(Exception):
@@ -72,20 +83,24 @@ class _Table:
     def fail(self, name: str, expected: str, got: object) -> ConfigError:
         return ConfigError(self.source, self.key(name), expected, got)
 
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(self, name: str, default: float, *, minimum: float = 0.0, maximum: float) -> float:
         value = self._get(name)
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
             raise self.fail(name, f"a number >= {minimum:g}", value)
+        if not math.isfinite(value) or value > maximum:
+            raise self.fail(name, f"a number from {minimum:g} to {maximum:g}", value)
         return float(value)
 
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int) -> int:
         value = self._get(name)
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.fail(name, f"an integer >= {minimum}", value)
+        if value > maximum:
+            raise self.fail(name, f"an integer from {minimum} to {maximum}", value)
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
@@ -138,7 +153,9 @@ class _Table:
             raise self.fail(name, "a list of strings", value)
         return tuple(value)
 
-    def integers(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    def integers(
+        self, name: str, default: tuple[int, ...], *, minimum: int, maximum: int
+    ) -> tuple[int, ...]:
         value = self._get(name)
         if value is None:
             return default
@@ -146,6 +163,14 @@ class _Table:
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
             raise self.fail(name, "a list of integers", value)
+        for index, item in enumerate(value):
+            if not minimum <= item <= maximum:
+                raise ConfigError(
+                    self.source,
+                    f"{self.key(name)}[{index}]",
+                    f"an integer from {minimum} to {maximum}",
+                    item,
+                )
         return tuple(value)
 
     def table(self, name: str) -> _Table:
@@ -166,7 +191,7 @@ class _Table:
             if isinstance(item, dict):
                 entry = _Table(item, key, self.source)
                 text = entry.string("address", None)
-                weight = entry.integer("weight", 1, minimum=1)
+                weight = entry.integer("weight", 1, minimum=1, maximum=MAX_WEIGHT)
                 entry.finish()
             elif isinstance(item, str):
                 text = item
@@ -190,19 +215,40 @@ def _server(data: object, source: str) -> ServerConfig:
     d = _SERVER_DEFAULTS
     server = ServerConfig(
         listen=table.addresses("listen", d.listen),
-        max_header_bytes=table.integer("max_header_bytes", d.max_header_bytes, minimum=256),
-        header_timeout_s=table.number("header_timeout_s", d.header_timeout_s, minimum=0.001),
-        keepalive_timeout_s=table.number("keepalive_timeout_s", d.keepalive_timeout_s),
-        tunnel_high_water_bytes=table.integer(
-            "tunnel_high_water_bytes", d.tunnel_high_water_bytes, minimum=1024
+        max_header_bytes=table.integer(
+            "max_header_bytes", d.max_header_bytes, minimum=256, maximum=MAX_BYTES
         ),
-        drain_timeout_s=table.number("drain_timeout_s", d.drain_timeout_s),
+        header_timeout_s=table.number(
+            "header_timeout_s", d.header_timeout_s, minimum=0.001, maximum=DAY_S
+        ),
+        body_timeout_s=table.number(
+            "body_timeout_s", d.body_timeout_s, minimum=0.001, maximum=DAY_S
+        ),
+        max_response_header_bytes=table.integer(
+            "max_response_header_bytes",
+            d.max_response_header_bytes,
+            minimum=1024,
+            maximum=MAX_BYTES,
+        ),
+        keepalive_timeout_s=table.number(
+            "keepalive_timeout_s", d.keepalive_timeout_s, maximum=DAY_S
+        ),
+        tunnel_high_water_bytes=table.integer(
+            "tunnel_high_water_bytes", d.tunnel_high_water_bytes, minimum=1024, maximum=MAX_BYTES
+        ),
+        drain_timeout_s=table.number("drain_timeout_s", d.drain_timeout_s, maximum=DAY_S),
         access_log=table.boolean("access_log", d.access_log),
-        max_connections=table.integer("max_connections", d.max_connections, minimum=1),
-        client_max_connections=table.integer("client_max_connections", d.client_max_connections),
-        client_handshake_rate=table.number("client_handshake_rate", d.client_handshake_rate),
+        max_connections=table.integer(
+            "max_connections", d.max_connections, minimum=1, maximum=MAX_COUNT
+        ),
+        client_max_connections=table.integer(
+            "client_max_connections", d.client_max_connections, maximum=MAX_COUNT
+        ),
+        client_handshake_rate=table.number(
+            "client_handshake_rate", d.client_handshake_rate, maximum=MAX_RATE
+        ),
         client_handshake_burst=table.integer(
-            "client_handshake_burst", d.client_handshake_burst, minimum=1
+            "client_handshake_burst", d.client_handshake_burst, minimum=1, maximum=MAX_COUNT
         ),
         trusted_proxies=table.strings("trusted_proxies", d.trusted_proxies),
         proxy_protocol=table.boolean("proxy_protocol", d.proxy_protocol),
@@ -225,12 +271,15 @@ def _health(table: _Table) -> HealthCheckConfig:
         kind=kind,
         path=table.string("path", d.path),
         expect_status=table.integer(
-            "expect_status", 101 if kind == "websocket" else d.expect_status, minimum=100
+            "expect_status",
+            101 if kind == "websocket" else d.expect_status,
+            minimum=100,
+            maximum=599,
         ),
-        interval_s=table.number("interval_s", d.interval_s, minimum=0.05),
-        timeout_s=table.number("timeout_s", d.timeout_s, minimum=0.01),
-        rise=table.integer("rise", d.rise, minimum=1),
-        fall=table.integer("fall", d.fall, minimum=1),
+        interval_s=table.number("interval_s", d.interval_s, minimum=0.05, maximum=DAY_S),
+        timeout_s=table.number("timeout_s", d.timeout_s, minimum=0.01, maximum=DAY_S),
+        rise=table.integer("rise", d.rise, minimum=1, maximum=MAX_RISE_FALL),
+        fall=table.integer("fall", d.fall, minimum=1, maximum=MAX_RISE_FALL),
     )
     table.finish()
     return health
@@ -251,30 +300,42 @@ def _pool(name: str, data: object, source: str) -> PoolConfig:
         backends=table.backends("backends"),
         balance=table.string("balance", d.balance, BALANCERS),
         hash_key=_hash_key(table, table.string("hash_key", d.hash_key)),
-        connect_timeout_s=table.number("connect_timeout_s", d.connect_timeout_s, minimum=0.001),
-        response_timeout_s=table.number("response_timeout_s", d.response_timeout_s, minimum=0.001),
-        tunnel_idle_timeout_s=table.number("tunnel_idle_timeout_s", d.tunnel_idle_timeout_s),
-        max_idle_per_backend=table.integer("max_idle_per_backend", d.max_idle_per_backend),
+        connect_timeout_s=table.number(
+            "connect_timeout_s", d.connect_timeout_s, minimum=0.001, maximum=DAY_S
+        ),
+        response_timeout_s=table.number(
+            "response_timeout_s", d.response_timeout_s, minimum=0.001, maximum=DAY_S
+        ),
+        tunnel_idle_timeout_s=table.number(
+            "tunnel_idle_timeout_s", d.tunnel_idle_timeout_s, maximum=DAY_S
+        ),
+        max_idle_per_backend=table.integer(
+            "max_idle_per_backend", d.max_idle_per_backend, maximum=MAX_COUNT
+        ),
         max_handshakes_per_backend=table.integer(
-            "max_handshakes_per_backend", d.max_handshakes_per_backend
+            "max_handshakes_per_backend", d.max_handshakes_per_backend, maximum=MAX_COUNT
         ),
-        max_handshakes=table.integer("max_handshakes", d.max_handshakes),
-        queue_size=table.integer("queue_size", d.queue_size),
-        queue_timeout_s=table.number("queue_timeout_s", d.queue_timeout_s),
+        max_handshakes=table.integer("max_handshakes", d.max_handshakes, maximum=MAX_COUNT),
+        queue_size=table.integer("queue_size", d.queue_size, maximum=MAX_COUNT),
+        queue_timeout_s=table.number("queue_timeout_s", d.queue_timeout_s, maximum=DAY_S),
         max_connections_per_backend=table.integer(
-            "max_connections_per_backend", d.max_connections_per_backend
+            "max_connections_per_backend", d.max_connections_per_backend, maximum=MAX_COUNT
         ),
-        retry_after_s=table.number("retry_after_s", d.retry_after_s, minimum=1),
-        retries=table.integer("retries", d.retries),
-        retry_budget_ratio=table.number("retry_budget_ratio", d.retry_budget_ratio),
-        retry_budget_min_per_s=table.number("retry_budget_min_per_s", d.retry_budget_min_per_s),
-        retry_on_status=table.integers("retry_on_status", d.retry_on_status),
+        retry_after_s=table.number("retry_after_s", d.retry_after_s, minimum=1, maximum=DAY_S),
+        retries=table.integer("retries", d.retries, maximum=MAX_RETRIES),
+        retry_budget_ratio=table.number("retry_budget_ratio", d.retry_budget_ratio, maximum=100.0),
+        retry_budget_min_per_s=table.number(
+            "retry_budget_min_per_s", d.retry_budget_min_per_s, maximum=MAX_RATE
+        ),
+        retry_on_status=table.integers(
+            "retry_on_status", d.retry_on_status, minimum=100, maximum=599
+        ),
         eject_after_failures=table.integer(
-            "eject_after_failures", d.eject_after_failures, minimum=1
+            "eject_after_failures", d.eject_after_failures, minimum=1, maximum=MAX_COUNT
         ),
-        eject_base_s=table.number("eject_base_s", d.eject_base_s),
-        eject_max_s=table.number("eject_max_s", d.eject_max_s),
-        slow_start_s=table.number("slow_start_s", d.slow_start_s),
+        eject_base_s=table.number("eject_base_s", d.eject_base_s, maximum=DAY_S),
+        eject_max_s=table.number("eject_max_s", d.eject_max_s, maximum=DAY_S),
+        slow_start_s=table.number("slow_start_s", d.slow_start_s, maximum=DAY_S),
         health=_health(table.table("health")),
     )
     table.finish()
