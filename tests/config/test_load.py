@@ -290,3 +290,44 @@ expect_status = 599
     assert config.server.tunnel_high_water_bytes == 1 << 30
     assert config.pools["a"].tunnel_idle_timeout_s == 86400.0
     assert config.pools["a"].backends[0].weight == 1000
+
+
+# -- listen: one address once ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("listen", "message"),
+    [
+        (
+            '["127.0.0.1:8080", "127.0.0.1:8080"]',
+            "server.listen[1]: expected an address different from server.listen[0] "
+            "(127.0.0.1:8080), got '127.0.0.1:8080'",
+        ),
+        (
+            '["127.0.0.1:8080", "[::1]:8080", "[0:0::1]:8080"]',
+            "server.listen[2]: expected an address different from server.listen[1] ([::1]:8080)",
+        ),
+        (
+            '["0.0.0.0:8080", "127.0.0.1:8081", "127.0.0.1:8080"]',
+            "server.listen[2]: expected an address on another port than the catch-all "
+            "server.listen[0] (0.0.0.0:8080), got '127.0.0.1:8080'",
+        ),
+        ('["[::1]:80", "[::]:80"]', "server.listen[1]: expected an address on another port"),
+        ('["Localhost:80", "localhost:80"]', "server.listen[1]: expected an address different"),
+    ],
+)
+def test_duplicate_listen_addresses_are_rejected(tmp_path: Path, listen: str, message: str) -> None:
+    text = f'[server]\nlisten = {listen}\n[pools.a]\nbackends = ["127.0.0.1:1"]\n'
+    with pytest.raises(ConfigError, match=re.escape(f"gw.toml: {message}")):
+        load_config(write(tmp_path, text))
+
+
+def test_distinct_listen_addresses_load(tmp_path: Path) -> None:
+    listen = '["127.0.0.1:8080", "127.0.0.1:8081", "[::1]:8080", "0.0.0.0:9000", "[::]:9000"]'
+    text = f'[server]\nlisten = {listen}\n[pools.a]\nbackends = ["127.0.0.1:1"]\n'
+    assert len(load_config(write(tmp_path, text)).server.listen) == 5
+
+
+def test_duplicate_listen_flags_are_rejected() -> None:
+    with pytest.raises(ConfigError, match=re.escape("command line: server.listen[1]: expected")):
+        single_pool_config(["127.0.0.1:7000", "127.0.0.1:7000"], ["127.0.0.1:7001"])

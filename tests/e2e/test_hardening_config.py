@@ -60,3 +60,12 @@ def test_check_still_accepts_a_sane_config(tmp_path: Path) -> None:
     done = check(tmp_path, f"[server]\nheader_timeout_s = 86400\n{POOL}connect_timeout_s = 2.5\n")
     assert done.returncode == 0, done
     assert ": ok: " in done.stdout
+
+
+def test_check_rejects_a_listen_address_given_twice(tmp_path: Path) -> None:
+    done = check(tmp_path, f'[server]\nlisten = ["127.0.0.1:8080", "127.0.0.1:8080"]\n{POOL}')
+    assert done.returncode == 2, done
+    assert done.stderr.splitlines() == [
+        f"wsgate: {tmp_path / 'gw.toml'}: server.listen[1]: expected an address different from "
+        "server.listen[0] (127.0.0.1:8080), got '127.0.0.1:8080'"
+    ]

@@ -62,6 +62,31 @@ def parse_address(text: str) -> Address:
     return Address(host, int(port_text))
 
 
+def _overlap(first: Address, second: Address) -> str:
+    """Why `second` cannot be listened on next to `first`, or "" when it can: the same
+    address, or one covered by an unspecified one (0.0.0.0 or ::) on the same port."""
+    if first.port != second.port:
+        return ""
+    a, b = _ip_or_name(first.host), _ip_or_name(second.host)
+    if a == b:
+        return "different from"
+    if (
+        isinstance(a, ipaddress.IPv4Address | ipaddress.IPv6Address)
+        and isinstance(b, ipaddress.IPv4Address | ipaddress.IPv6Address)
+        and a.version == b.version
+        and (a.is_unspecified or b.is_unspecified)
+    ):
+        return "on another port than the catch-all"
+    return ""
+
+
+def _ip_or_name(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return host.lower().rstrip(".")
+
+
 class _Table:
     """One TOML table being read; remembers which keys were used to reject the rest."""
 
@@ -133,16 +158,21 @@ class _Table:
             value = [value]
         if not isinstance(value, list) or not value:
             raise self.fail(name, 'a non-empty list of "host:port" strings', value)
-        found = []
+        found: list[Address] = []
         for index, item in enumerate(value):
+            key = f"{self.key(name)}[{index}]"
             try:
                 if not isinstance(item, str):
                     raise ValueError("a string")
-                found.append(parse_address(item))
+                address = parse_address(item)
             except ValueError as exc:
-                raise ConfigError(
-                    self.source, f"{self.key(name)}[{index}]", str(exc), item
-                ) from None
+                raise ConfigError(self.source, key, str(exc), item) from None
+            for before, other in enumerate(found):
+                clash = _overlap(other, address)
+                if clash:
+                    where = f"{self.key(name)}[{before}] ({other})"
+                    raise ConfigError(self.source, key, f"an address {clash} {where}", item)
+            found.append(address)
         return tuple(found)
 
     def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
