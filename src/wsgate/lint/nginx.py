@@ -1,16 +1,19 @@
 """nginx config text -> `Node` tree, with crossplane's lexer (quotes, escapes, comments).
 
-crossplane's own `parse()` reads files itself and needs to know each file's context to
-check it; lint wants text in, tree out, so it uses the lexer and builds the tree here. The
-loader (`loader.py`) reads the files and splices `include` targets in.
+crossplane's own `parse()` needs to know each file's context to check it; lint wants text
+in, tree out, so it uses crossplane's public `lex()` and builds the tree here. `lex()`
+reads a path, so the text goes through a temporary file. The loader (`loader.py`) reads
+the files and splices `include` targets in.
 """
 
 from __future__ import annotations
 
-import io
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
-from crossplane.lexer import _lex_file_object
+import crossplane
+from crossplane.errors import NgxParserSyntaxError
 
 from wsgate.lint.model import LintError, Node
 
@@ -20,9 +23,39 @@ Token = tuple[str, int, bool]
 def parse_root(text: str, filename: str) -> Node:
     """The file as one root node (name ""), comments kept for the top level; raises
     LintError with file:line for text nginx would refuse to parse."""
-    tokens: Iterator[Token] = iter(_lex_file_object(io.StringIO(text)))
+    tokens: Iterator[Token] = iter(_lex_text(text))
     nodes, comments, _end = _block(tokens, filename, depth=0, opened_at=0)
     return Node("", (), filename, 0, nodes, comments)
+
+
+def _lex_text(text: str) -> list[Token]:
+    """All of crossplane's tokens for `text`, read back from a temporary file."""
+    with tempfile.NamedTemporaryFile(
+        "w",
+        encoding="utf-8",
+        errors="surrogatepass",
+        newline="",
+        prefix="wsgate-lint-",
+        suffix=".conf",
+        delete=False,
+    ) as handle:
+        handle.write(text)
+    try:
+        return list(_balanced_or_cut(handle.name))
+    finally:
+        Path(handle.name).unlink()
+
+
+def _balanced_or_cut(path: str) -> Iterator[Token]:
+    """crossplane.lex's tokens, its brace check turned into tokens for `_block` to judge:
+    a stray `}` is passed on (then the stream ends, as lex stops there), and an unclosed
+    block just ends the stream, so `_block` names the line where the block opened."""
+    try:
+        for token, line, quoted in crossplane.lex(path):
+            yield str(token), int(line), bool(quoted)
+    except NgxParserSyntaxError as exc:
+        if exc.strerror == 'unexpected "}"':
+            yield "}", int(exc.lineno), False
 
 
 def _is_comment(token: str, quoted: bool) -> bool:
