@@ -106,13 +106,16 @@ def run_serve(args: argparse.Namespace) -> int:
 def _run_one(config: Config, *, reuse_port: bool) -> int:
     import uvloop
 
-    from wsgate.gateway.server import serve_until_signalled
+    from wsgate.gateway.server import ListenError, os_error_reason, serve_until_signalled
 
     _tune_gc()
     try:
         uvloop.run(serve_until_signalled(config, reuse_port=reuse_port))
+    except ListenError as exc:
+        print(f"wsgate: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"wsgate: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        print(f"wsgate: {os_error_reason(exc)}", file=sys.stderr)
         return 1
     return 0
 

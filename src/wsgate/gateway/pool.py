@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -349,6 +350,16 @@ class Pool:
         except ConnectionRefusedError:
             raise ConnectError(
                 "upstream_connect_refused", f"Backend {address} refused the connection."
+            ) from None
+        except socket.gaierror as exc:
+            raise ConnectError(
+                "upstream_connect_failed",
+                f"Backend {address}: the name does not resolve ({exc.strerror or exc}).",
+            ) from None
+        except UnicodeError as exc:  # a name the IDNA codec refuses: an empty label, say
+            raise ConnectError(
+                "upstream_connect_failed",
+                f"Backend {address}: the name is not a valid host name ({exc.__cause__ or exc}).",
             ) from None
         except OSError as exc:
             raise ConnectError(

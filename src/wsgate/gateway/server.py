@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import random
 import signal
 import socket
 
-from wsgate.config.model import Config
+from wsgate.config.model import Address, Config
 from wsgate.gateway.downstream import ClientConnection
 from wsgate.gateway.pool import Pool
 from wsgate.gateway.router import Router
@@ -23,6 +24,24 @@ from wsgate.policy.clients import ClientLimits
 from wsgate.protocol.frames import CLOSE_GOING_AWAY
 
 LISTEN_BACKLOG = 4096
+
+
+def os_error_reason(exc: OSError) -> str:
+    """The system's words for an OSError: "Address already in use", not uvloop's longer
+    "error while attempting to bind on address (...): address already in use"."""
+    if isinstance(exc, socket.gaierror):
+        return exc.strerror or str(exc)
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc)
+
+
+class ListenError(Exception):
+    """A listen address that could not be bound; the message names it."""
+
+    def __init__(self, address: Address, exc: OSError) -> None:
+        super().__init__(f"cannot listen on {address}: {os_error_reason(exc)}")
+        self.address = address
 
 
 class Gateway:
@@ -50,13 +69,18 @@ class Gateway:
 
     async def start(self, *, reuse_port: bool = False) -> None:
         for address in self.config.server.listen:
-            server = await self.loop.create_server(
-                lambda: ClientConnection(self),
-                address.host,
-                address.port,
-                backlog=LISTEN_BACKLOG,
-                reuse_port=reuse_port or None,
-            )
+            try:
+                server = await self.loop.create_server(
+                    lambda: ClientConnection(self),
+                    address.host,
+                    address.port,
+                    backlog=LISTEN_BACKLOG,
+                    reuse_port=reuse_port or None,
+                )
+            except OSError as exc:
+                for opened in self._servers:
+                    opened.close()
+                raise ListenError(address, exc) from None
             self._servers.append(server)
         for pool in self.pools.values():
             pool.start_checks()
