@@ -170,7 +170,7 @@ def settings_from(args: argparse.Namespace, secure: bool) -> Settings:
 
 def handle(args: argparse.Namespace) -> int:
     # Imported here so that `wsgate lint` or `wsgate serve` never load the probe.
-    from wsgate.doctor import report, runner
+    from wsgate.doctor import progress, report, runner
     from wsgate.doctor.probe import parse_target
     from wsgate.doctor.verdicts import diagnose
 
@@ -180,7 +180,10 @@ def handle(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"wsgate doctor: error: {exc}", file=sys.stderr)
         return 2
-    diagnosis = diagnose(runner.run_sync(target, settings))
+    # Bars on stderr only while it is a terminal: pipes and --json get no extra bytes.
+    with progress.terminal() as bars:
+        observations = runner.run_sync(target, settings, bars)
+    diagnosis = diagnose(observations)
     if args.json:
         print(report.to_json(target.url, diagnosis))
     else:

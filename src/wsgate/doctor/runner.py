@@ -24,9 +24,11 @@ from wsgate.doctor.observations import (
     Target,
     TcpOutcome,
 )
+from wsgate.doctor.progress import IDLE, Progress, ticking
 
 
-async def run(target: Target, settings: Settings) -> Observations:
+async def run(target: Target, settings: Settings, progress: Progress | None = None) -> Observations:
+    """`progress`, when given, hears how far --idle and --burst have got (a terminal)."""
     obs = Observations(target, settings)
     dns = await probe.resolve(target.host, target.port, settings.timeout_s)
     obs = replace(obs, dns=dns)
@@ -51,7 +53,7 @@ async def run(target: Target, settings: Settings) -> Observations:
     obs = replace(obs, answer=answer, handshake_ms=handshake_ms)
     if answer.kind is not AnswerKind.RESPONSE or answer.status != 101:
         link.close()
-        obs = await _burst(obs, address, ctx)
+        obs = await _burst(obs, address, ctx, progress)
         return await _compare(obs)
     upgrade = probe.upgrade_of(answer, key, settings)
     obs = replace(obs, upgrade=upgrade)
@@ -65,7 +67,12 @@ async def run(target: Target, settings: Settings) -> Observations:
         if pong.ok and settings.echo is not None:
             obs = replace(obs, echo=await session.echo(conn, settings.echo, settings.timeout_s))
         if pong.ok and settings.idle_s is not None and not settings.idle_bisect:
-            idle = await idle_mod.single(conn, settings.idle_s, settings.timeout_s)
+            idle = await ticking(
+                idle_mod.single(conn, settings.idle_s, settings.timeout_s),
+                IDLE,
+                settings.idle_s,
+                progress,
+            )
             obs = replace(obs, idle=idle)
         cut = obs.idle is not None and obs.idle.first_cut is not None
         if not conn.eof and not cut:  # after a cut there is nothing left to close
@@ -73,8 +80,9 @@ async def run(target: Target, settings: Settings) -> Observations:
     finally:
         conn.abort()
     if pong.ok and settings.idle_s is not None and settings.idle_bisect:
-        obs = replace(obs, idle=await _bisect(target, settings, address, ctx))
-    obs = await _burst(obs, address, ctx)
+        bisected = _bisect(target, settings, address, ctx)
+        obs = replace(obs, idle=await ticking(bisected, IDLE, settings.idle_s, progress))
+    obs = await _burst(obs, address, ctx, progress)
     return await _compare(obs)
 
 
@@ -90,7 +98,9 @@ async def _bisect(
     )
 
 
-async def _burst(obs: Observations, address: str, ctx: ssl.SSLContext | None) -> Observations:
+async def _burst(
+    obs: Observations, address: str, ctx: ssl.SSLContext | None, progress: Progress | None
+) -> Observations:
     n = obs.settings.burst
     if not n:
         return obs
@@ -99,7 +109,8 @@ async def _burst(obs: Observations, address: str, ctx: ssl.SSLContext | None) ->
         return await session.handshake(address, obs.target, obs.settings, ctx)
 
     single_ms = obs.handshake_ms or 0.0
-    return replace(obs, burst=await burst_mod.burst(n, open_one, single_ms, obs.settings.timeout_s))
+    found = await burst_mod.burst(n, open_one, single_ms, obs.settings.timeout_s, progress)
+    return replace(obs, burst=found)
 
 
 async def _compare(obs: Observations) -> Observations:
@@ -129,9 +140,9 @@ async def _compare(obs: Observations) -> Observations:
     return replace(obs, compare=CompareObs(label, answer))
 
 
-def run_sync(target: Target, settings: Settings) -> Observations:
+def run_sync(target: Target, settings: Settings, progress: Progress | None = None) -> Observations:
     """Run the probe on a fresh event loop (uvloop when it is installed)."""
-    return _run_loop(run(target, settings))
+    return _run_loop(run(target, settings, progress))
 
 
 def _run_loop(coro: Coroutine[Any, Any, Observations]) -> Observations:
