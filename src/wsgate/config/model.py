@@ -88,6 +88,10 @@ class ServerConfig:
     listen: tuple[Address, ...] = (Address("127.0.0.1", 8080),)
     max_header_bytes: int = 16 * KIB
     header_timeout_s: float = 10.0
+    # The longest gap between two reads of a request body (nginx's client_body_timeout).
+    body_timeout_s: float = 30.0
+    # A backend's response head may not be larger (nginx: "upstream sent too big header").
+    max_response_header_bytes: int = 64 * KIB
     keepalive_timeout_s: float = 75.0
     # Per direction: a side's reads pause while the other side has this much unsent.
     tunnel_high_water_bytes: int = 256 * KIB
