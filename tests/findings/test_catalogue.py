@@ -20,6 +20,8 @@ PROXY_STATUS_TYPES = {
     "http_upgrade_failed",
     "http_protocol_error",
     "proxy_internal_response",
+    "proxy_internal_error",
+    "http_response_incomplete",
 }
 
 

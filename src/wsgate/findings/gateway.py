@@ -179,6 +179,73 @@ CAUSES: tuple[Cause, ...] = (
         retry_after=True,
     ),
     Cause(
+        code="upgrade_with_body",
+        status=400,
+        proxy_status="http_request_error",
+        summary="An upgrade request announced a body (Content-Length or Transfer-Encoding); "
+        "the gateway refuses it, since a backend that declines the upgrade could read the "
+        "body as another request.",
+        fix="Send the WebSocket upgrade as a GET without a body; data goes in frames after "
+        "the 101.",
+        symptom="clients get 400 Bad Request",
+    ),
+    Cause(
+        code="bad_host",
+        status=400,
+        proxy_status="http_request_error",
+        summary="The request has no Host header (required in HTTP/1.1) or more than one.",
+        fix="Send exactly one Host header (RFC 9112 section 3.2).",
+        symptom="clients get 400 Bad Request",
+    ),
+    Cause(
+        code="unsupported_http_version",
+        status=505,
+        proxy_status="http_request_error",
+        summary="The request line names an HTTP version other than 1.0 or 1.1.",
+        fix="Speak HTTP/1.1 to the gateway (HTTP/2 needs TLS with ALPN, which this "
+        "listener does not offer).",
+        symptom="clients get 505 HTTP Version Not Supported",
+    ),
+    Cause(
+        code="trailer_too_large",
+        status=431,
+        proxy_status="http_request_error",
+        summary="The chunked request's trailer fields are larger than the gateway accepts.",
+        fix="Send fewer or smaller trailer fields; trailers count against server.max_header_bytes.",
+        symptom="clients get 431 Request Header Fields Too Large",
+    ),
+    Cause(
+        code="body_timeout",
+        status=408,
+        proxy_status="http_request_error",
+        summary="The client stopped sending its request body: no body bytes arrived for "
+        "longer than the body timeout.",
+        fix="A stalled or very slow client; raise server.body_timeout_s only if real "
+        "clients pause that long in the middle of an upload.",
+        symptom="clients get 408 Request Timeout",
+    ),
+    Cause(
+        code="upstream_header_too_large",
+        status=502,
+        proxy_status="http_response_incomplete",
+        summary="The backend sent a response head larger than the gateway accepts.",
+        fix="Make the backend send fewer or smaller headers (cookies), or raise "
+        "server.max_response_header_bytes; nginx reports this as 'upstream sent too big "
+        "header'.",
+        symptom="clients get 502 Bad Gateway",
+    ),
+    Cause(
+        code="out_of_file_descriptors",
+        status=503,
+        proxy_status="proxy_internal_error",
+        summary="The gateway ran out of file descriptors (EMFILE/ENFILE) and could not open "
+        "a connection to the backend; the backend is not at fault.",
+        fix="Raise the gateway's open-file limit (LimitNOFILE= in systemd, ulimit -n) or "
+        "lower server.max_connections; retry after the Retry-After delay.",
+        symptom="clients get 503 with Retry-After",
+        retry_after=True,
+    ),
+    Cause(
         code="shutting_down",
         status=503,
         proxy_status="proxy_internal_response",
