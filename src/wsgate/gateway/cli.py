@@ -8,7 +8,8 @@ import gc
 import os
 import signal
 import sys
-from typing import Any
+import traceback
+from typing import Any, NoReturn
 
 from wsgate.config import Config, ConfigError, load_config, single_pool_config
 
@@ -103,14 +104,17 @@ def run_serve(args: argparse.Namespace) -> int:
     return _run_workers(config, args.workers)
 
 
-def _run_one(config: Config, *, reuse_port: bool) -> int:
+def _run_one(config: Config, *, reuse_port: bool, parent_pid: int | None = None) -> int:
     import uvloop
 
     from wsgate.gateway.server import ListenError, os_error_reason, serve_until_signalled
 
+    # Until the gateway installs its own handler (which logs it): not the default, which
+    # would end the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _tune_gc()
     try:
-        uvloop.run(serve_until_signalled(config, reuse_port=reuse_port))
+        uvloop.run(serve_until_signalled(config, reuse_port=reuse_port, parent_pid=parent_pid))
     except ListenError as exc:
         print(f"wsgate: {exc}", file=sys.stderr)
         return 1
@@ -131,25 +135,75 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 
 
+# The signals the workers' parent handles; blocked while it forks, so that none finds a
+# child between fork() and the child's own handlers (it would run the parent's there).
+PARENT_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """In a worker right after fork(): have the kernel send SIGTERM when the parent ends,
+    however it ends (SIGKILL included), so that the worker drains instead of serving on
+    as an orphan. A parent that died before prctl() took effect is seen by getppid()."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _worker(config: Config, parent_pid: int) -> NoReturn:
+    """The child side of fork(): the signal dispositions of a worker, then serve."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the gateway's own handler
+        _die_with_parent(parent_pid)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
+        code = _run_one(config, reuse_port=True, parent_pid=parent_pid)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)  # never back into the parent's code
+
+
 def _run_workers(config: Config, workers: int) -> int:
     """Fork `workers` processes that share each listening port (SO_REUSEPORT); forward
-    SIGINT/SIGTERM to them by PID and wait for all."""
+    SIGINT/SIGTERM to them by PID, log and ignore SIGHUP, and wait for all. The workers
+    end with the parent whatever ends it (see `_die_with_parent`)."""
+    from wsgate.gateway.server import log_sighup
+    from wsgate.observe.log import JsonLog
+
+    log = JsonLog()
+    parent_pid = os.getpid()
     children: list[int] = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os._exit(_run_one(config, reuse_port=True))
-        children.append(pid)
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
+    signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: log_sighup(log))
     status = 0
+    try:
+        for _ in range(workers):
+            pid = os.fork()
+            if pid == 0:
+                _worker(config, parent_pid)
+            children.append(pid)
+    except OSError as exc:
+        print(f"wsgate: cannot start a worker: {exc.strerror or exc}", file=sys.stderr)
+        forward(signal.SIGTERM, None)
+        status = 1
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
     for child in children:
         _, code = os.waitpid(child, 0)
         status = max(status, os.waitstatus_to_exitcode(code))

@@ -127,13 +127,55 @@ class Gateway:
         self.log.event("stopped")
 
 
-async def serve_until_signalled(config: Config, *, reuse_port: bool = False) -> None:
-    """Run a gateway until SIGINT or SIGTERM, then drain."""
-    gateway = Gateway(config)
-    await gateway.start(reuse_port=reuse_port)
-    stop = asyncio.Event()
+SIGHUP_DETAIL = (
+    "Reloading the config is not supported yet: SIGHUP changes nothing. "
+    "Restart the gateway (SIGTERM drains it) to load a new config."
+)
+PARENT_CHECK_S = 1.0
+
+
+def log_sighup(log: JsonLog) -> None:
+    """SIGHUP is logged and ignored until reload exists; by default it would kill the
+    gateway and cut every tunnel (a terminal hangup, or `systemctl reload`)."""
+    log.event("sighup_ignored", detail=SIGHUP_DETAIL)
+
+
+async def serve_until_signalled(
+    config: Config, *, reuse_port: bool = False, parent_pid: int | None = None
+) -> None:
+    """Run a gateway until SIGINT or SIGTERM, then drain. SIGHUP is logged and ignored.
+    A worker (`parent_pid` set) also drains when its parent is gone: the parent asks the
+    kernel for a SIGTERM then (PR_SET_PDEATHSIG), and this check covers the rest."""
     loop = asyncio.get_running_loop()
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    watch: asyncio.TimerHandle | None = None
+
+    def parent_gone() -> bool:
+        if parent_pid is None or os.getppid() == parent_pid or stop.is_set():
+            return False
+        gateway.log.event("parent_gone", parent_pid=parent_pid)
+        return True
+
+    def on_stop_signal() -> None:
+        parent_gone()  # says why, when the SIGTERM is the parent's death signal
+        stop.set()
+
+    def check_parent() -> None:
+        nonlocal watch
+        if parent_gone():
+            stop.set()
+            return
+        watch = loop.call_later(PARENT_CHECK_S, check_parent)
+
+    # Before listening: a signal that comes as soon as the port answers finds them.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_stop_signal)
+    loop.add_signal_handler(signal.SIGHUP, log_sighup, gateway.log)
+    await gateway.start(reuse_port=reuse_port)
+    if parent_pid is not None:
+        check_parent()
     await stop.wait()
+    if watch is not None:
+        watch.cancel()
     await gateway.drain()

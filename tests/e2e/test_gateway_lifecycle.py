@@ -1,0 +1,174 @@
+"""The gateway's life as a process: signals (SIGHUP, SIGTERM, the parent's death with
+--workers), draining, and running out of file descriptors. Real processes on 127.0.0.1,
+every one stopped by its PID."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.support.backends import ws_server
+from tests.support.gateway import gateway
+from tests.support.procs import Proc, free_port, running
+
+Record = dict[str, Any]
+
+
+def records(proc: Proc) -> list[Record]:
+    return [json.loads(line) for line in proc.log().splitlines() if line.startswith("{")]
+
+
+def wait_for_records(
+    proc: Proc, want: Callable[[list[Record]], bool], timeout_s: float = 30.0
+) -> list[Record]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = records(proc)
+        if want(found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"log never had what the test waits for:\n{proc.log()}")
+        time.sleep(0.05)
+
+
+def count_is(event: str, n: int) -> Callable[[list[Record]], bool]:
+    return lambda found: sum(r["event"] == event for r in found) == n
+
+
+def children_of(pid: int) -> set[int]:
+    """The PIDs whose parent is `pid`, from /proc (this kernel may lack .../children)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            # "PID (COMM) STATE PPID ...": COMM may hold spaces, so split after its ")".
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, not exited: a zombie (exited, not yet reaped by whoever adopted it) counts
+    as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def wait_gone(pids: set[int], timeout_s: float) -> set[int]:
+    """The PIDs still alive after up to `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while (left := {pid for pid in pids if alive(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@contextlib.contextmanager
+def killed_at_exit(pids: set[int]) -> Iterator[None]:
+    """Whatever the test did, no worker it saw outlives it (SIGKILL by PID)."""
+    try:
+        yield
+    finally:
+        for pid in pids:
+            if alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def echo_once(url: str, text: str) -> None:
+    with connect(url, open_timeout=20) as ws:
+        ws.send(text)
+        assert ws.recv(timeout=20) == text
+
+
+# -- D6: SIGHUP, and workers that end with their parent -------------------------------------
+
+
+def test_sighup_is_logged_and_ignored(tmp_path: Path) -> None:
+    # Before the fix SIGHUP killed the gateway (exit 129), silently, cutting every tunnel.
+    with ws_server() as backend, gateway(tmp_path, upstreams=[backend]) as gw:
+        with connect(f"{gw.url}/", open_timeout=20) as ws:
+            ws.send("before")
+            assert ws.recv(timeout=20) == "before"
+            os.kill(gw.proc.pid, signal.SIGHUP)
+            found = wait_for_records(
+                gw.proc, lambda rs: any(r["event"] == "sighup_ignored" for r in rs)
+            )
+            hup = next(r for r in found if r["event"] == "sighup_ignored")
+            assert hup["pid"] == gw.proc.pid
+            assert "not supported" in hup["detail"]
+            ws.send("after")
+            assert ws.recv(timeout=20) == "after"
+        assert gw.proc.popen.poll() is None
+        echo_once(f"{gw.url}/", "new")
+
+
+def test_workers_ignore_sighup_and_end_with_a_killed_parent(tmp_path: Path) -> None:
+    # Before the fix SIGHUP killed the parent (129) and the workers served on as orphans;
+    # a SIGKILLed parent left them serving forever.
+    with ws_server() as backend:
+        port = free_port()
+        config = tmp_path / "workers.toml"
+        config.write_text(
+            f"""
+[server]
+listen = ["127.0.0.1:{port}"]
+drain_timeout_s = 2
+[pools.app]
+backends = ["127.0.0.1:{backend}"]
+"""
+        )
+        argv = [sys.executable, "-m", "wsgate", "serve", "--workers", "2", "-c", str(config)]
+        with running(argv, tmp_path / "workers.log", port) as proc:
+            parent = proc.pid
+            found = wait_for_records(
+                proc, lambda rs: len({r["pid"] for r in rs if r["event"] == "listening"}) == 2
+            )
+            workers = {r["pid"] for r in found if r["event"] == "listening"}
+            with killed_at_exit(workers):
+                assert children_of(parent) == workers
+                url = f"ws://127.0.0.1:{port}/"
+                with connect(url, open_timeout=20) as ws:
+                    ws.send("before")
+                    assert ws.recv(timeout=20) == "before"
+
+                    # SIGHUP to the parent, then to each worker (as a terminal hangup
+                    # reaches the whole process group): each logs it and serves on.
+                    for index, pid in enumerate([parent, *sorted(workers)]):
+                        os.kill(pid, signal.SIGHUP)
+                        wait_for_records(proc, count_is("sighup_ignored", index + 1))
+                    hups = [r["pid"] for r in records(proc) if r["event"] == "sighup_ignored"]
+                    assert sorted(hups) == sorted([parent, *workers])
+                    assert proc.popen.poll() is None
+                    assert all(alive(pid) for pid in workers)
+                    ws.send("after")
+                    assert ws.recv(timeout=20) == "after"
+                    for index in range(6):
+                        echo_once(url, f"new {index}")
+
+                    # The parent dies without a chance to forward anything.
+                    os.kill(parent, signal.SIGKILL)
+                    proc.popen.wait(timeout=20)
+                    # The worker holding the tunnel drains: 1001 after drain_timeout_s.
+                    with pytest.raises(ConnectionClosed):
+                        ws.recv(timeout=30)
+                    assert ws.close_code == 1001
+                assert wait_gone(workers, timeout_s=30) == set()
+        found = records(proc)
+        assert {r["pid"] for r in found if r["event"] == "parent_gone"} == workers
+        assert {r["pid"] for r in found if r["event"] == "stopped"} == workers
