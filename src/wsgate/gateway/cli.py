@@ -116,12 +116,19 @@ def _run_one(config: Config, *, reuse_port: bool, parent_pid: int | None = None)
     try:
         uvloop.run(serve_until_signalled(config, reuse_port=reuse_port, parent_pid=parent_pid))
     except ListenError as exc:
-        print(f"wsgate: {exc}", file=sys.stderr)
+        _say(f"wsgate: {exc}")
         return 1
     except OSError as exc:
-        print(f"wsgate: {os_error_reason(exc)}", file=sys.stderr)
+        _say(f"wsgate: {os_error_reason(exc)}")
         return 1
     return 0
+
+
+def _say(line: str) -> None:
+    """One line on stderr in one write: the workers of `--workers N` share the stream,
+    and print() writes the newline apart, so two workers' lines could run together."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _tune_gc() -> None:
