@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,9 +19,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.support.backends import ws_server
+from tests.e2e.test_gateway_errors import Parsed
+from tests.support.backends import named_backend, ws_server
 from tests.support.gateway import gateway
 from tests.support.procs import Proc, free_port, running
+from tests.support.raw import raw_request, upgrade_request
 
 Record = dict[str, Any]
 
@@ -172,3 +175,76 @@ backends = ["127.0.0.1:{backend}"]
         found = records(proc)
         assert {r["pid"] for r in found if r["event"] == "parent_gone"} == workers
         assert {r["pid"] for r in found if r["event"] == "stopped"} == workers
+
+
+# -- D7: a drain answers queued and new handshakes 503 shutting_down ------------------------
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """Everything until the gateway closes the connection."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def assert_shutting_down(answer: bytes) -> None:
+    response = Parsed(answer)
+    assert response.status == 503, answer
+    assert response.headers["x-wsgate-cause"] == "shutting_down"
+    assert int(response.headers["retry-after"]) >= 1
+
+
+def test_drain_answers_queued_and_new_handshakes_at_once(tmp_path: Path) -> None:
+    # Before the fix the queued clients got a bare close when the drain ended (here after
+    # 120 s) and a client that connected after SIGTERM was refused.
+    backend_port = free_port()
+    config = f"""
+[server]
+listen = ["127.0.0.1:{{port}}"]
+drain_timeout_s = 120
+[pools.app]
+backends = ["127.0.0.1:{backend_port}"]
+max_handshakes_per_backend = 1
+queue_timeout_s = 120
+response_timeout_s = 120
+[pools.app.health]
+kind = "none"
+"""
+    slow = ("--slow-handshake", "20", "--slots", "1")
+    with (
+        named_backend(tmp_path, backend_port, "slow", *slow) as backend,
+        gateway(tmp_path, config=config) as gw,
+        contextlib.ExitStack() as clients,
+    ):
+
+        def handshake() -> socket.socket:
+            sock = clients.enter_context(socket.create_connection(("127.0.0.1", gw.port)))
+            sock.settimeout(60)
+            sock.sendall(upgrade_request())
+            return sock
+
+        holder = handshake()  # holds the one handshake slot for 20 s
+        deadline = time.monotonic() + 30
+        while "handshake /" not in backend.log():
+            assert time.monotonic() < deadline, backend.log()
+            time.sleep(0.05)
+        queued = [handshake() for _ in range(4)]
+        time.sleep(1.0)  # the gateway reads them and queues them: it has nothing else to do
+
+        gw.proc.popen.send_signal(signal.SIGTERM)
+        for sock in queued:
+            assert_shutting_down(read_answer(sock))
+        # The listener is still open during the drain: new clients are answered too.
+        assert_shutting_down(raw_request(gw.port, upgrade_request(), timeout_s=60))
+        assert_shutting_down(raw_request(gw.port, b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n"))
+        assert gw.proc.popen.poll() is None  # the holder's handshake may still finish
+
+        holder.close()  # the last connection ends: so does the drain, long before 120 s
+        assert gw.proc.popen.wait(timeout=60) == 0
+        found = records(gw.proc)
+        draining = next(r for r in found if r["event"] == "draining")
+        assert draining["queued"] == 4  # all four were in line, not just unread
+        assert any(r["event"] == "stopped" for r in found)
+        # Its SIGTERM would wait for the sleeping handshake: end it by PID at once.
+        backend.popen.kill()

@@ -131,6 +131,7 @@ class Pool:
         self._high_water = high_water
         self._expiry: asyncio.TimerHandle | None = None
         self._checks: list[asyncio.Task[None]] = []
+        self.shutting_down = False  # the gateway drains: nobody joins the queue any more
 
     # -- choosing a backend ---------------------------------------------------------------
     def _eligible(self, now: float, exclude: frozenset[Backend]) -> list[Backend]:
@@ -187,6 +188,8 @@ class Pool:
             backend = self._try_slot(eligible, now, waiter.hash_key())
             if backend is not None:
                 return backend
+        if self.shutting_down:
+            return self._shutting_down()
         if not len(self.queue):
             self.drain = DrainRate()  # saturated from now on: measure capacity afresh
         elif not front:
@@ -221,6 +224,29 @@ class Pool:
 
     def cancel(self, waiter: Waiter) -> None:
         self.queue.remove(waiter)
+
+    def _shutting_down(self) -> Rejected:
+        return Rejected(
+            "shutting_down",
+            f"The gateway is draining: pool {self.config.name} queues no more handshakes.",
+            self.retry_after(),
+        )
+
+    def turn_away_waiters(self) -> int:
+        """The gateway starts to drain: every queued handshake gets 503 shutting_down with
+        a Retry-After now, rather than a bare close when the drain ends, and none is queued
+        from now on (`admit` answers shutting_down where it would queue). Handshakes that
+        hold a slot go on. Returns how many were turned away."""
+        self.shutting_down = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        count = 0
+        while (waiter := self.queue.pop()) is not None:
+            rejection = self._shutting_down()
+            waiter.rejected(rejection.cause, rejection.detail, rejection.retry_after_s)
+            count += 1
+        return count
 
     def dispatch(self) -> None:
         """Hand free slots to waiters, first come first served."""

@@ -1,8 +1,9 @@
 """The gateway's lifetime: listeners, the set of live connections, graceful drain.
 
-Shutdown runs in a fixed order, as uvicorn's does: stop accepting, close idle keep-alive
-connections, let exchanges and tunnels finish for `drain_timeout_s`, then close the
-remaining tunnels with close code 1001 (going away) and abort what is left.
+Shutdown runs in a fixed order: turn away the handshakes queued for a slot (503
+shutting_down), close idle keep-alive connections, let exchanges and tunnels finish for
+`drain_timeout_s` while new arrivals are answered 503 shutting_down, then stop listening,
+close the remaining tunnels with close code 1001 (going away) and abort what is left.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from wsgate.policy.clients import ClientLimits
 from wsgate.protocol.frames import CLOSE_GOING_AWAY
 
 LISTEN_BACKLOG = 4096
+# While draining: how long a connection that arrived may stay idle (its request not yet
+# read) before it is closed; one that sends its request in time gets 503 shutting_down.
+ARRIVAL_GRACE_S = 1.0
 
 
 def os_error_reason(exc: OSError) -> str:
@@ -103,18 +107,36 @@ class Gateway:
         return found
 
     async def drain(self, timeout_s: float | None = None) -> None:
-        """Stop accepting, let live connections finish, then close the rest."""
+        """Turn away queued handshakes, let live connections finish, then close the rest.
+
+        The listeners stay open until the end, so that a client that connects meanwhile
+        gets 503 shutting_down with a Retry-After (from `ClientConnection`) rather than a
+        refused connection."""
         timeout = self.config.server.drain_timeout_s if timeout_s is None else timeout_s
         self.draining = True
+        self.log.event(
+            "draining",
+            connections=len(self.connections),
+            queued=sum(len(pool.queue) for pool in self.pools.values()),
+            timeout_s=timeout,
+        )
+        for pool in self.pools.values():
+            pool.turn_away_waiters()
+        deadline = self.loop.time() + timeout
+        # Idle keep-alive connections close at once; one that arrives during the drain
+        # gets some time to send its request, which is then answered shutting_down.
+        idle_since: dict[ClientConnection, float] = {}
+        grace = 0.0
+        while self.connections and self.loop.time() < deadline:
+            now = self.loop.time()
+            idle_since = {c: idle_since.get(c, now) for c in self.connections if c.idle}
+            for conn, since in idle_since.items():
+                if now - since >= grace:
+                    conn.close_tunnel(CLOSE_GOING_AWAY, "", reason_code="shutdown")
+            grace = ARRIVAL_GRACE_S
+            await asyncio.sleep(0.05)
         for server in self._servers:
             server.close()
-        self.log.event("draining", connections=len(self.connections), timeout_s=timeout)
-        deadline = self.loop.time() + timeout
-        while self.connections and self.loop.time() < deadline:
-            for conn in list(self.connections):
-                if conn.idle:
-                    conn.close_tunnel(CLOSE_GOING_AWAY, "", reason_code="shutdown")
-            await asyncio.sleep(0.05)
         for conn in list(self.connections):
             conn.close_tunnel(CLOSE_GOING_AWAY, "server shutting down", reason_code="shutdown")
         if self._sweeper is not None:
