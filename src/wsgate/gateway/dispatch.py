@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 # RFC 9110 section 9.2.2: requests that may be sent again without harm.
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
+# Connect failures that are the gateway's own condition, not the backend's.
+GATEWAY_OWN_CAUSES = frozenset({"out_of_file_descriptors"})
+
 
 def _replayable(request: Request) -> bool:
     """Whether another backend may get this request: always if nothing was sent yet;
@@ -171,6 +174,12 @@ class BackendChoice:
             self._connect_task = None
             if self.state is State.CLOSED or request is not self.active:
                 self._release_slot(request, "aborted")
+                return
+            if failure.cause in GATEWAY_OWN_CAUSES:
+                # The gateway's own shortage says nothing of the backend (no ejection),
+                # and another backend would fail the same way (no retry).
+                self._release_slot(request, "aborted")
+                self._fail(failure.cause, failure.detail, retry_after_s=backend.pool.retry_after())
                 return
             outcome = "dropped" if failure.cause == "upstream_connect_timeout" else "failed"
             self._retry_or_fail(request, failure.cause, failure.detail, outcome=outcome)

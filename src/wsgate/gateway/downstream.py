@@ -35,7 +35,9 @@ from wsgate.protocol.forward import (
 )
 from wsgate.protocol.handshake import check_upgrade_request, check_upgrade_response, wants_websocket
 from wsgate.protocol.headers import HeaderList, Headers, get_one
+from wsgate.protocol.limits import head_overflows, head_tail
 from wsgate.protocol.proxy_protocol import parse_proxy_header
+from wsgate.protocol.request import check_request_head
 
 if TYPE_CHECKING:
     from wsgate.gateway.server import Gateway
@@ -48,11 +50,14 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
     # per-connection memory is what S4 measures.
     __slots__ = (
         "__weakref__",
+        "_body_at",
+        "_body_timer",
         "_client_counted",
         "_client_eof",
         "_client_write_paused",
         "_close_after",
         "_early",
+        "_field_bytes",
         "_framing_out",
         "_head_bytes",
         "_head_tail",
@@ -65,6 +70,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         "_reading_head",
         "_response_started",
         "_response_timer",
+        "_stalled_bytes",
         "_timer",
         "_tunnel",
         "_tunnel_backend",
@@ -99,6 +105,13 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         self._head_bytes = 0
         self._head_tail = b""
         self._reading_head = True
+        # Bytes of the head (or trailer) fields parsed so far, counted in the callbacks:
+        # the raw count below misses a head that starts behind another in one read.
+        self._field_bytes = 0
+        # Bytes read since the last body byte: what a chunked body's trailer can grow.
+        self._stalled_bytes = 0
+        self._body_at = 0.0  # when the body being read last made progress
+        self._body_timer: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._response_timer: asyncio.TimerHandle | None = None
         self._framing_out = Framing.NONE
@@ -148,6 +161,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
             return
         if self._reading_head and not self._check_head_size(data):
             return
+        self._stalled_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -159,8 +173,19 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
                 # Not a WebSocket upgrade (h2c, say): it is answered as plain HTTP, and the
                 # connection closes after that answer, since nothing more can be parsed.
                 self._close_after = True
+        except httptools.HttpParserCallbackError as exc:
+            # A callback refused a head or trailer over the limit (see _count_field).
+            refused = exc.__context__
+            if not isinstance(refused, ProtocolError):
+                raise
+            self._refuse(refused.cause, refused.reason)
         except httptools.HttpParserError as exc:
             self._protocol_error(exc)
+        else:
+            if self._parsing is not None and self._stalled_bytes > self._header_limit:
+                # A chunked body that stopped carrying data: its trailer (or chunk
+                # extensions) would otherwise grow without bound inside the parser.
+                self._refuse("trailer_too_large", f"The limit is {self._header_limit} bytes.")
 
     def _hold_early(self, data: bytes) -> None:
         """Keep bytes that came behind an upgrade request for the tunnel. Reading goes on
@@ -216,24 +241,43 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = HeaderList()
+        self._field_bytes = 0
         if self._timer is not None and self.active is None and not self._queue:
             # A keep-alive connection woke up: the header timeout starts now.
             self._set_timer(self.gw.config.server.header_timeout_s, self._on_header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._count_field(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        self._count_field(len(name) + len(value) + 4)
+        if self._reading_head:
+            self._headers.append((name, value))
+        # Trailer fields (after a chunked body) are counted, not kept: they are not
+        # forwarded, and the request's headers were already sent.
+
+    @property
+    def _header_limit(self) -> int:
+        return self.gw.config.server.max_header_bytes
+
+    def _count_field(self, size: int) -> None:
+        self._field_bytes += size
+        if self._field_bytes > self._header_limit:
+            cause = "header_too_large" if self._reading_head else "trailer_too_large"
+            raise ProtocolError(cause, f"The limit is {self._header_limit} bytes.")
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         assert parser is not None  # httptools calls back only from feed_data
         self._reading_head = False
+        self._field_bytes = 0  # from here on it counts the trailer
+        self._stalled_bytes = 0
         if self.active is None and not self._queue:
             self._cancel_timer()
         method = parser.get_method()
         headers = self._headers
+        now = self.loop.time()
         request = Request(
             method=method,
             target=self._url,
@@ -241,13 +285,18 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
             headers=headers,
             keep_alive=parser.should_keep_alive(),
             framing=request_framing(headers),
-            received_at=self.loop.time(),
+            received_at=now,
+            upgrade=parser.should_upgrade(),
         )
-        if wants_websocket(headers):
-            try:
+        try:
+            check_request_head(request.version, headers, upgrade=request.upgrade)
+            if wants_websocket(headers):
                 request.ws_key = check_upgrade_request(method, request.version, headers)
-            except ProtocolError as exc:
-                request.error = exc
+        except ProtocolError as exc:
+            request.error = exc
+        if request.framing is not Framing.NONE and not request.upgrade:
+            self._body_at = now
+            self._arm_body_timer(self.gw.config.server.body_timeout_s)
         self._parsing = request
         self._queue.append(request)
         if len(self._queue) >= MAX_PIPELINED_REQUESTS:
@@ -259,6 +308,8 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         request = self._parsing
         if request is None:
             return
+        self._stalled_bytes = 0
+        self._body_at = self.loop.time()
         if request is self.active and request.head_sent and self.upstream is not None:
             self._send_body(body)
             return
@@ -273,6 +324,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         self._reading_head = True
         self._head_bytes = 0
         self._head_tail = b""
+        self._cancel_body_timer()
         if request is None:
             return
         request.complete = True
@@ -325,7 +377,11 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
 
     def _attach(self, request: Request, conn: UpstreamConnection) -> None:
         self.upstream = conn
-        conn.attach(self, head_request=request.method == b"HEAD")
+        conn.attach(
+            self,
+            head_request=request.method == b"HEAD",
+            head_limit=self.gw.config.server.max_response_header_bytes,
+        )
         if self._client_write_paused and conn.transport is not None:
             conn.transport.pause_reading()
         head = forward_request_head(
@@ -437,7 +493,12 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         self._close_after = not keep
         self._upstream_framing = upstream_framing
         self._framing_out = framing
-        self._upstream_reusable = keep_alive and upstream_framing is not Framing.CLOSE
+        # A connection that carried an upgrade request (refused, since this is not a
+        # 101) is never reused: the backend and the gateway may disagree on where that
+        # request ended, and the next request on it would be read as its continuation.
+        self._upstream_reusable = (
+            keep_alive and upstream_framing is not Framing.CLOSE and not request.upgrade
+        )
         self.transport.write(
             response_head(
                 status,
@@ -563,7 +624,9 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         self._cancel_response_timer()
         self._retry_or_fail(request, "upstream_closed_early", detail, outcome="failed")
 
-    def on_upstream_bad_response(self, reason: str) -> None:
+    def on_upstream_bad_response(
+        self, reason: str, *, cause: str = "upstream_bad_response"
+    ) -> None:
         if self._response_started:
             self._abort()
             return
@@ -573,9 +636,16 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         self._cancel_response_timer()
         backend = request.backend.name if request.backend else None
         self.upstream = None
-        self._retry_or_fail(
-            request, "upstream_bad_response", f"Backend {backend}: {reason}.", outcome="failed"
-        )
+        detail = f"Backend {backend}: {reason}."
+        if cause == "upstream_header_too_large":
+            # Another try would bring the same head: the backend's fault, not retried.
+            had_slot = request.slot is not None
+            self._release_slot(request, "failed")  # a slot's release counts the failure
+            if not had_slot and request.backend is not None:
+                request.backend.pool.note_failure(request.backend)
+            self._fail(cause, detail)
+            return
+        self._retry_or_fail(request, cause, detail, outcome="failed")
 
     def on_upstream_pause_writing(self) -> None:
         self._pause("upstream_full")
@@ -615,17 +685,12 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
 
     # == errors, limits and timers ====================================================
     def _check_head_size(self, data: bytes) -> bool:
-        limit = self.gw.config.server.max_header_bytes
-        total = self._head_bytes + len(data)
-        if total > limit:
-            allowed = limit - self._head_bytes
-            window = self._head_tail + data[: max(allowed, 0)]
-            if b"\r\n\r\n" not in window:
-                self.state = State.EXCHANGE
-                self._fail("header_too_large", f"The limit is {limit} bytes.")
-                return False
-        self._head_bytes = total
-        self._head_tail = data[-3:]
+        limit = self._header_limit
+        if head_overflows(self._head_bytes, self._head_tail, data, limit):
+            self._refuse("header_too_large", f"The limit is {limit} bytes.")
+            return False
+        self._head_bytes += len(data)
+        self._head_tail = head_tail(self._head_tail, data)
         return True
 
     def _read_proxy_header(self, data: bytes) -> bytes:
@@ -649,11 +714,67 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
         return buffered[length:]
 
     def _protocol_error(self, exc: Exception) -> None:
-        if self._response_started:
-            self._abort()
+        self._refuse("bad_request", f"Parser: {exc}.")
+
+    def _refuse(self, cause: str, detail: str) -> None:
+        """Stop reading at a request that cannot be parsed or breaks a limit. It is
+        answered in its turn, after the requests before it on this connection, and the
+        connection closes after that answer: nothing behind it can be trusted."""
+        self._parser = None
+        self._cancel_body_timer()
+        self._pause("refused")
+        request, self._parsing = self._parsing, None
+        error = ProtocolError(cause, detail)
+        if request is None:
+            # The failure is in a head: a stand-in request takes that head's turn.
+            request = Request(
+                method=b"",
+                target=b"",
+                version="1.1",
+                headers=HeaderList(),
+                keep_alive=False,
+                framing=Framing.NONE,
+                received_at=self.loop.time(),
+                error=error,
+            )
+            self._queue.append(request)
+        elif request is self.active:
+            # Its head may be with a backend already, which waits for the rest: not the
+            # backend's failure, so the slot is released as aborted by _fail.
+            if self._response_started:
+                self._abort()
+            else:
+                self._fail(cause, detail)
             return
-        self.state = State.EXCHANGE
-        self._fail("bad_request", f"Parser: {exc}.")
+        else:
+            request.error = error
+        request.complete = True
+        self._start_next()
+
+    def _arm_body_timer(self, delay: float) -> None:
+        self._cancel_body_timer()
+        self._body_timer = self.loop.call_later(delay, self._on_body_timeout)
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _on_body_timeout(self) -> None:
+        """No body bytes for body_timeout_s: the client stalled. Time spent paused by
+        the gateway itself (backpressure, a full pipeline) does not count."""
+        self._body_timer = None
+        if self._parsing is None or self.state is State.CLOSED:
+            return
+        timeout = self.gw.config.server.body_timeout_s
+        now = self.loop.time()
+        if self._paused:
+            self._body_at = now
+        left = self._body_at + timeout - now
+        if left > 0:
+            self._arm_body_timer(left)
+            return
+        self._refuse("body_timeout", f"No body bytes arrived for {timeout:g} s.")
 
     def _on_header_timeout(self) -> None:
         self._timer = None
@@ -752,6 +873,7 @@ class ClientConnection(BackendChoice, asyncio.Protocol):
     def _cancel_timers(self) -> None:
         self._cancel_timer()
         self._cancel_response_timer()
+        self._cancel_body_timer()
 
     def _close(self) -> None:
         if self._tunnel is not None:

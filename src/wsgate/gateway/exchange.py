@@ -29,6 +29,7 @@ class Request:
     framing: Framing
     received_at: float
     ws_key: bytes | None = None
+    upgrade: bool = False  # any Upgrade request (websocket, h2c, ...): its connection dies
     error: ProtocolError | None = None
     body: list[bytes] = field(default_factory=list)
     buffered: int = 0

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
+from wsgate.protocol.errors import ProtocolError
 from wsgate.protocol.headers import HeaderList, Headers
+from wsgate.protocol.limits import head_overflows, head_tail
 
 if TYPE_CHECKING:
     from wsgate.gateway.pool import Backend
@@ -39,7 +41,9 @@ class ResponseSink(Protocol):
     def on_upstream_upgrade(self, tail: bytes) -> None: ...
     def on_upstream_eof(self) -> None: ...
     def on_upstream_lost(self, exc: Exception | None) -> None: ...
-    def on_upstream_bad_response(self, reason: str) -> None: ...
+    def on_upstream_bad_response(
+        self, reason: str, *, cause: str = "upstream_bad_response"
+    ) -> None: ...
     def on_upstream_pause_writing(self) -> None: ...
     def on_upstream_resume_writing(self) -> None: ...
 
@@ -49,6 +53,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "__weakref__",
+        "_field_bytes",
+        "_head_bytes",
+        "_head_limit",
+        "_head_tail",
         "_headers",
         "_idle_timer",
         "_ignore_body",
@@ -75,6 +83,12 @@ class UpstreamConnection(asyncio.Protocol):
         self._reason = b""
         self._ignore_body = False  # a HEAD response: llhttp would wait for a body
         self._idle_timer: asyncio.TimerHandle | None = None
+        # Bytes of the response head read so far (-1: in a body), against the limit
+        # `attach` sets; a 1xx head ends and the next head starts the count again.
+        self._head_bytes = 0
+        self._field_bytes = 0  # the same, counted in the parser's callbacks
+        self._head_tail = b""
+        self._head_limit = 0
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -93,17 +107,36 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if self._parser is None:
             return
+        if self._head_bytes >= 0:  # still in a head
+            if head_overflows(self._head_bytes, self._head_tail, data, self._head_limit):
+                self._refuse_head(sink)
+                return
+            self._head_bytes += len(data)
+            self._head_tail = head_tail(self._head_tail, data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             # The client side answers with start_tunnel(), or closes this connection.
             sink.on_upstream_upgrade(data[upgrade.args[0] :])
+        except httptools.HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, ProtocolError):
+                raise
+            self._refuse_head(sink)
         except httptools.HttpParserError as exc:
             # Detach first: connection_lost must not report this connection a second time
             # to a client that is already retrying elsewhere.
             self.sink = None
             self.close()
             sink.on_upstream_bad_response(str(exc) or "unparsable response")
+
+    def _refuse_head(self, sink: ResponseSink) -> None:
+        """A response head over the limit: as nginx's "upstream sent too big header",
+        the connection is closed and the client gets a 502 that says so."""
+        self.sink = None
+        self.abort()
+        sink.on_upstream_bad_response(
+            f"response head over {self._head_limit} bytes", cause="upstream_header_too_large"
+        )
 
     def eof_received(self) -> bool | None:
         if self.tunnel is not None:
@@ -138,17 +171,30 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._headers = HeaderList()
         self._reason = b""
+        self._field_bytes = 0
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
+        self._field_count(len(status))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        self._field_count(len(name) + len(value) + 4)
+
+    def _field_count(self, size: int) -> None:
+        """Counts what the callbacks see too: a second head in the read that ended a
+        1xx head escapes the raw count of data_received."""
+        self._field_bytes += size
+        if self._field_bytes > self._head_limit:
+            raise ProtocolError("upstream_header_too_large", "response head too big")
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         assert parser is not None  # httptools calls back only from feed_data
         status = parser.get_status_code()
+        # A 1xx head is followed by another head; a final one by the body.
+        self._head_bytes = 0 if status < 200 else -1
+        self._head_tail = b""
         if self.sink is not None:
             self.sink.on_response_head(
                 status,
@@ -176,11 +222,14 @@ class UpstreamConnection(asyncio.Protocol):
             self.sink.on_response_complete()
 
     # -- used by the client side ------------------------------------------------------
-    def attach(self, sink: ResponseSink, *, head_request: bool) -> None:
+    def attach(self, sink: ResponseSink, *, head_request: bool, head_limit: int) -> None:
         self._cancel_idle_timer()
         self.sink = sink
         self._ignore_body = head_request
         self.got_response_bytes = False
+        self._head_bytes = 0
+        self._head_tail = b""
+        self._head_limit = head_limit
 
     def detach(self) -> None:
         """No client any more. Reading resumes: the client side may have paused it for a
