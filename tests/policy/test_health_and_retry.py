@@ -27,6 +27,18 @@ def test_passive_ejection_with_backoff_and_trial() -> None:
     assert health.available(11.0) and health.ejections == 0
 
 
+def test_a_backend_ejected_thousands_of_times_keeps_the_capped_backoff() -> None:
+    # 2 ** 1024 does not fit a float: the back-off overflowed after ~1024 ejections in a
+    # row (about 17 hours down with a 60 s cap) and every later failure raised.
+    health = BackendHealth(HealthSettings(eject_after=1, eject_base_s=2, eject_max_s=60), now=0)
+    now = 0.0
+    for _ in range(2000):
+        assert health.on_failure(now)
+        assert health.ejected_until - now <= 60
+        now = health.ejected_until
+    assert health.ejected_until - (now - 60) == 60
+
+
 def test_slow_start_ramps_share_after_coming_back() -> None:
     health = BackendHealth(HealthSettings(fall=1, rise=1, slow_start_s=10), now=0)
     assert health.share(0) == 1.0  # in service from the start

@@ -67,7 +67,10 @@ class BackendHealth:
         self.failures += 1
         if self._trial or self.failures >= self.s.eject_after:
             self.ejections += 1
-            backoff = min(self.s.eject_max_s, self.s.eject_base_s * 2 ** (self.ejections - 1))
+            # The exponent is capped: 2**1023 is the largest power a float holds, and a
+            # backend down for days must not overflow the back-off.
+            doubling = 2.0 ** min(self.ejections - 1, 64)
+            backoff = min(self.s.eject_max_s, self.s.eject_base_s * doubling)
             self.ejected_until = now + backoff
             self._trial = False
             self.failures = 0
