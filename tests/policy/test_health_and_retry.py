@@ -34,9 +34,8 @@ def test_a_backend_ejected_thousands_of_times_keeps_the_capped_backoff() -> None
     now = 0.0
     for _ in range(2000):
         assert health.on_failure(now)
-        assert health.ejected_until - now <= 60
+        assert 0 < health.ejected_until - now <= 60
         now = health.ejected_until
-    assert health.ejected_until - (now - 60) == 60
 
 
 def test_slow_start_ramps_share_after_coming_back() -> None:
