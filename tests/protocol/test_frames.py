@@ -5,7 +5,8 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsgate.protocol.frames import CLOSE_BAD_GATEWAY, FrameTracker, close_frame
+from wsgate.protocol import frames as frames_mod
+from wsgate.protocol.frames import CLOSE_BAD_GATEWAY, CloseCode, FrameTracker, close_frame
 
 
 def frame(opcode: int, payload: bytes, *, masked: bool = False) -> bytes:
@@ -52,6 +53,32 @@ def test_close_frame_is_seen() -> None:
 def test_close_frame_bytes() -> None:
     assert close_frame(CLOSE_BAD_GATEWAY, "x") == b"\x88\x03\x03\xf6x"
     assert len(close_frame(1001, "y" * 300)) == 2 + 125
+
+
+def test_close_codes_have_their_rfc_values() -> None:
+    # RFC 6455 section 7.4.1; 1012-1014 from the IANA registry.
+    assert {code.name: int(code) for code in CloseCode} == {
+        "NORMAL_CLOSURE": 1000,
+        "GOING_AWAY": 1001,
+        "POLICY_VIOLATION": 1008,
+        "MESSAGE_TOO_BIG": 1009,
+        "INTERNAL_ERROR": 1011,
+        "SERVICE_RESTART": 1012,
+        "TRY_AGAIN_LATER": 1013,
+        "BAD_GATEWAY": 1014,
+    }
+
+
+def test_old_constant_names_are_the_enum_members() -> None:
+    assert frames_mod.CLOSE_GOING_AWAY is CloseCode.GOING_AWAY
+    assert frames_mod.CLOSE_TRY_AGAIN_LATER is CloseCode.TRY_AGAIN_LATER
+    assert frames_mod.CLOSE_BAD_GATEWAY is CloseCode.BAD_GATEWAY
+    assert frames_mod.CLOSE_GOING_AWAY == 1001  # an IntEnum: a plain int wherever one goes
+
+
+@given(st.sampled_from(list(CloseCode)))
+def test_close_frame_carries_each_code_in_network_order(code: CloseCode) -> None:
+    assert close_frame(code) == bytes((0x88, 2)) + int(code).to_bytes(2, "big")
 
 
 @given(

@@ -9,14 +9,36 @@ grows with the number of frames, not of bytes.
 
 from __future__ import annotations
 
+import enum
 import struct
 
 OP_CLOSE = 0x8
-
-CLOSE_GOING_AWAY = 1001
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_BAD_GATEWAY = 1014
 MAX_CONTROL_PAYLOAD = 125
+
+
+class CloseCode(enum.IntEnum):
+    """The close codes wsgate sends or reads: RFC 6455 section 7.4.1, and 1012-1014 from
+    the IANA "WebSocket Close Code Number Registry"."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001  # the gateway ends a tunnel: idle timeout, shutdown
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014  # the backend broke the tunnel
+
+
+# The names the gateway has always imported; each is the enum member.
+CLOSE_NORMAL = CloseCode.NORMAL_CLOSURE
+CLOSE_GOING_AWAY = CloseCode.GOING_AWAY
+CLOSE_POLICY_VIOLATION = CloseCode.POLICY_VIOLATION
+CLOSE_MESSAGE_TOO_BIG = CloseCode.MESSAGE_TOO_BIG
+CLOSE_INTERNAL_ERROR = CloseCode.INTERNAL_ERROR
+CLOSE_SERVICE_RESTART = CloseCode.SERVICE_RESTART
+CLOSE_TRY_AGAIN_LATER = CloseCode.TRY_AGAIN_LATER
+CLOSE_BAD_GATEWAY = CloseCode.BAD_GATEWAY
 
 
 class FrameTracker:
