@@ -2,7 +2,8 @@
 
 Each face keeps its causes in its own module here (`gateway.py`, `doctor.py`,
 `lint.py`); this module merges them and refuses duplicate codes, so a code means one
-thing everywhere. Look a cause up with `cause(code)`.
+thing everywhere. Look a cause up with `cause(code)`; `CauseCode` names the gateway's
+codes (checked against its catalogue when this package loads).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from wsgate.findings import doctor, gateway, lint
+from wsgate.findings.gateway import CauseCode
 from wsgate.findings.model import Cause, Severity
 
-__all__ = ["CATALOGUE", "Cause", "Severity", "cause"]
+__all__ = ["CATALOGUE", "Cause", "CauseCode", "Severity", "cause"]
 
 
 def _merge(*groups: Iterable[Cause]) -> dict[str, Cause]:

@@ -1,9 +1,51 @@
 """Causes the gateway produces itself: each one an HTTP status, a Proxy-Status error
-type (RFC 9209 section 2.3) and words for the person reading the response or the log."""
+type (RFC 9209 section 2.3), the close code when it ends a tunnel, and words for the
+person reading the response or the log.
+
+`CauseCode` names every code in `CAUSES`; the module refuses to load when the two
+disagree, so a code in the gateway is a name the type checker knows.
+"""
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Iterable
+
 from wsgate.findings.model import Cause
+
+
+class CauseCode(enum.StrEnum):
+    """The gateway's cause codes. A member equals its plain string, so
+    `cause == "no_route"` and `CATALOGUE["no_route"]` keep working."""
+
+    UPSTREAM_CONNECT_REFUSED = "upstream_connect_refused"
+    UPSTREAM_CONNECT_TIMEOUT = "upstream_connect_timeout"
+    UPSTREAM_CONNECT_FAILED = "upstream_connect_failed"
+    UPSTREAM_HANDSHAKE_TIMEOUT = "upstream_handshake_timeout"
+    UPSTREAM_CLOSED_EARLY = "upstream_closed_early"
+    UPSTREAM_BAD_RESPONSE = "upstream_bad_response"
+    UPSTREAM_BAD_ACCEPT = "upstream_bad_accept"
+    UPSTREAM_TUNNEL_BROKEN = "upstream_tunnel_broken"
+    NO_ROUTE = "no_route"
+    BAD_UPGRADE_REQUEST = "bad_upgrade_request"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    HEADER_TOO_LARGE = "header_too_large"
+    HEADER_TIMEOUT = "header_timeout"
+    BAD_REQUEST = "bad_request"
+    OVERLOADED_QUEUE_FULL = "overloaded_queue_full"
+    OVERLOADED_QUEUE_TIMEOUT = "overloaded_queue_timeout"
+    AT_CAPACITY = "at_capacity"
+    CLIENT_RATE_LIMITED = "client_rate_limited"
+    NO_HEALTHY_UPSTREAM = "no_healthy_upstream"
+    UPGRADE_WITH_BODY = "upgrade_with_body"
+    BAD_HOST = "bad_host"
+    UNSUPPORTED_HTTP_VERSION = "unsupported_http_version"
+    TRAILER_TOO_LARGE = "trailer_too_large"
+    BODY_TIMEOUT = "body_timeout"
+    UPSTREAM_HEADER_TOO_LARGE = "upstream_header_too_large"
+    OUT_OF_FILE_DESCRIPTORS = "out_of_file_descriptors"
+    SHUTTING_DOWN = "shutting_down"
+
 
 CAUSES: tuple[Cause, ...] = (
     Cause(
@@ -77,6 +119,7 @@ CAUSES: tuple[Cause, ...] = (
         summary="The backend closed an established WebSocket without a close frame.",
         fix="Look at the backend's log for a crash or restart; the client got close "
         "code 1014 (bad gateway) when the gateway was at a frame boundary.",
+        close_code=1014,  # CloseCode.BAD_GATEWAY
         symptom="clients see close code 1014 or 1006",
     ),
     Cause(
@@ -251,7 +294,26 @@ CAUSES: tuple[Cause, ...] = (
         proxy_status="proxy_internal_response",
         summary="The gateway is draining for a restart and takes no new requests.",
         fix="Retry after the Retry-After delay; another gateway instance will answer.",
-        symptom="clients get 503 with Retry-After during a deploy",
+        close_code=1001,  # CloseCode.GOING_AWAY: tunnels still open when the drain ends
+        symptom="clients get 503 with Retry-After during a deploy; WebSockets still open "
+        "when the drain ends get close code 1001",
         retry_after=True,
     ),
 )
+
+
+def check_codes(codes: Iterable[str], causes: Iterable[Cause]) -> None:
+    """Raise ValueError unless `codes` and the causes' codes are the same set, each once."""
+    named, listed = list(codes), [item.code for item in causes]
+    problems = []
+    if missing := sorted(set(listed) - set(named)):
+        problems.append(f"causes without a CauseCode member: {', '.join(missing)}")
+    if stray := sorted(set(named) - set(listed)):
+        problems.append(f"CauseCode members without a cause: {', '.join(stray)}")
+    if twice := sorted({code for code in listed if listed.count(code) > 1}):
+        problems.append(f"causes listed twice: {', '.join(twice)}")
+    if problems:
+        raise ValueError("gateway causes and CauseCode disagree: " + "; ".join(problems))
+
+
+check_codes(CauseCode, CAUSES)

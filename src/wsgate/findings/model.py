@@ -24,6 +24,8 @@ class Cause:
     `status` is the HTTP status the gateway answers with when it produces this cause
     itself (None for causes only the doctor or lint report). `proxy_status` is the error
     type from the RFC 9209 registry that goes into the `Proxy-Status` header.
+    `close_code` is the WebSocket close code (RFC 6455 section 7.4) the client gets when
+    this cause ends an established tunnel (None for causes that never do).
     `symptom` is what a client sees at runtime (lint uses it to say why a line matters).
     """
 
@@ -32,6 +34,7 @@ class Cause:
     fix: str
     status: int | None = None
     proxy_status: str | None = None
+    close_code: int | None = None
     symptom: str = ""
     severity: Severity = Severity.ERROR
     retry_after: bool = False
