@@ -20,6 +20,7 @@ from wsgate.config.model import (
     RouteConfig,
     ServerConfig,
 )
+from wsgate.errors import InputError
 
 BALANCERS = ("least_conn", "round_robin", "weighted", "consistent_hash")
 HEALTH_KINDS = ("tcp", "http", "websocket", "none")
@@ -36,7 +37,7 @@ MAX_RETRIES = 100
 MAX_RISE_FALL = 1000
 
 
-class ConfigError(Exception):
+class ConfigError(InputError):
     """A config that cannot be used; str() is the whole message for the user."""
 
     def __init__(self, source: str, key: str, expected: str, got: object = None) -> None:

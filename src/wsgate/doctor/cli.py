@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wsgate.errors import InputError
+
 if TYPE_CHECKING:
     from wsgate.doctor.observations import Settings
 
@@ -21,7 +23,7 @@ MAX_BURST = 2000
 MAX_IDLE_CONNS = 64
 
 
-class ArgError(ValueError):
+class ArgError(InputError, ValueError):
     """A bad argument, reported as 'wsgate doctor: error: ...' with exit status 2."""
 
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from wsgate.errors import InputError
 from wsgate.findings import cause
 from wsgate.findings.model import Severity
 
@@ -40,7 +41,7 @@ def matches_ws_path(path: str, ws_paths: tuple[str, ...]) -> bool:
     )
 
 
-class LintError(Exception):
+class LintError(InputError):
     """Unreadable or unparsable input: the CLI prints `file:line: error: message`, exit 2."""
 
     def __init__(self, file: str, line: int, message: str) -> None:

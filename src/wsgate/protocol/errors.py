@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from wsgate.errors import GatewayError
 
-class ProtocolError(Exception):
+
+class ProtocolError(GatewayError):
     """A request or response that breaks the protocol.
 
-    `cause` is a code from `wsgate.findings` (it decides the HTTP status); `reason` is
-    one line for the person who reads the response body or the log.
+    `cause` is a code from `wsgate.findings` (it decides the HTTP status, see
+    `GatewayError`); `reason` is one line for the person who reads the response body or
+    the log.
     """
 
     def __init__(self, cause: str, reason: str) -> None:
-        super().__init__(f"{cause}: {reason}")
-        self.cause = cause
+        super().__init__(cause, f"{cause}: {reason}")
         self.reason = reason

@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
+from wsgate.errors import InputError
+
 # Bounds that keep every load loop finite whatever the flags say.
 MAX_CONNECTIONS = 1_000_000
 MAX_DURATION_S = 3600.0
@@ -22,7 +24,7 @@ MAX_CONCURRENCY = 50_000
 Spacing = Literal["uniform", "poisson"]
 
 
-class PlanError(ValueError):
+class PlanError(InputError, ValueError):
     """A schedule that cannot be built from these arguments (the CLI exits 2 with it)."""
 
 

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from wsgate.errors import WsgateError
 from wsgate.storm import plan, stats
 from wsgate.storm.client import Target
 from wsgate.storm.worker import Session, WorkerJob, worker_main
@@ -61,7 +62,7 @@ class StormConfig:
         }
 
 
-class StormError(RuntimeError):
+class StormError(WsgateError, RuntimeError):
     """A storm that could not run (a worker crashed, or never started)."""
 
 
