@@ -1,11 +1,38 @@
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+import pytest
+
+from wsgate.config import PoolConfig
 from wsgate.policy.health import MIN_SHARE, BackendHealth, HealthSettings
 from wsgate.policy.retry import RetryBudget
 
 
+def settings(**changes: Any) -> HealthSettings:
+    """The config's defaults (the pool copies PoolConfig the same way), with `changes`."""
+    pc = PoolConfig(name="p", backends=())
+    defaults = HealthSettings(
+        rise=pc.health.rise,
+        fall=pc.health.fall,
+        eject_after=pc.eject_after_failures,
+        eject_base_s=pc.eject_base_s,
+        eject_max_s=pc.eject_max_s,
+        slow_start_s=pc.slow_start_s,
+    )
+    return dataclasses.replace(defaults, **changes)
+
+
+def test_settings_have_no_defaults_of_their_own() -> None:
+    # One home for defaults: the config model. Two disagreed once (slow start 0 vs 30 s).
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(HealthSettings))
+    with pytest.raises(TypeError):
+        HealthSettings()  # type: ignore[call-arg]
+
+
 def test_rise_and_fall_thresholds() -> None:
-    health = BackendHealth(HealthSettings(rise=2, fall=3), now=0)
+    health = BackendHealth(settings(rise=2, fall=3), now=0)
     assert health.up
     assert not health.on_check(False, 1) and not health.on_check(False, 2)
     assert health.on_check(False, 3) and not health.up  # third failure: down
@@ -14,7 +41,7 @@ def test_rise_and_fall_thresholds() -> None:
 
 
 def test_passive_ejection_with_backoff_and_trial() -> None:
-    health = BackendHealth(HealthSettings(eject_after=3, eject_base_s=2, eject_max_s=5), now=0)
+    health = BackendHealth(settings(eject_after=3, eject_base_s=2, eject_max_s=5), now=0)
     assert not health.on_failure(0) and not health.on_failure(0)
     assert health.on_failure(0)  # third in a row ejects for 2 s
     assert not health.available(1.9)
@@ -30,7 +57,7 @@ def test_passive_ejection_with_backoff_and_trial() -> None:
 def test_a_backend_ejected_thousands_of_times_keeps_the_capped_backoff() -> None:
     # 2 ** 1024 does not fit a float: the back-off overflowed after ~1024 ejections in a
     # row (about 17 hours down with a 60 s cap) and every later failure raised.
-    health = BackendHealth(HealthSettings(eject_after=1, eject_base_s=2, eject_max_s=60), now=0)
+    health = BackendHealth(settings(eject_after=1, eject_base_s=2, eject_max_s=60), now=0)
     now = 0.0
     for _ in range(2000):
         assert health.on_failure(now)
@@ -39,7 +66,7 @@ def test_a_backend_ejected_thousands_of_times_keeps_the_capped_backoff() -> None
 
 
 def test_slow_start_ramps_share_after_coming_back() -> None:
-    health = BackendHealth(HealthSettings(fall=1, rise=1, slow_start_s=10), now=0)
+    health = BackendHealth(settings(fall=1, rise=1, slow_start_s=10), now=0)
     assert health.share(0) == 1.0  # in service from the start
     health.on_check(False, 1)
     health.on_check(True, 20)  # came back at t=20

@@ -16,14 +16,17 @@ from dataclasses import dataclass
 MIN_SHARE = 0.05
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthSettings:
-    rise: int = 2
-    fall: int = 3
-    eject_after: int = 3
-    eject_base_s: float = 2.0
-    eject_max_s: float = 60.0
-    slow_start_s: float = 0.0
+    """The knobs above, every one required: their defaults live in the config model only
+    (`PoolConfig` and its `health` table), and the gateway's pool copies them here."""
+
+    rise: int
+    fall: int
+    eject_after: int
+    eject_base_s: float
+    eject_max_s: float
+    slow_start_s: float
 
 
 class BackendHealth:
