@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wsgate.config.model import Address, BackendConfig, PoolConfig
+from wsgate.errors import ConnectError as ConnectError  # re-exported
 from wsgate.gateway.healthcheck import run_check
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog
@@ -28,15 +29,6 @@ from wsgate.policy.queue import WaitQueue
 from wsgate.policy.retry import RetryBudget
 
 IDLE_UPSTREAM_TIMEOUT_S = 60.0
-
-
-class ConnectError(Exception):
-    """A connect that failed; `cause` is the catalogue code to answer with."""
-
-    def __init__(self, cause: str, detail: str) -> None:
-        super().__init__(detail)
-        self.cause = cause
-        self.detail = detail
 
 
 class Waiter(Protocol):

@@ -17,6 +17,7 @@ import signal
 import socket
 
 from wsgate.config.model import Address, Config
+from wsgate.errors import WsgateError
 from wsgate.gateway.downstream import ClientConnection
 from wsgate.gateway.pool import Pool
 from wsgate.gateway.router import Router
@@ -40,7 +41,7 @@ def os_error_reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-class ListenError(Exception):
+class ListenError(WsgateError):
     """A listen address that could not be bound; the message names it."""
 
     def __init__(self, address: Address, exc: OSError) -> None:
