@@ -233,37 +233,33 @@ def test_a_non_101_answer_keeps_its_body_after_the_head() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "cause", "words"),
+    ("data", "words"),
     [
-        (GOOD_101.replace(ACCEPT, b"x" * 28), "upstream_bad_accept", "does not match"),
-        (GOOD_101.replace(b"Upgrade: websocket\r\n", b""), "upstream_bad_accept", "Upgrade"),
+        (GOOD_101.replace(ACCEPT, b"x" * 28), "does not match"),
+        (GOOD_101.replace(b"Upgrade: websocket\r\n", b""), "Upgrade"),
         (
             GOOD_101.replace(b"Connection: Upgrade", b"Connection: close"),
-            "upstream_bad_accept",
             "Connection: Upgrade",
         ),
         (
             GOOD_101.replace(b"Sec-WebSocket-Accept: " + ACCEPT + b"\r\n", b""),
-            "upstream_bad_accept",
             "without Sec-WebSocket-Accept",
         ),
         (
             GOOD_101[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
-            "bad_upgrade_response",
             "none offered",
         ),
         (
             GOOD_101[:-2] + b"Sec-WebSocket-Protocol: chat\r\n\r\n",
-            "subprotocol_mismatch",
             "'chat'; offered: none",
         ),
-        (b"HTTP/1.1 200 OK\r\n\r\n", "unexpected_status", "status 200, not 101"),
+        (b"HTTP/1.1 200 OK\r\n\r\n", "status 200, not 101"),
     ],
 )
-def test_check_101_refuses(data: bytes, cause: str, words: str) -> None:
+def test_check_101_refuses(data: bytes, words: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         check_101(KEY, parsed(data))
-    assert caught.value.cause == cause
+    assert caught.value.cause == "upstream_bad_accept"
     assert words in caught.value.reason
 
 

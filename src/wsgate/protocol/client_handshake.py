@@ -19,6 +19,7 @@ import base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from wsgate.findings import CauseCode
 from wsgate.protocol.errors import ProtocolError
 from wsgate.protocol.handshake import KEY_BYTES, check_upgrade_response
 from wsgate.protocol.headers import HeaderList, get_all, get_one
@@ -134,12 +135,15 @@ def parse_response_head(
     while True:
         probe = bytes(data[start : start + len(_STATUS_PREFIX)])
         if probe != _STATUS_PREFIX[: len(probe)]:
-            raise ProtocolError("upstream_bad_response", _not_http(bytes(data[start : start + 40])))
+            raise ProtocolError(
+                CauseCode.UPSTREAM_BAD_RESPONSE, _not_http(bytes(data[start : start + 40]))
+            )
         end = data.find(HEAD_END, start, max_bytes)
         if end < 0:
             if len(data) >= max_bytes:
                 raise ProtocolError(
-                    "upstream_header_too_large", f"response head larger than {max_bytes} bytes"
+                    CauseCode.UPSTREAM_HEADER_TOO_LARGE,
+                    f"response head larger than {max_bytes} bytes",
                 )
             return None
         head = _parse_one(bytes(data[start:end]), end + len(HEAD_END))
@@ -170,13 +174,15 @@ def _parse_one(head: bytes, size: int) -> ResponseHead:
         or (len(line) > 12 and line[12:13] != b" ")
     ):
         quoted = line[:_QUOTE_BYTES].decode("latin-1")
-        raise ProtocolError("upstream_bad_response", f"not an HTTP/1.x status line: {quoted!r}")
+        raise ProtocolError(
+            CauseCode.UPSTREAM_BAD_RESPONSE, f"not an HTTP/1.x status line: {quoted!r}"
+        )
     headers = HeaderList()
     for line in lines[1:]:
         if line[:1] in (b" ", b"\t"):
             if not headers:
                 raise ProtocolError(
-                    "upstream_bad_response", "a continuation line before any header"
+                    CauseCode.UPSTREAM_BAD_RESPONSE, "a continuation line before any header"
                 )
             name, value = headers[-1]
             headers[-1] = (name, (value + b" " + line.strip(_OWS)).strip(_OWS))
@@ -185,7 +191,9 @@ def _parse_one(head: bytes, size: int) -> ResponseHead:
         name = name.strip(_OWS)
         if not sep or not name:
             quoted = line[:_QUOTE_BYTES].decode("latin-1")
-            raise ProtocolError("upstream_bad_response", f"malformed header line: {quoted!r}")
+            raise ProtocolError(
+                CauseCode.UPSTREAM_BAD_RESPONSE, f"malformed header line: {quoted!r}"
+            )
         headers.append((name, value.strip(_OWS)))
     status_line = lines[0]
     return ResponseHead(
@@ -204,22 +212,24 @@ def check_101(key: bytes, head: ResponseHead, subprotocols: Sequence[str] = ()) 
     `handshake.check_upgrade_response`, as the gateway checks its backends), no extension
     (none is offered) and no subprotocol but one of `subprotocols`.
 
-    Raises ProtocolError; its `reason` says which check failed.
+    Raises ProtocolError `upstream_bad_accept` (the cause the gateway gives a backend's
+    failed upgrade); its `reason` says which check failed.
     """
     if head.status != 101:
-        raise ProtocolError("unexpected_status", f"status {head.status}, not 101")
+        raise ProtocolError(CauseCode.UPSTREAM_BAD_ACCEPT, f"status {head.status}, not 101")
     check_upgrade_response(key, head.headers)
     extensions = get_one(head.headers, b"sec-websocket-extensions")
     if extensions is not None:
         words = extensions.decode("latin-1")
         raise ProtocolError(
-            "bad_upgrade_response", f"101 with Sec-WebSocket-Extensions {words!r}, none offered"
+            CauseCode.UPSTREAM_BAD_ACCEPT,
+            f"101 with Sec-WebSocket-Extensions {words!r}, none offered",
         )
     selected = get_all(head.headers, b"sec-websocket-protocol")
     if selected:
         chosen = b", ".join(selected).strip().decode("latin-1")
         if len(selected) > 1 or chosen not in subprotocols:
             raise ProtocolError(
-                "subprotocol_mismatch",
+                CauseCode.UPSTREAM_BAD_ACCEPT,
                 f"101 selects subprotocol {chosen!r}; offered: {list(subprotocols) or 'none'}",
             )
