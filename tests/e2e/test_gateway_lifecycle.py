@@ -248,3 +248,141 @@ kind = "none"
         assert any(r["event"] == "stopped" for r in found)
         # Its SIGTERM would wait for the sleeping handshake: end it by PID at once.
         backend.popen.kill()
+
+
+# -- D9: out of file descriptors is the gateway's own condition -----------------------------
+
+FD_LIMIT = 64
+# `wsgate serve` with RLIMIT_NOFILE at FD_LIMIT, soft and hard: its raise of the soft limit
+# to the hard one then changes nothing.
+LIMITED_SERVE = (
+    "import resource, sys\n"
+    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FD_LIMIT}, {FD_LIMIT}))\n"
+    "from wsgate.cli import main\n"
+    "sys.exit(main(['serve', *sys.argv[1:]]))\n"
+)
+
+
+def read_response_head(sock: socket.socket) -> bytes:
+    """The response head, or what came before the gateway closed (b"" for nothing)."""
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def handshake_at(port: int, stack: contextlib.ExitStack) -> tuple[socket.socket, Parsed | None]:
+    """An upgrade through the gateway; its answer, or None when it was closed unanswered.
+    The socket stays open (a tunnel holds two of the gateway's descriptors) until `stack`
+    closes it."""
+    sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=60))
+    with contextlib.suppress(OSError):  # closed unanswered already
+        sock.sendall(upgrade_request())
+    head = read_response_head(sock)
+    return sock, Parsed(head) if head else None
+
+
+def open_descriptors(pid: int) -> int:
+    return sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+
+
+def wait_for_descriptors(pid: int, count: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (now := open_descriptors(pid)) != count:
+        assert time.monotonic() < deadline, f"the gateway holds {now} descriptors, not {count}"
+        time.sleep(0.02)
+
+
+def assert_out_of_descriptors(response: Parsed) -> None:
+    assert response.status == 503
+    assert response.headers["x-wsgate-cause"] == "out_of_file_descriptors"
+    assert int(response.headers["retry-after"]) >= 1
+
+
+def test_out_of_descriptors_is_503_and_spares_the_backend(tmp_path: Path) -> None:
+    # Before the fix a flood under a low descriptor limit gave 502 upstream_connect_failed
+    # ("Too many open files") and ejected the backend: then 503 no_healthy_upstream.
+    with ws_server() as backend:
+        port = free_port()
+        config = tmp_path / "limited.toml"
+        config.write_text(
+            f"""
+[server]
+listen = ["127.0.0.1:{port}"]
+[pools.app]
+backends = ["127.0.0.1:{backend}"]
+[pools.app.health]
+kind = "none"
+"""
+        )
+        argv = [sys.executable, "-c", LIMITED_SERVE, "--config", str(config)]
+        with running(argv, tmp_path / "limited.log", port) as proc:
+            listening = wait_for_records(
+                proc, lambda rs: any(r["event"] == "listening" for r in rs)
+            )
+            assert listening[0]["open_files_limit"] == FD_LIMIT
+            tunnels_ended = 0
+
+            # 1. Step by step, counting the gateway's descriptors in /proc: tunnels (two
+            # each) until one or two are left; an idle client takes the second.
+            with contextlib.ExitStack() as held:
+                tunnels = 0
+                while FD_LIMIT - open_descriptors(proc.pid) > 2:
+                    before = open_descriptors(proc.pid)
+                    _, response = handshake_at(port, held)
+                    assert response is not None and response.status == 101
+                    tunnels += 1
+                    wait_for_descriptors(proc.pid, before + 2)
+                if FD_LIMIT - open_descriptors(proc.pid) == 2:
+                    held.enter_context(socket.create_connection(("127.0.0.1", port)))
+                    wait_for_descriptors(proc.pid, FD_LIMIT - 1)
+                # One left: the client gets in, its backend connection does not.
+                _, response = handshake_at(port, held)
+                assert response is not None
+                assert_out_of_descriptors(response)
+                wait_for_descriptors(proc.pid, FD_LIMIT - 1)  # that client's, closed
+                # An idle client takes the last one: accepts now fail, which is logged.
+                held.enter_context(socket.create_connection(("127.0.0.1", port)))
+                wait_for_descriptors(proc.pid, FD_LIMIT)
+                wait_for_records(proc, lambda rs: any(r["event"] == "accept_failed" for r in rs))
+                tunnels_ended += tunnels
+            wait_for_records(proc, count_is("tunnel_end", tunnels_ended))
+
+            # 2. A flood of 400 at once: many are closed unanswered (the event loop
+            # accepts and closes what it has no descriptor for), none gets a 502.
+            with contextlib.ExitStack() as flood:
+                socks = []
+                for index in range(400):
+                    sock = flood.enter_context(socket.create_connection(("127.0.0.1", port)))
+                    sock.settimeout(60)
+                    plain = b"GET /page HTTP/1.1\r\nHost: gw\r\n\r\n"
+                    with contextlib.suppress(OSError):  # closed unanswered already
+                        sock.sendall(upgrade_request() if index % 2 else plain)
+                    socks.append(sock)
+                heads = [read_response_head(sock) for sock in socks]
+            answered = [Parsed(head) for head in heads if head]
+            by_status: dict[int, int] = {}
+            for response in answered:
+                by_status[response.status] = by_status.get(response.status, 0) + 1
+            assert 502 not in by_status, by_status
+            for response in answered:
+                if response.status == 503:
+                    assert_out_of_descriptors(response)
+            tunnels_ended += by_status.get(101, 0)
+            wait_for_records(proc, count_is("tunnel_end", tunnels_ended))
+            # The backend was not ejected: the next handshake succeeds, first time.
+            with contextlib.ExitStack() as one:
+                _, response = handshake_at(port, one)
+                assert response is not None and response.status == 101, by_status
+
+        found = records(proc)
+        assert not [r for r in found if r["event"] == "backend_ejected"]
+        lines = [r for r in found if r["event"] == "out_of_file_descriptors"]
+        assert lines and all(r["pool"] == "app" and r["errno"] == "EMFILE" for r in lines)
+        accept_failed = next(r for r in found if r["event"] == "accept_failed")
+        assert accept_failed["errno"] == "EMFILE"
+        assert accept_failed["open_files_limit"] == FD_LIMIT

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import traceback
+from pathlib import Path
 from typing import Any, NoReturn
 
 from wsgate.config import Config, ConfigError, load_config, single_pool_config
@@ -99,9 +100,33 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("wsgate: --workers: expected an integer >= 1", file=sys.stderr)
         return 2
+    _raise_open_files_limit()
     if args.workers == 1:
         return _run_one(config, reuse_port=False)
     return _run_workers(config, args.workers)
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard one, as nginx (worker_rlimit_nofile) and
+    Go programs do: every proxied connection holds two descriptors, so the usual soft
+    limit of 1024 would stop the gateway near 500 connections. The figure is in the
+    "listening" line (open_files_limit)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        # Linux refuses an infinite soft limit for descriptors; fs.nr_open is the ceiling.
+        try:
+            target = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            return
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return
+    with contextlib.suppress(OSError, ValueError):  # macOS caps it lower (OPEN_MAX)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _run_one(config: Config, *, reuse_port: bool, parent_pid: int | None = None) -> int:

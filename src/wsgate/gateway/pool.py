@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import random
 import socket
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from wsgate.config.model import Address, BackendConfig, PoolConfig
 from wsgate.errors import ConnectError as ConnectError  # re-exported
 from wsgate.gateway.healthcheck import run_check
 from wsgate.gateway.upstream import UpstreamConnection
-from wsgate.observe.log import JsonLog
+from wsgate.observe.log import JsonLog, RateLimitedEvent
 from wsgate.policy.balancers import make_balancer
 from wsgate.policy.buckets import jittered_retry_after
 from wsgate.policy.drain import DrainRate, beyond_deadline, queue_retry_after_s
@@ -29,6 +31,19 @@ from wsgate.policy.queue import WaitQueue
 from wsgate.policy.retry import RetryBudget
 
 IDLE_UPSTREAM_TIMEOUT_S = 60.0
+# EMFILE (this process) and ENFILE (the whole system): out of file descriptors.
+OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+FD_ERROR_TEXTS = frozenset(os.strerror(code) for code in OUT_OF_DESCRIPTORS)
+FD_LOG_INTERVAL_S = 5.0  # at most one out_of_file_descriptors line per pool this often
+
+
+def open_files_limit() -> int | None:
+    """The soft RLIMIT_NOFILE: how many descriptors this process may hold."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class Waiter(Protocol):
@@ -124,6 +139,9 @@ class Pool:
         self._expiry: asyncio.TimerHandle | None = None
         self._checks: list[asyncio.Task[None]] = []
         self.shutting_down = False  # the gateway drains: nobody joins the queue any more
+        self._fd_log = RateLimitedEvent(
+            log, "out_of_file_descriptors", FD_LOG_INTERVAL_S, self.loop
+        )
 
     # -- choosing a backend ---------------------------------------------------------------
     def _eligible(self, now: float, exclude: frozenset[Backend]) -> list[Backend]:
@@ -380,6 +398,19 @@ class Pool:
                 f"Backend {address}: the name is not a valid host name ({exc.__cause__ or exc}).",
             ) from None
         except OSError as exc:
+            if exc.errno in OUT_OF_DESCRIPTORS:
+                # The gateway's own condition, not the backend's: no ejection, no retry.
+                self._fd_log.emit(
+                    pool=self.config.name,
+                    backend=backend.name,
+                    errno=errno.errorcode[exc.errno],
+                    open_files_limit=open_files_limit(),
+                )
+                raise ConnectError(
+                    "out_of_file_descriptors",
+                    f"No file descriptor left for a connection to backend {address} "
+                    f"({exc.strerror or exc}).",
+                ) from None
             raise ConnectError(
                 "upstream_connect_failed", f"Backend {address}: {exc.strerror or exc}."
             ) from None
@@ -411,6 +442,10 @@ class Pool:
         await asyncio.sleep(self.rng.uniform(0, min(1.0, health.interval_s)))
         while True:
             ok, detail = await run_check(health, backend.address, self.config.connect_timeout_s)
+            if not ok and detail in FD_ERROR_TEXTS:
+                # The gateway had no descriptor for the check: no verdict on the backend.
+                await asyncio.sleep(health.interval_s)
+                continue
             if backend.health.on_check(ok, self.loop.time()):
                 self.log.event(
                     "backend_up" if backend.health.up else "backend_down",
@@ -431,6 +466,7 @@ class Pool:
                 await task
         if self._expiry is not None:
             self._expiry.cancel()
+        self._fd_log.close()
         for backend in self.backends:
             for conn in list(backend.open):
                 conn.close()

@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import os
 import random
 import signal
 import socket
+from typing import Any
 
 from wsgate.config.model import Address, Config
 from wsgate.errors import WsgateError
 from wsgate.gateway.downstream import ClientConnection
-from wsgate.gateway.pool import Pool
+from wsgate.gateway.pool import FD_LOG_INTERVAL_S, OUT_OF_DESCRIPTORS, Pool, open_files_limit
 from wsgate.gateway.router import Router
-from wsgate.observe.log import JsonLog
+from wsgate.observe.log import JsonLog, RateLimitedEvent
 from wsgate.policy.clients import ClientLimits
 from wsgate.protocol.frames import CLOSE_GOING_AWAY
 
 LISTEN_BACKLOG = 4096
+FD_PROBE_S = 1.0  # how often to check that a file descriptor is to be had
 # While draining: how long a connection that arrived may stay idle (its request not yet
 # read) before it is closed; one that sends its request in time gets 503 shutting_down.
 ARRIVAL_GRACE_S = 1.0
@@ -71,8 +74,11 @@ class Gateway:
         self._sweeper: asyncio.TimerHandle | None = None
         self.draining = False
         self._servers: list[asyncio.Server] = []
+        self._accept_log = RateLimitedEvent(self.log, "accept_failed", FD_LOG_INTERVAL_S, self.loop)
+        self._fd_probe: asyncio.TimerHandle | None = None
 
     async def start(self, *, reuse_port: bool = False) -> None:
+        self.loop.set_exception_handler(self._on_loop_exception)
         for address in self.config.server.listen:
             try:
                 server = await self.loop.create_server(
@@ -90,7 +96,47 @@ class Gateway:
         for pool in self.pools.values():
             pool.start_checks()
         self._sweep()
-        self.log.event("listening", addresses=[str(a) for a in self.bound_addresses()])
+        self._probe_descriptors()
+        self.log.event(
+            "listening",
+            addresses=[str(a) for a in self.bound_addresses()],
+            open_files_limit=open_files_limit(),
+        )
+
+    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An accept() that failed for lack of descriptors becomes one rate-limited line
+        (asyncio's own loop reports it here, many times a second); the rest goes to the
+        default handler."""
+        exc = context.get("exception")
+        message = str(context.get("message", ""))
+        if isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS and "accept" in message:
+            self._accept_log.emit(
+                errno=errno.errorcode[exc.errno],
+                open_files_limit=open_files_limit(),
+                detail=f"{message}: {exc.strerror or exc}.",
+            )
+            return
+        loop.default_exception_handler(context)
+
+    def _probe_descriptors(self) -> None:
+        """uvloop never reports an accept() that failed for lack of descriptors: libuv
+        then accepts and closes the waiting connections itself, and those clients see
+        their connection closed without a word. So once a second, see whether a
+        descriptor is to be had; when none is, accepts are failing: say so."""
+        self._fd_probe = self.loop.call_later(FD_PROBE_S, self._probe_descriptors)
+        sockets = self._servers[0].sockets if self._servers else ()
+        if not sockets:
+            return
+        try:
+            os.close(os.dup(sockets[0].fileno()))
+        except OSError as exc:
+            if exc.errno in OUT_OF_DESCRIPTORS:
+                self._accept_log.emit(
+                    errno=errno.errorcode[exc.errno],
+                    open_files_limit=open_files_limit(),
+                    detail="The gateway holds as many file descriptors as its limit allows: "
+                    "new connections are closed unanswered until some close.",
+                )
 
     def _sweep(self) -> None:
         """Drop per-client state that no longer limits anybody, once a minute."""
@@ -142,6 +188,9 @@ class Gateway:
             conn.close_tunnel(CLOSE_GOING_AWAY, "server shutting down", reason_code="shutdown")
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._fd_probe is not None:
+            self._fd_probe.cancel()
+        self._accept_log.close()
         for pool in self.pools.values():
             await pool.close()
         for server in self._servers:
