@@ -28,7 +28,6 @@ from wsgate.storm.runner import StormError
 NOT_YET = {
     "wsgate.storm.client._ClosedError",
     "wsgate.storm.client._TooLongError",
-    "wsgate.gateway.states.BadTransition",
 }
 
 

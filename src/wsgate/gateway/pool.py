@@ -14,7 +14,6 @@ import os
 import random
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from wsgate.config.model import Address, BackendConfig, PoolConfig
@@ -22,6 +21,7 @@ from wsgate.errors import ConnectError as ConnectError  # re-exported
 from wsgate.gateway.healthcheck import run_check
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog, RateLimitedEvent
+from wsgate.policy.admission import QUEUED, Queued, Rejected
 from wsgate.policy.balancers import make_balancer
 from wsgate.policy.buckets import jittered_retry_after
 from wsgate.policy.drain import DrainRate, beyond_deadline, queue_retry_after_s
@@ -54,20 +54,6 @@ class Waiter(Protocol):
     def hash_key(self) -> bytes | None: ...
     def excluded(self) -> frozenset[Backend]: ...
     def __hash__(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class Rejected:
-    cause: str
-    detail: str
-    retry_after_s: int
-
-
-class Queued:
-    """The waiter is in line; `Waiter.admitted` or `Waiter.rejected` follows."""
-
-
-QUEUED = Queued()
 
 
 class Backend:

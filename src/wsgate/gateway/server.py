@@ -20,7 +20,7 @@ from typing import Any
 
 from wsgate.config.model import Address, Config
 from wsgate.errors import WsgateError
-from wsgate.gateway.downstream import ClientConnection
+from wsgate.gateway.client import ClientConnection
 from wsgate.gateway.pool import FD_LOG_INTERVAL_S, OUT_OF_DESCRIPTORS, Pool, open_files_limit
 from wsgate.gateway.router import Router
 from wsgate.observe.log import JsonLog, RateLimitedEvent

@@ -1,0 +1,363 @@
+"""The client connection's asyncio adapter: bytes and callbacks into `ClientCore`,
+its commands out to the transports, the loop's timer and the log.
+
+All decisions are the core's (core.py). What is left here is I/O: the client transport,
+the upstream connection the core asked for (taken idle from its pool or connected),
+one timer handle, and after the 101 the `Tunnel`, which copies bytes without the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import MutableSet
+from typing import Protocol, cast
+
+from wsgate.gateway.commands import (
+    CallSoon,
+    ClientReading,
+    CloseClient,
+    CloseTunnel,
+    Command,
+    Log,
+    OpenUpstream,
+    ReleaseUpstream,
+    SendToClient,
+    SendToUpstream,
+    StartTunnel,
+    Wakeup,
+)
+from wsgate.gateway.core import ClientCore, GatewayView
+from wsgate.gateway.pool import Backend, ConnectError
+from wsgate.gateway.tunnel import Tunnel
+from wsgate.gateway.upstream import UpstreamConnection
+from wsgate.observe.log import JsonLog
+from wsgate.protocol.headers import Headers
+
+
+class GatewayRuntime(GatewayView, Protocol):
+    """What the adapter needs of the running gateway (server.Gateway) beyond the core's
+    view: its loop, its log and the set of live connections."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def log(self) -> JsonLog: ...
+    @property
+    def connections(self) -> MutableSet[ClientConnection]: ...
+
+
+class ClientConnection(asyncio.Protocol):
+    # Slots, not a __dict__: a gateway holds one of these per idle WebSocket, and the
+    # per-connection memory is what S4 measures.
+    __slots__ = (
+        "__weakref__",
+        "_connect_task",
+        "_queue",
+        "_running",
+        "_timer",
+        "_tunnel",
+        "core",
+        "gw",
+        "loop",
+        "transport",
+        "upstream",
+        "write_paused",
+    )
+
+    def __init__(self, gateway: GatewayRuntime) -> None:
+        self.gw = gateway
+        self.loop = gateway.loop
+        self.transport: asyncio.Transport | None = None
+        self.core: ClientCore | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.write_paused = False
+        self._tunnel: Tunnel | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._connect_task: asyncio.Task[None] | None = None
+        self._queue: list[Command] = []
+        self._running = False
+
+    # == carrying out the core's commands ==============================================
+    def _run(self, commands: list[Command]) -> None:
+        """Carry out commands in order; commands that come back from a call made while
+        carrying them out (an idle upstream attached at once) wait their turn."""
+        if not commands:
+            return
+        if self._running:
+            self._queue.extend(commands)
+            return
+        self._running = True
+        try:
+            self._queue.extend(commands)
+            while self._queue:
+                command = self._queue.pop(0)
+                self._do(command)
+        finally:
+            self._running = False
+
+    def _do(self, command: Command) -> None:
+        kind = type(command)
+        transport = self.transport
+        if kind is SendToClient:
+            if transport is not None and not transport.is_closing():
+                transport.write(cast(SendToClient, command).data)
+        elif kind is SendToUpstream:
+            upstream = self.upstream
+            if upstream is not None:
+                upstream.write(cast(SendToUpstream, command).data)
+        elif kind is Wakeup:
+            self._set_timer(cast(Wakeup, command).at)
+        elif kind is Log:
+            self._log(cast(Log, command))
+        elif kind is OpenUpstream:
+            self._open_upstream(cast(OpenUpstream, command))
+        elif kind is ReleaseUpstream:
+            self._release_upstream(cast(ReleaseUpstream, command))
+        elif kind is CloseClient:
+            self._close_client(cast(CloseClient, command).abort)
+        elif kind is ClientReading:
+            if transport is not None and not transport.is_closing():
+                if cast(ClientReading, command).on:
+                    transport.resume_reading()
+                else:
+                    transport.pause_reading()
+        elif kind is StartTunnel:
+            self._start_tunnel(cast(StartTunnel, command))
+        elif kind is CloseTunnel:
+            close = cast(CloseTunnel, command)
+            if self._tunnel is not None:
+                self._tunnel.close(close.code, close.text, reason=close.reason)
+        elif kind is CallSoon:
+            self.loop.call_soon(self._proceed)
+
+    def _log(self, command: Log) -> None:
+        log = self.gw.log
+        if command.kind == "access":
+            log.access(**command.fields)
+        elif command.kind == "error":
+            log.error(command.name, **command.fields)
+        else:
+            log.event(command.name, **command.fields)
+
+    def _set_timer(self, at: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if at is not None:
+            self._timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.core is not None:
+            self._run(self.core.timer(self.loop.time()))
+
+    def _proceed(self) -> None:
+        if self.core is not None:
+            self._run(self.core.proceed(self.loop.time()))
+
+    def _open_upstream(self, command: OpenUpstream) -> None:
+        backend: Backend = command.backend
+        if not command.fresh:
+            conn = backend.pool.take_idle(backend)
+            if conn is not None:
+                self._attach(conn, command)
+                self._core_call_ready(None)
+                return
+        self._connect_task = self.loop.create_task(self._connect(backend, command))
+
+    async def _connect(self, backend: Backend, command: OpenUpstream) -> None:
+        started = self.loop.time()
+        try:
+            conn = await backend.pool.connect(backend)
+        except ConnectError as failure:
+            self._connect_task = None
+            if self.core is not None:
+                now = self.loop.time()
+                self._run(self.core.upstream_failed(failure.cause, failure.detail, now))
+            return
+        self._connect_task = None
+        self._attach(conn, command)
+        self._core_call_ready((self.loop.time() - started) * 1000)
+
+    def _core_call_ready(self, connect_ms: float | None) -> None:
+        assert self.core is not None
+        self._run(self.core.upstream_ready(connect_ms, self.loop.time()))
+
+    def _attach(self, conn: UpstreamConnection, command: OpenUpstream) -> None:
+        self.upstream = conn
+        conn.attach(self, head_request=command.head_request, head_limit=command.head_limit)
+        if self.write_paused and conn.transport is not None:
+            conn.transport.pause_reading()
+
+    def _release_upstream(self, command: ReleaseUpstream) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is None:
+            return
+        if command.reuse:
+            upstream.backend.pool.release(upstream)
+            return
+        upstream.detach()
+        if command.abort:
+            upstream.abort()
+        else:
+            upstream.close()
+
+    def _close_client(self, abort: bool) -> None:
+        if self._tunnel is not None and abort:
+            self._tunnel.on_client_lost()
+        transport = self.transport
+        if transport is not None:
+            if abort:
+                transport.abort()
+            else:
+                transport.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _start_tunnel(self, command: StartTunnel) -> None:
+        upstream = self.upstream
+        assert self.transport is not None and upstream is not None
+        self._tunnel = Tunnel(
+            self.transport,
+            upstream,
+            loop=self.loop,
+            log=self.gw.log,
+            fields=command.fields,
+            idle_timeout_s=command.idle_timeout_s,
+            on_closed=self._on_tunnel_closed,
+        )
+        self._tunnel.start(command.tail, command.early)
+
+    def _on_tunnel_closed(self) -> None:
+        self.upstream = None
+        if self.core is not None:
+            self._run(self.core.tunnel_closed(self.loop.time()))
+
+    # == asyncio.Protocol: the client side =============================================
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = self.transport.get_extra_info("peername")
+        high = self.gw.config.server.tunnel_high_water_bytes
+        self.transport.set_write_buffer_limits(high=high, low=high // 4)
+        self.gw.connections.add(self)
+        self.core = ClientCore(self.gw, str(peer[0]) if peer else "-", self)
+        over = len(self.gw.connections) > self.gw.config.server.max_connections
+        self._run(self.core.start(self.loop.time(), over_capacity=over))
+
+    def data_received(self, data: bytes) -> None:
+        tunnel = self._tunnel
+        if tunnel is not None:
+            tunnel.from_client(data)
+            return
+        if self.core is not None:
+            self._run(self.core.client_data(data, self.loop.time()))
+
+    def eof_received(self) -> bool | None:
+        if self._tunnel is not None:
+            return self._tunnel.on_client_eof()
+        if self.core is None:
+            return None
+        commands, keep = self.core.client_eof(self.loop.time())
+        self._run(commands)
+        return True if keep else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        tunnel = self._tunnel
+        if tunnel is not None:
+            tunnel.on_client_lost()
+        self.gw.connections.discard(self)
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+        if self.core is not None:
+            self._run(self.core.client_lost(self.loop.time()))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def pause_writing(self) -> None:
+        # The client reads slower than the backend sends: stop reading the backend.
+        self.write_paused = True
+        upstream = self.upstream
+        if upstream is not None and upstream.transport is not None:
+            upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        upstream = self.upstream
+        if upstream is not None and upstream.transport is not None and not upstream.closed:
+            upstream.transport.resume_reading()
+
+    # == Waiter: the pool's answers to a queued handshake ===============================
+    def admitted(self, backend: Backend) -> None:
+        if self.core is None:
+            backend.pool.handshake_done(backend, 0.0, 0, "aborted")
+            return
+        self._run(self.core.admitted(backend, self.loop.time()))
+
+    def rejected(self, cause: str, detail: str, retry_after_s: int) -> None:
+        if self.core is not None:
+            self._run(self.core.rejected(cause, detail, retry_after_s, self.loop.time()))
+
+    def hash_key(self) -> bytes | None:
+        return self.core.hash_key() if self.core is not None else None
+
+    def excluded(self) -> frozenset[Backend]:
+        return self.core.excluded() if self.core is not None else frozenset()
+
+    # == ResponseSink: the upstream connection's events =================================
+    def on_response_head(
+        self, status: int, reason: bytes, version: str, headers: Headers, keep_alive: bool
+    ) -> None:
+        assert self.core is not None
+        self._run(
+            self.core.response_head(status, reason, version, headers, keep_alive, self.loop.time())
+        )
+
+    def on_response_body(self, data: bytes) -> None:
+        assert self.core is not None
+        self._run(self.core.response_body(data))
+
+    def on_response_complete(self) -> None:
+        assert self.core is not None
+        self._run(self.core.response_complete(self.loop.time()))
+
+    def on_upstream_upgrade(self, tail: bytes) -> None:
+        assert self.core is not None
+        self._run(self.core.upstream_upgrade(tail, self.loop.time()))
+
+    def on_upstream_eof(self) -> None:
+        assert self.core is not None
+        self._run(self.core.upstream_eof(self.loop.time()))
+
+    def on_upstream_lost(self, exc: Exception | None) -> None:
+        self.upstream = None
+        assert self.core is not None
+        self._run(self.core.upstream_lost(str(exc) if exc else "", self.loop.time()))
+
+    def on_upstream_bad_response(
+        self, reason: str, *, cause: str = "upstream_bad_response"
+    ) -> None:
+        self.upstream = None
+        assert self.core is not None
+        self._run(self.core.upstream_bad_response(reason, cause, self.loop.time()))
+
+    def on_upstream_pause_writing(self) -> None:
+        assert self.core is not None
+        self._run(self.core.upstream_write_paused(True))
+
+    def on_upstream_resume_writing(self) -> None:
+        assert self.core is not None
+        self._run(self.core.upstream_write_paused(False))
+
+    # == the gateway's view =============================================================
+    def close_tunnel(self, code: int, text: str, *, reason_code: str) -> None:
+        """End this connection from the gateway's side (drain)."""
+        if self.core is not None:
+            self._run(self.core.close(code, text, reason=reason_code, now=self.loop.time()))
+
+    @property
+    def idle(self) -> bool:
+        return self.core is not None and self.core.idle

@@ -1,0 +1,115 @@
+"""One request on a client connection, and the two state machines of a client
+connection, each with its allowed transitions in one table (as h11's `_state.py`).
+
+The *reader* follows the client's bytes: request heads, bodies, and what comes after an
+upgrade request. The *exchange* follows the request being answered. They are apart
+because a pipelining client sends the next head while the previous answer streams.
+
+    reader:    HEAD <-> BODY,  HEAD/BODY -> UPGRADE (bytes held for a tunnel)
+               any -> STOPPED (refused, half-closed or closed: nothing more is parsed)
+    exchange:  IDLE -> WAITING (routed, waiting for a slot or a connection)
+               WAITING -> FORWARDED (head sent) -> RESPONDING (answer head relayed)
+               RESPONDING -> IDLE (keep-alive)
+               FORWARDED -> UPGRADING (101 relayed) -> TUNNEL
+               FORWARDED -> WAITING (retry on another backend)
+               IDLE/WAITING/FORWARDED -> ANSWERED (the gateway's own answer sent)
+               any -> CLOSED
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from wsgate.errors import WsgateError
+from wsgate.protocol.errors import ProtocolError
+from wsgate.protocol.forward import Framing
+from wsgate.protocol.headers import Headers
+
+if TYPE_CHECKING:
+    from wsgate.gateway.pool import Backend, Pool
+
+
+class Reader(enum.Enum):
+    HEAD = "head"
+    BODY = "body"
+    UPGRADE = "upgrade"
+    STOPPED = "stopped"
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"
+    WAITING = "waiting"
+    FORWARDED = "forwarded"
+    RESPONDING = "responding"
+    UPGRADING = "upgrading"
+    TUNNEL = "tunnel"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+
+
+READER_MOVES: dict[Reader, frozenset[Reader]] = {
+    Reader.HEAD: frozenset({Reader.BODY, Reader.UPGRADE, Reader.STOPPED}),
+    Reader.BODY: frozenset({Reader.HEAD, Reader.UPGRADE, Reader.STOPPED}),
+    Reader.UPGRADE: frozenset({Reader.STOPPED}),
+    Reader.STOPPED: frozenset(),
+}
+
+PHASE_MOVES: dict[Phase, frozenset[Phase]] = {
+    Phase.IDLE: frozenset({Phase.WAITING, Phase.ANSWERED, Phase.CLOSED}),
+    Phase.WAITING: frozenset({Phase.FORWARDED, Phase.ANSWERED, Phase.CLOSED}),
+    Phase.FORWARDED: frozenset(
+        {Phase.RESPONDING, Phase.UPGRADING, Phase.WAITING, Phase.ANSWERED, Phase.CLOSED}
+    ),
+    Phase.RESPONDING: frozenset({Phase.IDLE, Phase.CLOSED}),
+    Phase.UPGRADING: frozenset({Phase.TUNNEL, Phase.CLOSED}),
+    Phase.TUNNEL: frozenset({Phase.CLOSED}),
+    Phase.ANSWERED: frozenset({Phase.CLOSED}),
+    Phase.CLOSED: frozenset(),
+}
+
+
+class BadTransitionError(WsgateError):
+    """A move the tables above do not allow: a bug in the core, never the peer's fault."""
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    method: bytes
+    target: bytes
+    version: str
+    headers: Headers
+    keep_alive: bool
+    framing: Framing
+    received_at: float
+    ws_key: bytes | None = None
+    upgrade: bool = False  # any Upgrade request (websocket, h2c, ...): its connection dies
+    error: ProtocolError | None = None
+    body: list[bytes] = field(default_factory=list)
+    buffered: int = 0
+    complete: bool = False
+    close_after: bool = False  # the connection closes once this request is answered
+    pool: Pool | None = None
+    backend: Backend | None = None
+    client: str = "-"
+    tried: set[Backend] = field(default_factory=set)
+    last_failure: tuple[str, str] | None = None  # (cause, detail)
+    attempts: int = 1
+    slot: Backend | None = None  # the handshake slot this request holds
+    slot_since: float = 0.0
+    slot_inflight: int = 0
+    queued_at: float | None = None
+    stale_retry_done: bool = False
+    head_sent: bool = False
+    head_sent_at: float = 0.0
+    connect_ms: float | None = None
+    status: int = 0
+    # The answer towards the client and from the backend (RESPONDING only).
+    framing_out: Framing = Framing.NONE
+    upstream_framing: Framing = Framing.NONE
+    upstream_reusable: bool = False
+
+
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -1,0 +1,518 @@
+"""Playbooks for the pure client core: literal bytes in, literal commands out, time moved
+by the test. No sockets, no loop: what the gateway decides is tested here; that the
+adapter carries it out is tested end to end in tests/e2e/.
+
+Each hardening regression test of tests/e2e/test_gateway_hardening.py has a twin here
+(named `test_dN_...`)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+
+from wsgate.config.model import (
+    Address,
+    BackendConfig,
+    Config,
+    PoolConfig,
+    RouteConfig,
+    ServerConfig,
+)
+from wsgate.gateway.commands import (
+    CallSoon,
+    ClientReading,
+    CloseClient,
+    CloseTunnel,
+    Command,
+    Log,
+    OpenUpstream,
+    ReleaseUpstream,
+    SendToClient,
+    SendToUpstream,
+    StartTunnel,
+    Wakeup,
+)
+from wsgate.gateway.core import ClientCore
+from wsgate.gateway.router import Router
+from wsgate.gateway.states import PHASE_MOVES, BadTransitionError, Phase
+from wsgate.policy.admission import QUEUED, Rejected
+from wsgate.policy.clients import ClientLimits
+from wsgate.policy.retry import RetryBudget
+from wsgate.protocol.handshake import accept_value
+from wsgate.protocol.headers import HeaderList
+
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+UPGRADE = (
+    b"GET /chat HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: " + KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+GET = b"GET /page HTTP/1.1\r\nHost: gw.test\r\n\r\n"
+
+
+# -- a fake pool: the calls the core makes, recorded; answers set by the test -------------
+class FakeHealth:
+    def available(self, now: float) -> bool:
+        return True
+
+
+@dataclass(eq=False)
+class FakeBackend:
+    name: str
+    pool: FakePool
+    inflight: int = 0
+    health: FakeHealth = field(default_factory=FakeHealth)
+
+    @property
+    def address(self) -> Address:
+        host, port = self.name.split(":")
+        return Address(host, int(port))
+
+    def __repr__(self) -> str:
+        return f"FakeBackend({self.name})"
+
+
+class FakePool:
+    def __init__(self, config: PoolConfig) -> None:
+        self.config = config
+        self.rng = random.Random(1)
+        self.budget = RetryBudget(1.0, 100.0)
+        self.backends = [FakeBackend(str(b.address), self) for b in config.backends]
+        self.answers: list[object] = []  # what admit answers, in turn; default: a backend
+        self.calls: list[tuple[Any, ...]] = []
+
+    def admit(self, waiter: object, now: float, *, front: bool = False) -> object:
+        self.calls.append(("admit", front))
+        if self.answers:
+            return self.answers.pop(0)
+        excluded = cast(Any, waiter).excluded()
+        return next(b for b in self.backends if b not in excluded)
+
+    def cancel(self, waiter: object) -> None:
+        self.calls.append(("cancel",))
+
+    def handshake_done(self, backend: FakeBackend, rtt: float, inflight: int, outcome: str) -> None:
+        self.calls.append(("done", backend.name, outcome))
+
+    def pick_for_request(
+        self, now: float, exclude: frozenset[FakeBackend], key: bytes | None
+    ) -> FakeBackend | None:
+        return next((b for b in self.backends if b not in exclude), None)
+
+    def retry_after(self) -> int:
+        return 5
+
+    def note_failure(self, backend: FakeBackend) -> None:
+        self.calls.append(("failure", backend.name))
+
+    def note_success(self, backend: FakeBackend) -> None:
+        self.calls.append(("success", backend.name))
+
+    def tunnel_opened(self, backend: FakeBackend) -> None:
+        self.calls.append(("tunnel_opened", backend.name))
+
+    def tunnel_closed(self, backend: FakeBackend) -> None:
+        self.calls.append(("tunnel_closed", backend.name))
+
+
+@dataclass
+class FakeGateway:
+    config: Config
+    router: Router
+    pools: Mapping[str, Any]
+    client_limits: ClientLimits
+    trusted_proxies: Sequence[Any] = ()
+    rng: random.Random = field(default_factory=lambda: random.Random(1))
+    draining: bool = False
+
+
+class FakeWaiter:
+    def __init__(self) -> None:
+        self.core: ClientCore | None = None
+
+    def excluded(self) -> frozenset[Any]:
+        assert self.core is not None
+        return self.core.excluded()
+
+    def hash_key(self) -> bytes | None:
+        assert self.core is not None
+        return self.core.hash_key()
+
+
+def make(
+    backends: int = 2, *, server: ServerConfig | None = None, **pool: Any
+) -> tuple[ClientCore, FakePool, FakeGateway]:
+    pool_config = PoolConfig(
+        "app",
+        tuple(BackendConfig(Address("127.0.0.1", 9001 + n)) for n in range(backends)),
+        **pool,
+    )
+    config = Config(
+        server=server or ServerConfig(access_log=False),
+        pools={"app": pool_config},
+        routes=(RouteConfig("app"),),
+    )
+    fake = FakePool(pool_config)
+    gw = FakeGateway(config, Router(config.routes), {"app": fake}, ClientLimits(0, 0.0, 20))
+    waiter = FakeWaiter()
+    core = ClientCore(cast(Any, gw), "192.0.2.7", cast(Any, waiter))
+    waiter.core = core
+    return core, fake, gw
+
+
+def sent(commands: list[Command]) -> bytes:
+    return b"".join(c.data for c in commands if isinstance(c, SendToClient))
+
+
+def upstream_bytes(commands: list[Command]) -> bytes:
+    return b"".join(c.data for c in commands if isinstance(c, SendToUpstream))
+
+
+def without_logs(commands: list[Command]) -> list[Command]:
+    return [c for c in commands if not isinstance(c, Log)]
+
+
+def errors(commands: list[Command]) -> list[str]:
+    return [c.name for c in commands if isinstance(c, Log) and c.kind == "error"]
+
+
+def status_and_cause(data: bytes) -> tuple[int, str]:
+    head = data.split(b"\r\n\r\n", 1)[0].decode()
+    status = int(head.split(" ", 2)[1])
+    causes = [
+        line.split(":", 1)[1].strip()
+        for line in head.split("\r\n")
+        if line.lower().startswith("x-wsgate-cause:")
+    ]
+    return status, causes[0] if causes else ""
+
+
+def switching(key: bytes = KEY) -> HeaderList:
+    headers = HeaderList()
+    headers.append((b"Upgrade", b"websocket"))
+    headers.append((b"Connection", b"Upgrade"))
+    headers.append((b"Sec-WebSocket-Accept", accept_value(key)))
+    return headers
+
+
+def sized(body: bytes = b"ok") -> HeaderList:
+    headers = HeaderList()
+    headers.append((b"Content-Length", str(len(body)).encode()))
+    return headers
+
+
+# -- playbooks ---------------------------------------------------------------------------
+def test_a_websocket_handshake_from_bytes_to_tunnel() -> None:
+    core, pool, _ = make()
+    assert core.start(0.0, over_capacity=False) == [Wakeup(10.0)]
+    out = core.client_data(UPGRADE + b"\x81\x80abcd", 0.5)
+    backend = pool.backends[0]
+    assert out == [OpenUpstream(backend, head_request=False, head_limit=65536), Wakeup(None)]
+    assert core.phase is Phase.WAITING
+
+    out = core.upstream_ready(1.5, 0.6)
+    head = upstream_bytes(out)
+    assert head.startswith(b"GET /chat HTTP/1.1\r\n")
+    assert b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" in head
+    assert b"X-Forwarded-For: 192.0.2.7\r\n" in head
+    assert out[-1] == Wakeup(60.6)  # the response timeout
+    assert core.phase is Phase.FORWARDED
+
+    out = core.response_head(101, b"Switching Protocols", "1.1", switching(), True, 0.7)
+    assert sent(out).startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert out[-1] == Wakeup(None)
+    assert pool.calls[-2:] == [
+        ("tunnel_opened", "127.0.0.1:9001"),
+        ("done", "127.0.0.1:9001", "ok"),
+    ]
+
+    out = core.upstream_upgrade(b"\x81\x02hi", 0.8)
+    assert out == [
+        StartTunnel(
+            b"\x81\x02hi",
+            b"\x81\x80abcd",
+            {"client": "192.0.2.7", "pool": "app", "backend": "127.0.0.1:9001"},
+            0.0,
+        )
+    ]
+    assert core.phase is Phase.TUNNEL
+    assert core.close(1001, "", reason="shutdown", now=1.0) == [CloseTunnel(1001, "", "shutdown")]
+    assert core.tunnel_closed(2.0) == []
+    assert pool.calls[-1] == ("tunnel_closed", "127.0.0.1:9001")
+
+
+def test_a_plain_request_and_keep_alive() -> None:
+    core, pool, _ = make()
+    core.start(0.0, over_capacity=False)
+    out = core.client_data(GET, 0.1)
+    assert isinstance(out[0], OpenUpstream)
+    core.upstream_ready(None, 0.1)
+    out = core.response_head(200, b"OK", "1.1", sized(), True, 0.2)
+    assert sent(out) == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+    assert core.response_body(b"ok") == [SendToClient(b"ok")]
+    out = core.response_complete(0.3)
+    assert without_logs(out) == [ReleaseUpstream(reuse=True), Wakeup(75.3)]
+    assert core.idle
+    # Nothing more from the client: the keep-alive timeout closes it, silently.
+    assert core.timer(75.3) == [CloseClient()]
+    assert pool.calls == [("success", "127.0.0.1:9001")]
+
+
+def test_pipelined_requests_are_answered_in_order() -> None:
+    core, _, _ = make()
+    core.start(0.0, over_capacity=False)
+    out = core.client_data(GET + GET.replace(b"/page", b"/second"), 0.1)
+    assert sum(isinstance(c, OpenUpstream) for c in out) == 1  # one at a time
+    core.upstream_ready(None, 0.1)
+    core.response_head(200, b"OK", "1.1", sized(), True, 0.2)
+    core.response_body(b"ok")
+    out = core.response_complete(0.3)
+    assert CallSoon() in out  # the next request starts on the next turn of the loop
+    out = core.proceed(0.3)
+    assert isinstance(out[0], OpenUpstream)
+    assert upstream_bytes(core.upstream_ready(None, 0.3)).startswith(b"GET /second ")
+
+
+def test_the_header_timeout_answers_408() -> None:
+    core, _, _ = make()
+    core.start(0.0, over_capacity=False)
+    assert core.client_data(b"GET / HTTP/1.1\r\n", 1.0) == []  # the deadline stands
+    out = core.timer(10.0)
+    assert status_and_cause(sent(out)) == (408, "header_timeout")
+    assert out[-1] == CloseClient()
+
+
+def test_over_capacity_answers_503_at_once() -> None:
+    core, _, _ = make()
+    out = core.start(0.0, over_capacity=True)
+    status, cause = status_and_cause(sent(out))
+    assert (status, cause) == (503, "at_capacity")
+    assert b"Retry-After: " in sent(out)
+    assert CloseClient() in out
+
+
+def test_a_queued_handshake_waits_then_is_admitted() -> None:
+    core, pool, _ = make()
+    pool.answers = [QUEUED]
+    core.start(0.0, over_capacity=False)
+    assert without_logs(core.client_data(UPGRADE, 0.1)) == [Wakeup(None)]
+    out = core.admitted(cast(Any, pool.backends[1]), 3.0)
+    assert out == [OpenUpstream(pool.backends[1], head_request=False, head_limit=65536)]
+
+
+def test_a_queued_handshake_that_is_turned_away_gets_503_with_retry_after() -> None:
+    core, pool, _ = make()
+    pool.answers = [QUEUED]
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE, 0.1)
+    out = core.rejected("overloaded_queue_timeout", "Waited 30 s.", 7, 30.1)
+    assert status_and_cause(sent(out)) == (503, "overloaded_queue_timeout")
+    assert b"Retry-After: 7\r\n" in sent(out)
+    assert errors(out) == ["overloaded_queue_timeout"]
+
+
+def test_a_client_that_gives_up_while_queued_leaves_the_queue() -> None:
+    core, pool, _ = make()
+    pool.answers = [QUEUED]
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE, 0.1)
+    out, keep = core.client_eof(2.0)
+    assert not keep
+    assert out == [CloseClient()]
+    assert ("cancel",) in pool.calls
+
+
+def test_a_full_queue_is_answered_with_the_pools_words() -> None:
+    core, pool, _ = make()
+    pool.answers = [Rejected("overloaded_queue_full", "4096 wait.", 12)]
+    core.start(0.0, over_capacity=False)
+    out = core.client_data(UPGRADE, 0.1)
+    assert status_and_cause(sent(out)) == (503, "overloaded_queue_full")
+    assert b"Retry-After: 12\r\n" in sent(out)
+    assert pool.calls == [("admit", False)]
+
+
+def test_a_refused_connect_is_retried_on_the_other_backend() -> None:
+    core, pool, _ = make()
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE, 0.1)
+    out = core.upstream_failed("upstream_connect_refused", "refused", 0.2)
+    assert ("done", "127.0.0.1:9001", "failed") in pool.calls
+    assert ("admit", True) in pool.calls  # back to the front of the line
+    assert [c for c in out if isinstance(c, OpenUpstream)] == [
+        OpenUpstream(pool.backends[1], head_request=False, head_limit=65536)
+    ]
+    assert [c.name for c in out if isinstance(c, Log)] == ["upstream_attempt"]
+
+
+def test_when_every_backend_failed_the_last_failure_explains() -> None:
+    core, _, _ = make(backends=1, retries=0)
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE, 0.1)
+    out = core.upstream_failed("upstream_connect_refused", "Backend refused.", 0.2)
+    assert status_and_cause(sent(out)) == (502, "upstream_connect_refused")
+
+
+def test_d9_out_of_descriptors_is_not_the_backends_fault() -> None:
+    core, pool, _ = make()
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE, 0.1)
+    out = core.upstream_failed("out_of_file_descriptors", "EMFILE.", 0.2)
+    assert status_and_cause(sent(out)) == (503, "out_of_file_descriptors")
+    assert b"Retry-After: 5\r\n" in sent(out)
+    assert ("done", "127.0.0.1:9001", "aborted") in pool.calls  # no failure counted
+    assert not any(call[0] == "failure" for call in pool.calls)
+    assert not any(isinstance(c, OpenUpstream) for c in out)  # and no retry
+
+
+def test_the_response_timeout_counts_against_the_backend() -> None:
+    core, pool, _ = make()
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE, 0.1)
+    core.upstream_ready(None, 0.1)
+    out = core.timer(60.1)
+    assert status_and_cause(sent(out)) == (504, "upstream_handshake_timeout")
+    assert ("done", "127.0.0.1:9001", "dropped") in pool.calls
+    assert ReleaseUpstream(abort=True) in out
+
+
+def test_d1_an_upgrade_with_a_body_never_reaches_a_backend() -> None:
+    for extra in (b"Content-Length: 5\r\n", b"Transfer-Encoding: chunked\r\n"):
+        core, pool, _ = make()
+        core.start(0.0, over_capacity=False)
+        request = UPGRADE.replace(b"\r\n\r\n", b"\r\n" + extra + b"\r\n") + b"hello"
+        out = core.client_data(request, 0.1)
+        assert status_and_cause(sent(out)) == (400, "upgrade_with_body")
+        assert not any(isinstance(c, OpenUpstream) for c in out)
+        assert pool.calls == []
+
+
+def test_d1_a_refused_upgrade_does_not_give_its_connection_back() -> None:
+    core, _, _ = make()
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE, 0.1)
+    core.upstream_ready(None, 0.1)
+    out = core.response_head(404, b"Not Found", "1.1", sized(b"no"), True, 0.2)
+    assert b"Connection: close\r\n" in sent(out)
+    core.response_body(b"no")
+    out = core.response_complete(0.3)
+    assert ReleaseUpstream(reuse=False) in out
+    assert out[-1] == CloseClient()
+
+
+def test_d2_a_stalled_upgrade_body_is_never_a_backend_timeout() -> None:
+    # The refusal comes before any backend: nothing for the backend's health to count.
+    core, pool, _ = make()
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE.replace(b"\r\n\r\n", b"\r\nContent-Length: 4\r\n\r\n"), 0.1)
+    assert core.timer(120.0) == []
+    assert pool.calls == []
+
+
+def test_d3_a_trailer_over_the_limit_gets_431() -> None:
+    core, _, _ = make(server=ServerConfig(access_log=False, max_header_bytes=1024))
+    core.start(0.0, over_capacity=False)
+    head = b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    out = core.client_data(head + b"5\r\nhello\r\n0\r\n", 0.1)
+    assert isinstance(out[0], OpenUpstream)
+    core.upstream_ready(None, 0.1)
+    out = core.client_data(b"X-T: " + b"v" * 2000 + b"\r\n\r\n", 0.2)
+    assert status_and_cause(sent(out)) == (431, "trailer_too_large")
+    assert ReleaseUpstream(abort=True) in out
+
+
+def test_d4_an_oversized_response_head_is_a_502_without_a_retry() -> None:
+    core, pool, _ = make()
+    core.start(0.0, over_capacity=False)
+    core.client_data(GET, 0.1)
+    core.upstream_ready(None, 0.1)
+    out = core.upstream_bad_response(
+        "response head over 65536 bytes", "upstream_header_too_large", 0.2
+    )
+    assert status_and_cause(sent(out)) == (502, "upstream_header_too_large")
+    assert pool.calls == [("failure", "127.0.0.1:9001")]
+    assert not any(isinstance(c, OpenUpstream) for c in out)
+
+
+def test_d5_a_stalled_body_gets_408_and_paused_time_does_not_count() -> None:
+    core, pool, _ = make(server=ServerConfig(access_log=False, body_timeout_s=30.0))
+    core.start(0.0, over_capacity=False)
+    out = core.client_data(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nx", 0.0)
+    assert out[-1] == Wakeup(30.0)
+    core.upstream_ready(None, 0.0)
+    # The backend cannot take more for a while: reading pauses, and the body timer waits.
+    assert core.upstream_write_paused(True) == [ClientReading(False)]
+    assert without_logs(core.timer(30.0)) == [Wakeup(60.0)]
+    assert core.upstream_write_paused(False) == [ClientReading(True)]
+    out = core.timer(60.0)
+    assert status_and_cause(sent(out)) == (408, "body_timeout")
+    assert not any(call[0] == "failure" for call in pool.calls)
+
+
+def test_d10_a_pipelined_head_over_the_limit_is_refused_in_its_turn() -> None:
+    core, _, _ = make(server=ServerConfig(access_log=False, max_header_bytes=1024))
+    core.start(0.0, over_capacity=False)
+    big = b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 4000 + b"\r\n\r\n"
+    out = core.client_data(GET + big, 0.1)
+    assert sent(out) == b""  # nothing yet: the first request is answered first
+    assert ClientReading(False) in out
+    core.upstream_ready(None, 0.1)
+    core.response_head(200, b"OK", "1.1", sized(), True, 0.2)
+    core.response_body(b"ok")
+    core.response_complete(0.3)
+    out = core.proceed(0.3)
+    assert status_and_cause(sent(out)) == (431, "header_too_large")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "expected"),
+    [
+        (b"GET / HTTP/1.1\r\n\r\n", (400, "bad_host")),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", (400, "bad_host")),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", (505, "unsupported_http_version")),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", (400, "bad_request")),
+    ],
+)
+def test_heads_a_proxy_must_refuse(request_bytes: bytes, expected: tuple[int, str]) -> None:
+    core, pool, _ = make()
+    core.start(0.0, over_capacity=False)
+    out = core.client_data(request_bytes, 0.1)
+    assert status_and_cause(sent(out)) == expected
+    assert pool.calls == []
+
+
+def test_draining_answers_shutting_down() -> None:
+    core, _, gw = make()
+    gw.draining = True
+    core.start(0.0, over_capacity=False)
+    out = core.client_data(UPGRADE, 0.1)
+    assert status_and_cause(sent(out)) == (503, "shutting_down")
+
+
+def test_a_backend_that_breaks_framing_before_the_answer_is_retried() -> None:
+    core, _, _ = make()
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE, 0.1)
+    core.upstream_ready(None, 0.1)
+    out = core.upstream_bad_response("bad status line", "upstream_bad_response", 0.2)
+    assert [c.backend.name for c in out if isinstance(c, OpenUpstream)] == ["127.0.0.1:9002"]
+
+
+def test_a_wrong_accept_is_a_502() -> None:
+    core, pool, _ = make()
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE, 0.1)
+    core.upstream_ready(None, 0.1)
+    out = core.response_head(101, b"Switching", "1.1", switching(b"x" * 24), True, 0.2)
+    assert status_and_cause(sent(out)) == (502, "upstream_bad_accept")
+    assert ("done", "127.0.0.1:9001", "failed") in pool.calls
+
+
+def test_the_transition_tables_are_enforced() -> None:
+    core, _, _ = make()
+    assert Phase.TUNNEL not in PHASE_MOVES[Phase.IDLE]
+    with pytest.raises(BadTransitionError):
+        core._move(Phase.TUNNEL)  # a bug in the core must not pass silently
