@@ -38,7 +38,7 @@ from wsgate.gateway.commands import (
 )
 from wsgate.gateway.core import ClientCore
 from wsgate.gateway.router import Router
-from wsgate.gateway.states import PHASE_MOVES, BadTransitionError, Phase
+from wsgate.gateway.states import PHASE_MOVES, BadTransitionError, Phase, Stage
 from wsgate.policy.admission import QUEUED, Rejected
 from wsgate.policy.clients import ClientLimits
 from wsgate.policy.retry import RetryBudget
@@ -211,7 +211,7 @@ def test_a_websocket_handshake_from_bytes_to_tunnel() -> None:
     out = core.client_data(UPGRADE + b"\x81\x80abcd", 0.5)
     backend = pool.backends[0]
     assert out == [OpenUpstream(backend, head_request=False, head_limit=65536), Wakeup(None)]
-    assert core.phase is Phase.WAITING
+    assert core.exchange is not None and core.exchange.stage is Stage.WAITING
 
     out = core.upstream_ready(1.5, 0.6)
     head = upstream_bytes(out)
@@ -219,7 +219,7 @@ def test_a_websocket_handshake_from_bytes_to_tunnel() -> None:
     assert b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" in head
     assert b"X-Forwarded-For: 192.0.2.7\r\n" in head
     assert out[-1] == Wakeup(60.6)  # the response timeout
-    assert core.phase is Phase.FORWARDED
+    assert core.exchange is not None and core.exchange.stage is Stage.FORWARDED
 
     out = core.response_head(101, b"Switching Protocols", "1.1", switching(), True, 0.7)
     assert sent(out).startswith(b"HTTP/1.1 101 Switching Protocols\r\n")

@@ -26,8 +26,9 @@ from wsgate.gateway.commands import (
     StartTunnel,
     Wakeup,
 )
-from wsgate.gateway.core import ClientCore, GatewayView
+from wsgate.gateway.core import ClientCore
 from wsgate.gateway.pool import Backend, ConnectError
+from wsgate.gateway.ports import GatewayView
 from wsgate.gateway.tunnel import Tunnel
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog

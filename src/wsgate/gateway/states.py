@@ -1,19 +1,19 @@
-"""One request on a client connection, and the two state machines of a client
-connection, each with its allowed transitions in one table (as h11's `_state.py`).
+"""One request on a client connection, and the state machines of a client connection,
+each with its allowed moves in one table (as h11's `_state.py`).
 
 The *reader* follows the client's bytes: request heads, bodies, and what comes after an
-upgrade request. The *exchange* follows the request being answered. They are apart
-because a pipelining client sends the next head while the previous answer streams.
+upgrade request. The *connection* follows what the connection is for: between requests,
+busy with one, or a tunnel. The *exchange* follows one request's trip to a backend and
+back. They are apart because a pipelining client sends the next head while the previous
+answer streams, and because a tunnel outlives the request that made it.
 
-    reader:    HEAD <-> BODY,  HEAD/BODY -> UPGRADE (bytes held for a tunnel)
-               any -> STOPPED (refused, half-closed or closed: nothing more is parsed)
-    exchange:  IDLE -> WAITING (routed, waiting for a slot or a connection)
-               WAITING -> FORWARDED (head sent) -> RESPONDING (answer head relayed)
-               RESPONDING -> IDLE (keep-alive)
-               FORWARDED -> UPGRADING (101 relayed) -> TUNNEL
-               FORWARDED -> WAITING (retry on another backend)
-               IDLE/WAITING/FORWARDED -> ANSWERED (the gateway's own answer sent)
-               any -> CLOSED
+    reader:      HEAD <-> BODY,  HEAD/BODY -> UPGRADE (bytes held for a tunnel)
+                 any -> STOPPED (refused or half-closed: nothing more is parsed)
+    connection:  IDLE <-> BUSY -> TUNNEL;  any -> CLOSED
+    exchange:    WAITING (for a slot or a connection) -> FORWARDED (head sent)
+                 FORWARDED -> RESPONDING (answer head relayed) -> DONE
+                 FORWARDED -> UPGRADING (101 relayed) -> SWITCHED (the tunnel has it)
+                 FORWARDED -> WAITING (a retry);  WAITING/FORWARDED/UPGRADING -> DONE
 """
 
 from __future__ import annotations
@@ -40,13 +40,18 @@ class Reader(enum.Enum):
 
 class Phase(enum.Enum):
     IDLE = "idle"
+    BUSY = "busy"
+    TUNNEL = "tunnel"
+    CLOSED = "closed"
+
+
+class Stage(enum.Enum):
     WAITING = "waiting"
     FORWARDED = "forwarded"
     RESPONDING = "responding"
     UPGRADING = "upgrading"
-    TUNNEL = "tunnel"
-    ANSWERED = "answered"
-    CLOSED = "closed"
+    SWITCHED = "switched"
+    DONE = "done"
 
 
 READER_MOVES: dict[Reader, frozenset[Reader]] = {
@@ -57,16 +62,19 @@ READER_MOVES: dict[Reader, frozenset[Reader]] = {
 }
 
 PHASE_MOVES: dict[Phase, frozenset[Phase]] = {
-    Phase.IDLE: frozenset({Phase.WAITING, Phase.ANSWERED, Phase.CLOSED}),
-    Phase.WAITING: frozenset({Phase.FORWARDED, Phase.ANSWERED, Phase.CLOSED}),
-    Phase.FORWARDED: frozenset(
-        {Phase.RESPONDING, Phase.UPGRADING, Phase.WAITING, Phase.ANSWERED, Phase.CLOSED}
-    ),
-    Phase.RESPONDING: frozenset({Phase.IDLE, Phase.CLOSED}),
-    Phase.UPGRADING: frozenset({Phase.TUNNEL, Phase.CLOSED}),
+    Phase.IDLE: frozenset({Phase.BUSY, Phase.CLOSED}),
+    Phase.BUSY: frozenset({Phase.IDLE, Phase.TUNNEL, Phase.CLOSED}),
     Phase.TUNNEL: frozenset({Phase.CLOSED}),
-    Phase.ANSWERED: frozenset({Phase.CLOSED}),
     Phase.CLOSED: frozenset(),
+}
+
+STAGE_MOVES: dict[Stage, frozenset[Stage]] = {
+    Stage.WAITING: frozenset({Stage.FORWARDED, Stage.DONE}),
+    Stage.FORWARDED: frozenset({Stage.RESPONDING, Stage.UPGRADING, Stage.WAITING, Stage.DONE}),
+    Stage.RESPONDING: frozenset({Stage.DONE}),
+    Stage.UPGRADING: frozenset({Stage.SWITCHED, Stage.DONE}),
+    Stage.SWITCHED: frozenset(),
+    Stage.DONE: frozenset(),
 }
 
 

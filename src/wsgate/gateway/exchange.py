@@ -1,0 +1,543 @@
+"""One request's trip to a backend and back, pure: a slot or a pick, the connection,
+the forwarded head and body, the answer relayed or retried, and a checked 101.
+
+An `Exchange` lives while its request is the connection's active one. It talks to its
+connection (`ClientCore`) only through `ExchangeHost`: commands go out through `emit`,
+and what ends the connection (an error answer, an abort) is the host's to do. Its
+stages and their table are in `states.py`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from wsgate.gateway.commands import (
+    Command,
+    Log,
+    OpenUpstream,
+    ReleaseUpstream,
+    SendToClient,
+    SendToUpstream,
+)
+from wsgate.gateway.ports import GatewayView
+from wsgate.gateway.states import STAGE_MOVES, BadTransitionError, Request, Stage, ms
+from wsgate.policy.admission import Queued, Rejected
+from wsgate.policy.keys import hash_key
+from wsgate.protocol.errors import ProtocolError
+from wsgate.protocol.forward import (
+    Framing,
+    client_framing,
+    forward_request_head,
+    interim_head,
+    response_framing,
+    response_head,
+    switching_protocols_head,
+)
+from wsgate.protocol.handshake import check_upgrade_response
+from wsgate.protocol.headers import Headers
+
+if TYPE_CHECKING:
+    from wsgate.gateway.pool import Backend, Waiter
+
+# RFC 9110 section 9.2.2: requests that may be sent again without harm.
+IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+
+# Connect failures that are the gateway's own condition, not the backend's.
+GATEWAY_OWN_CAUSES = frozenset({"out_of_file_descriptors"})
+
+
+def replayable(request: Request) -> bool:
+    """Whether another backend may get this request: always if nothing was sent yet;
+    after the head went out, only an idempotent request without a body (the body's bytes
+    were streamed, not kept)."""
+    if not request.head_sent:
+        return True
+    return request.framing is Framing.NONE and request.method in IDEMPOTENT_METHODS
+
+
+class ExchangeHost(Protocol):
+    """What an exchange needs of its client connection."""
+
+    @property
+    def gw(self) -> GatewayView: ...
+    @property
+    def waiter(self) -> Waiter: ...
+    @property
+    def client_ip(self) -> str: ...
+    @property
+    def now(self) -> float: ...
+    def emit(self, command: Command) -> None: ...
+    def fail(self, cause: str, detail: str, *, retry_after_s: int | None = None) -> None: ...
+    def abort(self) -> None: ...
+    def keep_alive_allowed(self) -> bool: ...
+    def answered(self, request: Request) -> None: ...
+    def tunnel_opened(self, backend: Backend) -> None: ...
+    def body_flowing(self) -> None: ...
+
+
+class Exchange:
+    __slots__ = ("has_upstream", "host", "request", "response_deadline", "stage")
+
+    def __init__(self, host: ExchangeHost, request: Request) -> None:
+        self.host = host
+        self.request = request
+        self.stage = Stage.WAITING
+        self.has_upstream = False
+        self.response_deadline: float | None = None
+
+    def _move(self, new: Stage) -> None:
+        if new is not self.stage:
+            if new not in STAGE_MOVES[self.stage]:
+                raise BadTransitionError(f"exchange {self.stage.name} -> {new.name}")
+            self.stage = new
+
+    @property
+    def answer_started(self) -> bool:
+        """Whether the client has had any of the backend's answer (no error answer then)."""
+        return self.stage in (Stage.RESPONDING, Stage.UPGRADING, Stage.SWITCHED)
+
+    # == a backend for the request ========================================================
+    def begin(self) -> None:
+        request = self.request
+        if request.ws_key is None:
+            self._pick()
+        else:
+            self._admit()
+
+    def _admit(self, *, front: bool = False) -> None:
+        pool = self.request.pool
+        assert pool is not None
+        now = self.host.now
+        result = pool.admit(self.host.waiter, now, front=front)
+        if isinstance(result, Rejected):
+            self._reject(result.cause, result.detail, result.retry_after_s)
+        elif isinstance(result, Queued):
+            self.request.queued_at = now
+        else:
+            self.admitted(result)
+
+    def admitted(self, backend: Backend) -> None:
+        """A handshake slot on `backend` is ours (at once, or later from the queue)."""
+        request = self.request
+        if self.stage is not Stage.WAITING:
+            backend.pool.handshake_done(backend, 0.0, 0, "aborted")
+            return
+        request.slot = backend
+        request.slot_since = self.host.now
+        request.slot_inflight = backend.inflight
+        self._use(backend)
+
+    def rejected(self, cause: str, detail: str, retry_after_s: int) -> None:
+        """The pool will not give us a slot (queue timeout, no backend left, draining)."""
+        if self.stage is Stage.WAITING:
+            self._reject(cause, detail, retry_after_s)
+
+    def hash_key(self) -> bytes | None:
+        request = self.request
+        if request.pool is None:
+            return None
+        return hash_key(
+            request.pool.config.hash_key, request.client, request.headers, request.target
+        )
+
+    def _reject(self, cause: str, detail: str, retry_after_s: int) -> None:
+        request = self.request
+        failure = request.last_failure
+        if cause == "no_healthy_upstream" and failure is not None and request.tried:
+            # Retries ran out of backends: the last real failure explains it best.
+            self.host.fail(*failure)
+            return
+        self.host.fail(cause, detail, retry_after_s=retry_after_s)
+
+    def _pick(self) -> None:
+        request = self.request
+        pool = request.pool
+        assert pool is not None
+        backend = pool.pick_for_request(
+            self.host.now,
+            frozenset(request.tried),
+            hash_key(pool.config.hash_key, request.client, request.headers, request.target),
+        )
+        if backend is None:
+            self._reject(
+                "no_healthy_upstream",
+                f"Pool {pool.config.name}: no backend is up.",
+                pool.retry_after(),
+            )
+            return
+        self._use(backend)
+
+    def _use(self, backend: Backend, *, fresh: bool = False) -> None:
+        request = self.request
+        request.tried.add(backend)
+        request.backend = backend
+        self.host.emit(
+            OpenUpstream(
+                backend,
+                head_request=request.method == b"HEAD",
+                head_limit=self.host.gw.config.server.max_response_header_bytes,
+                fresh=fresh,
+            )
+        )
+
+    def release_slot(self, outcome: str) -> None:
+        request = self.request
+        backend, request.slot = request.slot, None
+        if backend is not None:
+            rtt = self.host.now - request.slot_since
+            backend.pool.handshake_done(backend, rtt, request.slot_inflight, outcome)
+
+    def release(self) -> None:
+        """The connection ends: give back the place in line and the slot, if held."""
+        request = self.request
+        if request.pool is not None and request.queued_at is not None:
+            request.pool.cancel(self.host.waiter)
+        self.release_slot("aborted")
+
+    def drop_upstream(self, *, abort: bool) -> None:
+        if self.has_upstream:
+            self.has_upstream = False
+            self.host.emit(ReleaseUpstream(abort=abort))
+
+    # == the upstream connection ==========================================================
+    def ready(self, connect_ms: float | None) -> None:
+        """The connection `OpenUpstream` asked for is attached: forward the request."""
+        request = self.request
+        if self.stage is not Stage.WAITING:
+            self.host.emit(ReleaseUpstream(reuse=True))
+            self.release_slot("aborted")
+            return
+        self.has_upstream = True
+        if connect_ms is not None:
+            request.connect_ms = connect_ms
+        assert request.backend is not None
+        self._move(Stage.FORWARDED)
+        self.host.emit(
+            SendToUpstream(
+                forward_request_head(
+                    request.method,
+                    request.target,
+                    request.headers,
+                    client_ip=self.host.client_ip,
+                    scheme="http",
+                    websocket=request.ws_key is not None,
+                    framing=request.framing,
+                    default_host=str(request.backend.address),
+                )
+            )
+        )
+        request.head_sent = True
+        request.head_sent_at = self.host.now
+        for part in request.body:
+            self.send_body(part)
+        request.body.clear()
+        request.buffered = 0
+        self.host.body_flowing()
+        if request.complete:
+            self.request_complete()
+
+    def connect_failed(self, cause: str, detail: str) -> None:
+        """`OpenUpstream` could not connect."""
+        request = self.request
+        if self.stage is not Stage.WAITING:
+            self.release_slot("aborted")
+            return
+        if cause in GATEWAY_OWN_CAUSES:
+            # The gateway's own shortage says nothing of the backend (no ejection), and
+            # another backend would fail the same way (no retry).
+            self.release_slot("aborted")
+            assert request.pool is not None
+            self.host.fail(cause, detail, retry_after_s=request.pool.retry_after())
+            return
+        outcome = "dropped" if cause == "upstream_connect_timeout" else "failed"
+        self._retry_or_fail(cause, detail, outcome=outcome)
+
+    @property
+    def streaming_body(self) -> bool:
+        """Body bytes go straight to the backend (else the connection buffers them)."""
+        return self.has_upstream and self.request.head_sent
+
+    def send_body(self, body: bytes) -> None:
+        if self.request.framing is Framing.CHUNKED:
+            if body:
+                self.host.emit(SendToUpstream(b"%x\r\n" % len(body) + body + b"\r\n"))
+        else:
+            self.host.emit(SendToUpstream(body))
+
+    def request_complete(self) -> None:
+        """The client sent all of the request: the backend's time to answer starts."""
+        request = self.request
+        if not self.streaming_body:
+            return
+        if request.framing is Framing.CHUNKED:
+            self.host.emit(SendToUpstream(b"0\r\n\r\n"))
+        if self.stage is Stage.FORWARDED:
+            assert request.pool is not None
+            self.response_deadline = self.host.now + request.pool.config.response_timeout_s
+
+    def response_timeout(self) -> None:
+        self.response_deadline = None
+        request = self.request
+        if self.stage is not Stage.FORWARDED:
+            return
+        assert request.pool is not None
+        timeout = request.pool.config.response_timeout_s
+        had_slot = request.slot is not None
+        self.release_slot("dropped")  # a slot's release counts the failure
+        if request.backend is not None and not had_slot:
+            request.backend.pool.note_failure(request.backend)
+        backend = request.backend.name if request.backend else None
+        self.host.fail(
+            "upstream_handshake_timeout",
+            f"Backend {backend} sent no response head within {timeout:g} s.",
+        )
+
+    # == the backend's answer =============================================================
+    def response_head(self, status: int, reason: bytes, headers: Headers, keep_alive: bool) -> None:
+        request = self.request
+        if self.stage is not Stage.FORWARDED:
+            return
+        if status == 101:
+            self.response_deadline = None
+            # Count the tunnel before the slot frees: freeing it admits the next waiter,
+            # which must see this connection in max_connections_per_backend.
+            self._switching_protocols(reason, headers)
+            self.release_slot("ok")  # nothing left to release if that failed
+            return
+        if status < 200:
+            if request.version == "1.1":
+                self.host.emit(SendToClient(interim_head(status, reason, headers)))
+            return
+        self.response_deadline = None
+        pool = request.pool
+        assert pool is not None
+        if (
+            request.ws_key is not None
+            and status in pool.config.retry_on_status
+            and self._can_retry()
+        ):
+            # A 5xx to a handshake before anything reached the client: try elsewhere.
+            self.drop_upstream(abort=False)
+            self._retry_or_fail(
+                "upstream_bad_response", f"Backend answered {status}.", outcome="failed"
+            )
+            return
+        if request.slot is not None:
+            self.release_slot("ok")
+        elif request.backend is not None and status < 500:
+            request.backend.pool.note_success(request.backend)
+        self._move(Stage.RESPONDING)
+        request.status = status
+        upstream_framing = response_framing(request.method, status, headers)
+        framing = client_framing(upstream_framing, request.version)
+        keep = (
+            request.keep_alive
+            and framing is not Framing.CLOSE
+            # An upgrade request that was not switched: the client may have sent frames.
+            and not request.upgrade
+            and self.host.keep_alive_allowed()
+        )
+        request.close_after = not keep
+        request.upstream_framing = upstream_framing
+        request.framing_out = framing
+        # A connection that carried an upgrade request (refused, since this is not a
+        # 101) is never reused: the backend and the gateway may disagree on where that
+        # request ended, and the next request on it would be read as its continuation.
+        request.upstream_reusable = (
+            keep_alive and upstream_framing is not Framing.CLOSE and not request.upgrade
+        )
+        self.host.emit(
+            SendToClient(
+                response_head(
+                    status,
+                    reason,
+                    headers,
+                    framing=framing,
+                    keep_alive=keep,
+                    client_version=request.version,
+                )
+            )
+        )
+
+    def response_body(self, data: bytes) -> None:
+        if self.stage is not Stage.RESPONDING:
+            return
+        if self.request.framing_out is Framing.CHUNKED:
+            if data:
+                self.host.emit(SendToClient(b"%x\r\n" % len(data)))
+                self.host.emit(SendToClient(data))
+                self.host.emit(SendToClient(b"\r\n"))
+        else:
+            self.host.emit(SendToClient(data))
+
+    def response_complete(self) -> None:
+        request = self.request
+        if self.stage is not Stage.RESPONDING:
+            return
+        if request.framing_out is Framing.CHUNKED:
+            self.host.emit(SendToClient(b"0\r\n\r\n"))
+        self.has_upstream = False
+        self.host.emit(ReleaseUpstream(reuse=request.upstream_reusable and request.complete))
+        self.log_access()
+        self._move(Stage.DONE)
+        self.host.answered(request)
+
+    def upstream_eof(self) -> None:
+        # A body that runs to the end of the connection ends here; any other body was cut
+        # short, and upstream_lost follows and aborts the client.
+        if self.stage is Stage.RESPONDING and self.request.upstream_framing is Framing.CLOSE:
+            self.request.upstream_reusable = False
+            self.response_complete()
+
+    def upstream_lost(self, error: str) -> None:
+        request = self.request
+        if self.stage in (Stage.UPGRADING, Stage.RESPONDING):
+            # A truncated body (or a 101 without its tunnel): the client must not take
+            # it as complete.
+            self.has_upstream = False
+            self.host.abort()
+            return
+        if self.stage is not Stage.FORWARDED:
+            return
+        self.has_upstream = False
+        self.response_deadline = None
+        if (
+            request.head_sent
+            and not request.stale_retry_done
+            and request.framing is Framing.NONE
+            and request.connect_ms is None
+            and request.method in IDEMPOTENT_METHODS
+        ):
+            # A reused keep-alive connection that the backend had just closed: retry once
+            # on a fresh connection, as nothing reached the backend's application.
+            request.stale_retry_done = True
+            request.head_sent = False
+            assert request.backend is not None
+            self._move(Stage.WAITING)
+            self._use(request.backend, fresh=True)
+            return
+        backend = request.backend.name if request.backend else None
+        detail = f"Backend {backend} closed the connection" + (f" ({error})." if error else ".")
+        self._retry_or_fail("upstream_closed_early", detail, outcome="failed")
+
+    def bad_response(self, reason: str, cause: str) -> None:
+        request = self.request
+        if self.stage is Stage.RESPONDING:
+            self.has_upstream = False
+            self.host.abort()
+            return
+        if self.stage is not Stage.FORWARDED:
+            return
+        self.response_deadline = None
+        self.has_upstream = False
+        backend = request.backend.name if request.backend else None
+        detail = f"Backend {backend}: {reason}."
+        if cause == "upstream_header_too_large":
+            # Another try would bring the same head: the backend's fault, not retried.
+            had_slot = request.slot is not None
+            self.release_slot("failed")  # a slot's release counts the failure
+            if not had_slot and request.backend is not None:
+                request.backend.pool.note_failure(request.backend)
+            self.host.fail(cause, detail)
+            return
+        self._retry_or_fail(cause, detail, outcome="failed")
+
+    # == retries and the 101 ==============================================================
+    def _can_retry(self) -> bool:
+        request = self.request
+        pool = request.pool
+        if pool is None or request.attempts > pool.config.retries:
+            return False
+        now = self.host.now
+        return any(b not in request.tried and b.health.available(now) for b in pool.backends)
+
+    def _retry_or_fail(self, cause: str, detail: str, *, outcome: str) -> None:
+        """A failure before anything reached the client: another backend, if the attempt
+        count and the pool's retry budget allow, else the explained error."""
+        request = self.request
+        request.last_failure = (cause, detail)
+        if request.slot is not None:
+            self.release_slot(outcome)
+        elif request.backend is not None and outcome != "aborted":
+            request.backend.pool.note_failure(request.backend)
+        pool = request.pool
+        assert pool is not None
+        self._log(
+            "event",
+            "upstream_attempt",
+            client=self.host.client_ip,
+            pool=pool.config.name,
+            backend=str(request.backend.address) if request.backend else None,
+            attempt=request.attempts,
+            cause=cause,
+        )
+        if (
+            replayable(request)
+            and request.attempts <= pool.config.retries
+            and pool.budget.try_retry(self.host.now)
+        ):
+            request.attempts += 1
+            request.head_sent = False
+            request.connect_ms = None
+            self._move(Stage.WAITING)
+            if request.ws_key is not None:
+                self._admit(front=True)
+            else:
+                self._pick()
+            return
+        self.host.fail(cause, detail)
+
+    def _switching_protocols(self, reason: bytes, headers: Headers) -> None:
+        request = self.request
+        if request.ws_key is None:
+            self.host.fail("upstream_bad_response", "Backend answered 101 to a plain request.")
+            return
+        try:
+            check_upgrade_response(request.ws_key, headers)
+        except ProtocolError as exc:
+            backend = request.backend.name if request.backend else None
+            self.release_slot("failed")  # a wrong Accept is the backend's fault
+            self.host.fail(exc.cause, f"Backend {backend}: {exc.reason}.")
+            return
+        if request.backend is not None:
+            request.backend.pool.tunnel_opened(request.backend)
+            self.host.tunnel_opened(request.backend)  # the connection closes it
+        request.status = 101
+        self._move(Stage.UPGRADING)
+        self.host.emit(SendToClient(switching_protocols_head(reason, headers)))
+        self.log_access()
+
+    def switch(self) -> None:
+        """The backend's bytes after its 101 have come: the tunnel takes the upstream."""
+        self._move(Stage.SWITCHED)
+        self.has_upstream = False
+
+    def end(self) -> None:
+        """The connection answered or closed: nothing more of this exchange."""
+        if self.stage is not Stage.SWITCHED:
+            self.stage = Stage.DONE
+        self.response_deadline = None
+
+    # == log lines ========================================================================
+    def _log(self, kind: str, name: str, **fields: Any) -> None:
+        self.host.emit(Log(kind, name, fields))
+
+    def log_access(self) -> None:
+        if not self.host.gw.config.server.access_log:
+            return  # skip building the fields: this runs once per handshake
+        request = self.request
+        now = self.host.now
+        self._log(
+            "access",
+            "",
+            client=self.host.client_ip,
+            method=request.method.decode("latin-1"),
+            target=request.target.decode("latin-1"),
+            status=request.status,
+            pool=request.pool.config.name if request.pool else None,
+            backend=request.backend.name if request.backend else None,
+            upgrade=request.ws_key is not None,
+            connect_ms=ms(request.connect_ms),
+            response_ms=ms((now - request.head_sent_at) * 1000) if request.head_sent else None,
+            total_ms=ms((now - request.received_at) * 1000),
+        )
