@@ -250,7 +250,7 @@ def _ratio(a: Any, b: Any) -> str:
 
 def markdown(results: dict[str, dict[str, Any]], names: list[str]) -> str:
     head = ["scenario", "metric", *names]
-    ratios = [n for n in ("nginx", "haproxy") if n in names and "wsgate" in names]
+    ratios = [n for n in ("nginx", "haproxy", "wsgate-base") if n in names and "wsgate" in names]
     head += [f"wsgate / {n}" for n in ratios]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scenario, key, label, _lower in TABLE:
@@ -290,6 +290,16 @@ def machine() -> dict[str, Any]:
     }
 
 
+def export_base(rev: str, into: Path) -> Path:
+    """The source tree of git revision `rev`, exported under `into`; returns its src/."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", rev, "src"], cwd=tg.ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -305,6 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storm-workers", type=int, help="client processes (default 1)")
     parser.add_argument(
         "--target-workers", type=int, help="nginx/HAProxy/wsgate workers (1; 0: every core)"
+    )
+    parser.add_argument(
+        "--base",
+        metavar="REV",
+        help="also run the wsgate target from git revision REV (target wsgate-base), to "
+        "measure a change against its base in the same run",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -326,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     work = args.out / stamp
     work.mkdir(parents=True, exist_ok=True)
+    if args.base:
+        os.environ[tg.BASE_SRC_ENV] = str(export_base(args.base, work / "base"))
+        if "wsgate-base" not in names:
+            names.append("wsgate-base")
+    elif "wsgate-base" in names:
+        parser.error("the wsgate-base target needs --base REV")
     plan: dict[str, Callable[[], dict[str, Any]]] = {
         "s1fast": lambda: s1("fast", sizes, work, names),
         "s1overload": lambda: s1("overload", sizes, work, names),

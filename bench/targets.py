@@ -25,10 +25,21 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
-TARGETS = ("direct", "nginx", "haproxy", "wsgate", "wsgate-patient", "wsgate-fixed")
+TARGETS = (
+    "direct",
+    "nginx",
+    "haproxy",
+    "wsgate",
+    "wsgate-patient",
+    "wsgate-fixed",
+    "wsgate-base",
+)
 # wsgate with other admission settings (bench/<name>.toml). They differ from `wsgate` only
 # while handshakes wait in its queue, so only the S1 storms run them.
 S1_ONLY = frozenset({"wsgate-patient", "wsgate-fixed"})
+# `wsgate-base`: the `wsgate` target's config run from another checkout's source tree (run.py
+# --base REV exports it), so that a change is measured against its base in the same run.
+BASE_SRC_ENV = "WSGATE_BENCH_BASE_SRC"
 
 
 def free_port() -> int:
@@ -74,11 +85,13 @@ class Proc:
 
 
 @contextlib.contextmanager
-def running(name: str, argv: list[str], port: int, workdir: Path) -> Iterator[Proc]:
+def running(
+    name: str, argv: list[str], port: int, workdir: Path, env: dict[str, str] | None = None
+) -> Iterator[Proc]:
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
-        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     proc = Proc(name, popen, log)
     try:
         try:
@@ -140,13 +153,20 @@ def target(
         argv = [HAPROXY, "-db", "-f", str(conf)]
     elif name.startswith("wsgate"):
         conf = prefix / "wsgate.toml"
-        conf.write_text((HERE / f"{name}.toml").read_text().format(**fill))
+        toml = "wsgate" if name == "wsgate-base" else name
+        conf.write_text((HERE / f"{toml}.toml").read_text().format(**fill))
         argv = [sys.executable, "-m", "wsgate", "serve", "--config", str(conf)]
         if workers != 1:
             argv += ["--workers", str(workers or cores)]
     else:
         raise ValueError(f"unknown target {name!r}")
-    with running(name, argv, port, prefix) as proc:
+    env = None
+    if name == "wsgate-base":
+        base = os.environ.get(BASE_SRC_ENV)
+        if not base:
+            raise RuntimeError(f"wsgate-base needs {BASE_SRC_ENV} (bench.run --base REV)")
+        env = {**os.environ, "PYTHONPATH": base}
+    with running(name, argv, port, prefix, env) as proc:
         time.sleep(0.3)  # let every worker process of the target come up
         yield Target(name, [f"ws://127.0.0.1:{port}/"], [proc.pid])
 
