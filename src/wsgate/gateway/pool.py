@@ -14,7 +14,7 @@ import os
 import random
 import socket
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from wsgate.config.model import Address, BackendConfig, PoolConfig
 from wsgate.errors import ConnectError as ConnectError  # re-exported
@@ -408,7 +408,7 @@ class Pool:
     def release(self, conn: UpstreamConnection) -> None:
         """Return a connection after a complete exchange; keep it if there is room."""
         conn.detach()
-        backend = conn.backend
+        backend = cast(Backend, conn.backend)  # `connect` made it for one of ours
         if conn.closed or len(backend.idle) >= self.config.max_idle_per_backend:
             conn.close()
             return

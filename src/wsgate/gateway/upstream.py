@@ -8,7 +8,7 @@ copies bytes to the sink's transport. `pool.Pool` opens, keeps and reuses them.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -16,8 +16,20 @@ from wsgate.protocol.errors import ProtocolError
 from wsgate.protocol.headers import HeaderList, Headers
 from wsgate.protocol.limits import head_overflows, head_tail
 
-if TYPE_CHECKING:
-    from wsgate.gateway.pool import Backend
+
+class ConnectionPool(Protocol):
+    """What takes a connection back after a complete exchange (`pool.Pool`)."""
+
+    def release(self, conn: UpstreamConnection) -> None: ...
+
+
+class ConnectionOwner(Protocol):
+    """What an upstream connection needs of the backend it belongs to (`pool.Backend`):
+    to be forgotten when it closes, and the pool that takes it back."""
+
+    @property
+    def pool(self) -> ConnectionPool: ...
+    def forget(self, conn: UpstreamConnection) -> None: ...
 
 
 class TunnelSink(Protocol):
@@ -70,7 +82,7 @@ class UpstreamConnection(asyncio.Protocol):
         "tunnel",
     )
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: ConnectionOwner) -> None:
         self.backend = backend
         self.transport: asyncio.Transport | None = None
         self.sink: ResponseSink | None = None
