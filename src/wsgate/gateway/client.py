@@ -9,8 +9,8 @@ one timer handle, and after the 101 the `Tunnel`, which copies bytes without the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import MutableSet
-from typing import Protocol, cast
+from collections.abc import Collection, Coroutine
+from typing import Any, Protocol, cast
 
 from wsgate.gateway.commands import (
     CallSoon,
@@ -37,14 +37,19 @@ from wsgate.protocol.headers import Headers
 
 class GatewayRuntime(GatewayView, Protocol):
     """What the adapter needs of the running gateway (server.Gateway) beyond the core's
-    view: its loop, its log and the set of live connections."""
+    view: its loop, its log, the live connections (it reports each one's arrival, its
+    going idle during a drain and its end) and the tasks it starts."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
     @property
     def log(self) -> JsonLog: ...
     @property
-    def connections(self) -> MutableSet[ClientConnection]: ...
+    def connections(self) -> Collection[ClientConnection]: ...
+    def connection_opened(self, conn: ClientConnection) -> None: ...
+    def connection_idle(self, conn: ClientConnection) -> None: ...
+    def connection_closed(self, conn: ClientConnection) -> None: ...
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
 
 
 class ClientConnection(asyncio.Protocol):
@@ -81,20 +86,22 @@ class ClientConnection(asyncio.Protocol):
     # == carrying out the core's commands ==============================================
     def _run(self, commands: list[Command]) -> None:
         """Carry out commands in order; commands that come back from a call made while
-        carrying them out (an idle upstream attached at once) wait their turn."""
-        if not commands:
-            return
+        carrying them out (an idle upstream attached at once) wait their turn. While the
+        gateway drains, a core left idle is reported, to be closed."""
         if self._running:
             self._queue.extend(commands)
             return
-        self._running = True
-        try:
-            self._queue.extend(commands)
-            while self._queue:
-                command = self._queue.pop(0)
-                self._do(command)
-        finally:
-            self._running = False
+        if commands:
+            self._running = True
+            try:
+                self._queue.extend(commands)
+                while self._queue:
+                    command = self._queue.pop(0)
+                    self._do(command)
+            finally:
+                self._running = False
+        if self.gw.draining and self.core is not None and self.core.idle:
+            self.gw.connection_idle(self)
 
     def _do(self, command: Command) -> None:
         kind = type(command)
@@ -164,7 +171,7 @@ class ClientConnection(asyncio.Protocol):
                 self._attach(conn, command)
                 self._core_call_ready(None)
                 return
-        self._connect_task = self.loop.create_task(self._connect(backend, command))
+        self._connect_task = self.gw.create_task(self._connect(backend, command))
 
     async def _connect(self, backend: Backend, command: OpenUpstream) -> None:
         started = self.loop.time()
@@ -242,7 +249,7 @@ class ClientConnection(asyncio.Protocol):
         peer = self.transport.get_extra_info("peername")
         high = self.gw.config.server.tunnel_high_water_bytes
         self.transport.set_write_buffer_limits(high=high, low=high // 4)
-        self.gw.connections.add(self)
+        self.gw.connection_opened(self)
         self.core = ClientCore(self.gw, str(peer[0]) if peer else "-", self)
         over = len(self.gw.connections) > self.gw.config.server.max_connections
         self._run(self.core.start(self.loop.time(), over_capacity=over))
@@ -268,7 +275,7 @@ class ClientConnection(asyncio.Protocol):
         tunnel = self._tunnel
         if tunnel is not None:
             tunnel.on_client_lost()
-        self.gw.connections.discard(self)
+        self.gw.connection_closed(self)
         if self._connect_task is not None:
             self._connect_task.cancel()
             self._connect_task = None

@@ -1,21 +1,34 @@
-"""The gateway's lifetime: listeners, the set of live connections, graceful drain.
+"""The gateway's lifetime: listeners, the live connections and tasks, graceful drain.
 
-Shutdown runs in a fixed order: turn away the handshakes queued for a slot (503
-shutting_down), close idle keep-alive connections, let exchanges and tunnels finish for
-`drain_timeout_s` while new arrivals are answered 503 shutting_down, then stop listening,
-close the remaining tunnels with close code 1001 (going away) and abort what is left.
+The gateway moves through four phases, each move allowed by one table (`GATEWAY_MOVES`)
+and made by one method:
+
+    RUNNING --begin_drain()--> DRAINING --stop()--> STOPPING --_stopped()--> STOPPED
+
+    DRAINING: turn away the handshakes queued for a slot (503 shutting_down), close idle
+        keep-alive connections now and each one that goes idle later, answer new arrivals
+        503 shutting_down (the listeners stay open), and wait, on an event and not a timer,
+        for the last connection to leave or for `drain_timeout_s`.
+    STOPPING: stop listening, close the remaining tunnels with close code 1001 (going
+        away) and the other connections, cancel and await the connect tasks, give the
+        connections `CLOSE_GRACE_S` to go, abort what is left, close the pools.
+
+`drain()` runs the whole sequence. Every connection (`connections`) and every task the
+connections start (`tasks`) is tracked here, so that STOPPING leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import errno
 import ipaddress
 import os
 import random
 import signal
 import socket
+from collections.abc import Coroutine
 from typing import Any
 
 from wsgate.config.model import Address, Config
@@ -23,6 +36,7 @@ from wsgate.errors import WsgateError
 from wsgate.gateway.client import ClientConnection
 from wsgate.gateway.pool import FD_LOG_INTERVAL_S, OUT_OF_DESCRIPTORS, Pool, open_files_limit
 from wsgate.gateway.router import Router
+from wsgate.gateway.states import BadTransitionError
 from wsgate.observe.log import JsonLog, RateLimitedEvent
 from wsgate.policy.clients import ClientLimits
 from wsgate.protocol.frames import CLOSE_GOING_AWAY
@@ -32,6 +46,24 @@ FD_PROBE_S = 1.0  # how often to check that a file descriptor is to be had
 # While draining: how long a connection that arrived may stay idle (its request not yet
 # read) before it is closed; one that sends its request in time gets 503 shutting_down.
 ARRIVAL_GRACE_S = 1.0
+# Once stopping: how long the closed connections have to go (a close frame to flush, the
+# TCP close) before they are aborted.
+CLOSE_GRACE_S = 1.0
+
+
+class GatewayPhase(enum.Enum):
+    RUNNING = "running"
+    DRAINING = "draining"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+GATEWAY_MOVES: dict[GatewayPhase, frozenset[GatewayPhase]] = {
+    GatewayPhase.RUNNING: frozenset({GatewayPhase.DRAINING}),
+    GatewayPhase.DRAINING: frozenset({GatewayPhase.STOPPING}),
+    GatewayPhase.STOPPING: frozenset({GatewayPhase.STOPPED}),
+    GatewayPhase.STOPPED: frozenset(),
+}
 
 
 def os_error_reason(exc: OSError) -> str:
@@ -70,9 +102,15 @@ class Gateway:
             ipaddress.ip_network(n, strict=False) for n in server.trusted_proxies
         ]
         self.rng = random.Random()
+        self.phase = GatewayPhase.RUNNING
+        # What STOPPING must end: the live client connections and the tasks they started.
         self.connections: set[ClientConnection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        # Set when the last connection leaves once draining: what the drain waits on.
+        self._emptied = asyncio.Event()
+        # Connections that arrived during the drain, each with its ARRIVAL_GRACE_S timer.
+        self._arrivals: dict[ClientConnection, asyncio.TimerHandle] = {}
         self._sweeper: asyncio.TimerHandle | None = None
-        self.draining = False
         self._servers: list[asyncio.Server] = []
         self._accept_log = RateLimitedEvent(self.log, "accept_failed", FD_LOG_INTERVAL_S, self.loop)
         self._fd_probe: asyncio.TimerHandle | None = None
@@ -153,50 +191,144 @@ class Gateway:
                 )
         return found
 
-    async def drain(self, timeout_s: float | None = None) -> None:
-        """Turn away queued handshakes, let live connections finish, then close the rest.
+    # == phases ============================================================================
+    @property
+    def draining(self) -> bool:
+        """Whether requests are now answered 503 shutting_down (the client core asks):
+        from the drain on."""
+        return self.phase is not GatewayPhase.RUNNING
 
-        The listeners stay open until the end, so that a client that connects meanwhile
-        gets 503 shutting_down with a Retry-After (from `ClientConnection`) rather than a
-        refused connection."""
+    def _move(self, new: GatewayPhase, **fields: Any) -> None:
+        if new not in GATEWAY_MOVES[self.phase]:
+            raise BadTransitionError(f"gateway {self.phase.name} -> {new.name}")
+        was, self.phase = self.phase, new
+        self.log.event("phase", phase=new.value, was=was.value, **fields)
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Shut down in the fixed order: drain for `timeout_s` (default: the config's
+        `drain_timeout_s`), then stop. See the module docstring."""
         timeout = self.config.server.drain_timeout_s if timeout_s is None else timeout_s
-        self.draining = True
+        self.begin_drain(timeout)
+        await self.wait_drained(timeout)
+        await self.stop()
+
+    def begin_drain(self, timeout_s: float) -> None:
+        """RUNNING -> DRAINING: turn away queued handshakes and close idle connections.
+
+        The listeners stay open, so that a client that connects meanwhile gets 503
+        shutting_down with a Retry-After (from the client core) rather than a refused
+        connection. Next: `wait_drained`, then `stop`."""
+        self._move(GatewayPhase.DRAINING)
         self.log.event(
             "draining",
             connections=len(self.connections),
             queued=sum(len(pool.queue) for pool in self.pools.values()),
-            timeout_s=timeout,
+            timeout_s=timeout_s,
         )
         for pool in self.pools.values():
             pool.turn_away_waiters()
-        deadline = self.loop.time() + timeout
-        # Idle keep-alive connections close at once; one that arrives during the drain
-        # gets some time to send its request, which is then answered shutting_down.
-        idle_since: dict[ClientConnection, float] = {}
-        grace = 0.0
-        while self.connections and self.loop.time() < deadline:
-            now = self.loop.time()
-            idle_since = {c: idle_since.get(c, now) for c in self.connections if c.idle}
-            for conn, since in idle_since.items():
-                if now - since >= grace:
-                    conn.close_tunnel(CLOSE_GOING_AWAY, "", reason_code="shutdown")
-            grace = ARRIVAL_GRACE_S
-            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            if conn.idle:
+                conn.close_tunnel(CLOSE_GOING_AWAY, "", reason_code="shutdown")
+        if not self.connections:
+            self._emptied.set()
+
+    async def wait_drained(self, timeout_s: float) -> bool:
+        """Wait until the last connection has left, or `timeout_s`; True if all left.
+        Woken by `connection_closed`, never by a timer: a drain ends as soon as it can."""
+        deadline = self.loop.time() + timeout_s
+        while self.connections:
+            # Only ever cleared while connections remain: the next to empty the set
+            # sets it again, so no wakeup is lost.
+            self._emptied.clear()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._emptied.wait()
+            except TimeoutError:
+                return not self.connections
+        return True
+
+    async def stop(self) -> None:
+        """DRAINING -> STOPPING: stop listening, close what is left (tunnels with close
+        code 1001), cancel and await the connect tasks, abort the connections that have
+        not gone after CLOSE_GRACE_S, close the pools; then STOPPED."""
+        self._move(GatewayPhase.STOPPING, connections=len(self.connections), tasks=len(self.tasks))
         for server in self._servers:
             server.close()
+        for timer in self._arrivals.values():
+            timer.cancel()
+        self._arrivals.clear()
         for conn in list(self.connections):
             conn.close_tunnel(CLOSE_GOING_AWAY, "server shutting down", reason_code="shutdown")
+        # Cancelled before any await: a connect that completes now would find its client
+        # core closed.
+        while self.tasks:
+            tasks = list(self.tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._fd_probe is not None:
             self._fd_probe.cancel()
         self._accept_log.close()
+        if not await self.wait_drained(CLOSE_GRACE_S):
+            for conn in list(self.connections):
+                if conn.transport is not None:
+                    conn.transport.abort()
         for pool in self.pools.values():
             await pool.close()
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._stopped()
+
+    def _stopped(self) -> None:
+        """STOPPING -> STOPPED: nothing of the gateway is left on the loop."""
+        self._move(GatewayPhase.STOPPED)
         self.log.event("stopped")
+
+    # == the connections' and tasks' bookkeeping (called by the adapter) ==================
+    def connection_opened(self, conn: ClientConnection) -> None:
+        """A client connected. One that arrives during the drain has ARRIVAL_GRACE_S to
+        send its request (answered 503 shutting_down) before it is closed."""
+        self.connections.add(conn)
+        if self.phase is GatewayPhase.DRAINING:
+            self._arrivals[conn] = self.loop.call_later(
+                ARRIVAL_GRACE_S, self._arrival_grace_over, conn
+            )
+
+    def connection_idle(self, conn: ClientConnection) -> None:
+        """While draining, the adapter's word that `conn` is between requests (a
+        keep-alive answer that began before the drain has ended): close it now."""
+        if (
+            self.phase is GatewayPhase.DRAINING
+            and conn not in self._arrivals
+            and conn in self.connections
+        ):
+            conn.close_tunnel(CLOSE_GOING_AWAY, "", reason_code="shutdown")
+
+    def connection_closed(self, conn: ClientConnection) -> None:
+        """A client connection is gone; the last one to go ends a drain."""
+        self.connections.discard(conn)
+        timer = self._arrivals.pop(conn, None)
+        if timer is not None:
+            timer.cancel()
+        if not self.connections and self.phase is not GatewayPhase.RUNNING:
+            self._emptied.set()
+
+    def _arrival_grace_over(self, conn: ClientConnection) -> None:
+        del self._arrivals[conn]
+        if conn in self.connections and conn.idle:
+            conn.close_tunnel(CLOSE_GOING_AWAY, "", reason_code="shutdown")
+
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task of this gateway (an upstream connect), tracked until it is done:
+        STOPPING cancels and awaits those still running."""
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
 
 SIGHUP_DETAIL = (
