@@ -1,8 +1,9 @@
-"""A pool at runtime: its backends' health, load and limits, the handshake wait queue,
-the balancer, connections to reuse, and the active health checks.
+"""A pool at runtime: the asyncio adapter around its admission controller, its
+connections to the backends (new, idle for reuse) and the active health checks.
 
-The decisions come from `wsgate.policy` (pure); this module holds the state they
-decide on and the asyncio timers and tasks around them.
+Every decision (slots, the wait queue, rejections, health, limits) comes from
+`wsgate.policy.admission.AdmissionController`, which is pure; `Pool` gives it the time,
+delivers its answers to the waiters and keeps the timers it asks for.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import errno
 import os
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 from wsgate.config.model import Address, BackendConfig, PoolConfig
@@ -21,14 +22,17 @@ from wsgate.errors import ConnectError as ConnectError  # re-exported
 from wsgate.gateway.healthcheck import run_check
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog, RateLimitedEvent
-from wsgate.policy.admission import QUEUED, Queued, Rejected
-from wsgate.policy.balancers import make_balancer
-from wsgate.policy.buckets import jittered_retry_after
-from wsgate.policy.drain import DrainRate, beyond_deadline, queue_retry_after_s
-from wsgate.policy.health import BackendHealth, HealthSettings
-from wsgate.policy.limits import AdaptiveLimit, FixedLimit
+from wsgate.policy.admission import (
+    QUEUED,
+    AdmissionController,
+    AdmissionSettings,
+    Applicant,
+    BackendState,
+    Queued,
+    Rejected,
+)
+from wsgate.policy.health import HealthSettings
 from wsgate.policy.queue import WaitQueue
-from wsgate.policy.retry import RetryBudget
 
 IDLE_UPSTREAM_TIMEOUT_S = 60.0
 # EMFILE (this process) and ENFILE (the whole system): out of file descriptors.
@@ -46,8 +50,9 @@ def open_files_limit() -> int | None:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-class Waiter(Protocol):
-    """A client connection waiting for a handshake slot."""
+class Waiter(Applicant, Protocol):
+    """A client connection waiting for a handshake slot: the pool delivers the
+    controller's answer to it."""
 
     def admitted(self, backend: Backend) -> None: ...
     def rejected(self, cause: str, detail: str, retry_after_s: int) -> None: ...
@@ -56,40 +61,24 @@ class Waiter(Protocol):
     def __hash__(self) -> int: ...
 
 
-class Backend:
-    def __init__(self, config: BackendConfig, pool: Pool, now: float) -> None:
-        pc = pool.config
-        self.address: Address = config.address
-        self.name = str(config.address)
-        self.weight = config.weight
-        self.pool = pool
-        self.health = BackendHealth(
-            HealthSettings(
-                rise=pc.health.rise,
-                fall=pc.health.fall,
-                eject_after=pc.eject_after_failures,
-                eject_base_s=pc.eject_base_s,
-                eject_max_s=pc.eject_max_s,
-                slow_start_s=pc.slow_start_s,
-            ),
+class Backend(BackendState):
+    """A backend's admission state (`BackendState`) plus its address, its pool and its
+    connections: `open` all of them, `idle` the ones kept for reuse."""
+
+    def __init__(
+        self, config: BackendConfig, pool: Pool, health: HealthSettings, now: float
+    ) -> None:
+        super().__init__(
+            str(config.address),
+            config.weight,
+            health,
+            pool.config.max_handshakes_per_backend,
             now,
         )
-        self.limiter: AdaptiveLimit | FixedLimit = (
-            FixedLimit(pc.max_handshakes_per_backend)
-            if pc.max_handshakes_per_backend
-            else AdaptiveLimit()
-        )
-        self.inflight = 0  # handshakes holding a slot
-        self.connections = 0  # established tunnels
+        self.address: Address = config.address
+        self.pool = pool
         self.idle: list[UpstreamConnection] = []
         self.open: set[UpstreamConnection] = set()
-
-    @property
-    def load(self) -> int:
-        return self.inflight + self.connections
-
-    def handshake_capacity(self, now: float) -> int:
-        return max(1, int(self.limiter.value * self.health.share(now)))
 
     def forget(self, conn: UpstreamConnection) -> None:
         self.open.discard(conn)
@@ -100,253 +89,158 @@ class Backend:
         return f"Backend({self.name})"
 
 
-# Turning a waiter away on a prediction needs a steady rate: in the first seconds of a storm
-# the gateway is busy accepting it and the adaptive limit is still settling, and the S1
-# overload benchmark showed a 1 s measurement underrating the pool by a quarter (961 of the
-# 1,260 handshakes it could serve in 30 s were kept). Five seconds of saturation (one time
-# constant of DrainRate) is still far sooner than a 30 s timeout.
-SHED_AFTER_S = 5.0
+Decisions = Sequence[tuple[Waiter, Backend | Rejected]]
+
+
+def admission_settings(config: PoolConfig) -> AdmissionSettings:
+    return AdmissionSettings(
+        pool=config.name,
+        balance=config.balance,
+        max_handshakes=config.max_handshakes,
+        max_connections_per_backend=config.max_connections_per_backend,
+        queue_size=config.queue_size,
+        queue_timeout_s=config.queue_timeout_s,
+        retry_after_s=config.retry_after_s,
+        retry_budget_ratio=config.retry_budget_ratio,
+        retry_budget_min_per_s=config.retry_budget_min_per_s,
+    )
+
+
+def health_settings(config: PoolConfig) -> HealthSettings:
+    return HealthSettings(
+        rise=config.health.rise,
+        fall=config.health.fall,
+        eject_after=config.eject_after_failures,
+        eject_base_s=config.eject_base_s,
+        eject_max_s=config.eject_max_s,
+        slow_start_s=config.slow_start_s,
+    )
 
 
 class Pool:
+    """The adapter around a pool's `AdmissionController` (`admission`): it feeds the
+    controller `loop.time()`, delivers its decisions to the waiters, keeps one timer at
+    its `next_deadline()` and one per ejection, and holds the I/O: connections to the
+    backends and the active health checks."""
+
     def __init__(self, config: PoolConfig, high_water: int, log: JsonLog) -> None:
         self.config = config
         self.log = log
         self.loop = asyncio.get_running_loop()
         now = self.loop.time()
-        self.backends = [Backend(b, self, now) for b in config.backends]
-        self.balancer = make_balancer(config.balance, self.backends)
-        self.queue: WaitQueue[Waiter] = WaitQueue(config.queue_size, config.queue_timeout_s)
-        self.budget = RetryBudget(config.retry_budget_ratio, config.retry_budget_min_per_s)
-        self.drain = DrainRate()
-        self.inflight = 0
+        health = health_settings(config)
+        self.backends = [Backend(b, self, health, now) for b in config.backends]
         self.rng = random.Random()
+        self.admission: AdmissionController[Backend, Waiter] = AdmissionController(
+            admission_settings(config), self.backends, self.rng
+        )
+        self.budget = self.admission.budget
         self._high_water = high_water
         self._expiry: asyncio.TimerHandle | None = None
         self._checks: list[asyncio.Task[None]] = []
-        self.shutting_down = False  # the gateway drains: nobody joins the queue any more
         self._fd_log = RateLimitedEvent(
             log, "out_of_file_descriptors", FD_LOG_INTERVAL_S, self.loop
         )
 
-    # -- choosing a backend ---------------------------------------------------------------
-    def _eligible(self, now: float, exclude: frozenset[Backend]) -> list[Backend]:
-        return [b for b in self.backends if b not in exclude and b.health.available(now)]
+    @property
+    def queue(self) -> WaitQueue[Waiter]:
+        """The handshakes waiting for a slot (`len` is how many)."""
+        return self.admission.queue
 
-    def _pick(self, candidates: list[Backend], now: float, key: bytes | None) -> Backend | None:
-        if not candidates:
-            return None
-        shares = [b.health.share(now) for b in candidates]
-        chosen = self.balancer.pick(candidates, shares, key)
-        return chosen if isinstance(chosen, Backend) else None
-
-    def _has_room(self, backend: Backend, now: float) -> bool:
-        limit = self.config.max_connections_per_backend
-        if limit and backend.load >= limit:
-            return False
-        return backend.inflight < backend.handshake_capacity(now)
-
+    # -- admission: the controller decides, the pool delivers -------------------------------
     def pick_for_request(
         self, now: float, exclude: frozenset[Backend], key: bytes | None
     ) -> Backend | None:
         """A backend for a plain HTTP request: no handshake slot, any healthy backend."""
-        return self._pick(self._eligible(now, exclude), now, key)
+        return self.admission.pick_for_request(now, exclude, key)
 
     def retry_after(self) -> int:
-        return jittered_retry_after(self.config.retry_after_s, self.rng)
-
-    def queue_retry_after(self, now: float) -> int:
-        """For a client the queue turns away: come back when the line should be gone."""
-        wait_s = queue_retry_after_s(
-            len(self.queue), self.drain.rate(now), self.config.retry_after_s
-        )
-        return jittered_retry_after(wait_s, self.rng)
+        return self.admission.retry_after()
 
     def admit(
         self, waiter: Waiter, now: float, *, front: bool = False
     ) -> Backend | Rejected | Queued:
         """A handshake asks for a slot: a backend now, a place in line, or a rejection."""
-        eligible = self._eligible(now, waiter.excluded())
-        if not eligible:
-            return Rejected(
-                "no_healthy_upstream",
-                f"Pool {self.config.name}: no backend is up.",
-                self.retry_after(),
-            )
-        limit = self.config.max_connections_per_backend
-        if limit and all(b.load >= limit for b in eligible):
-            return Rejected(
-                "at_capacity",
-                f"Every backend of pool {self.config.name} holds {limit} connections.",
-                self.retry_after(),
-            )
-        if front or not len(self.queue):
-            backend = self._try_slot(eligible, now, waiter.hash_key())
-            if backend is not None:
-                return backend
-        if self.shutting_down:
-            return self._shutting_down()
-        if not len(self.queue):
-            self.drain = DrainRate()  # saturated from now on: measure capacity afresh
-        elif not front:
-            rate = self.drain.rate(now, SHED_AFTER_S)
-            if rate and beyond_deadline(len(self.queue) + 1, 0.0, self.queue.timeout_s, rate):
-                return self._predicted_timeout(now, rate)
-        pushed = self.queue.push_front(waiter, now) if front else self.queue.push(waiter, now)
-        if not pushed:
-            return Rejected(
-                "overloaded_queue_full",
-                f"{len(self.queue)} handshakes already wait for pool {self.config.name}.",
-                self.queue_retry_after(now),
-            )
-        self._arm_expiry()
-        return QUEUED
-
-    def _try_slot(self, eligible: list[Backend], now: float, key: bytes | None) -> Backend | None:
-        if self.config.max_handshakes and self.inflight >= self.config.max_handshakes:
-            return None
-        if self.config.balance == "consistent_hash":
-            # Stickiness first: the key's backend, if it has room; else wait for it.
-            backend = self._pick(eligible, now, key)
-            if backend is None or not self._has_room(backend, now):
-                return None
-        else:
-            backend = self._pick([b for b in eligible if self._has_room(b, now)], now, key)
-            if backend is None:
-                return None
-        backend.inflight += 1
-        self.inflight += 1
-        return backend
+        answer = self.admission.admit(waiter, now, front=front)
+        if answer is QUEUED and self._expiry is None:
+            self._arm_expiry()
+        return answer
 
     def cancel(self, waiter: Waiter) -> None:
-        self.queue.remove(waiter)
-
-    def _shutting_down(self) -> Rejected:
-        return Rejected(
-            "shutting_down",
-            f"The gateway is draining: pool {self.config.name} queues no more handshakes.",
-            self.retry_after(),
-        )
+        self.admission.cancel(waiter)
 
     def turn_away_waiters(self) -> int:
         """The gateway starts to drain: every queued handshake gets 503 shutting_down with
         a Retry-After now, rather than a bare close when the drain ends, and none is queued
         from now on (`admit` answers shutting_down where it would queue). Handshakes that
         hold a slot go on. Returns how many were turned away."""
-        self.shutting_down = True
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        count = 0
-        while (waiter := self.queue.pop()) is not None:
-            rejection = self._shutting_down()
-            waiter.rejected(rejection.cause, rejection.detail, rejection.retry_after_s)
-            count += 1
-        return count
+        decisions = self.admission.turn_away_all(self.loop.time())
+        self._deliver(decisions)
+        return len(decisions)
 
-    def dispatch(self) -> None:
-        """Hand free slots to waiters, first come first served."""
+    def handshake_done(
+        self, backend: Backend, rtt_s: float, inflight_at_start: int, outcome: str
+    ) -> None:
+        """Release a slot; `outcome` is an `Outcome` (see `AdmissionController.on_done`)."""
         now = self.loop.time()
-        while True:
-            waiter = self.queue.peek()
-            if waiter is None:
-                return
-            eligible = self._eligible(now, waiter.excluded())
-            if not eligible:
-                self.queue.pop()
-                waiter.rejected(
-                    "no_healthy_upstream",
-                    f"Pool {self.config.name}: no backend is up.",
-                    self.retry_after(),
-                )
-                continue
-            backend = self._try_slot(eligible, now, waiter.hash_key())
-            if backend is None:
-                return
-            self.queue.pop()
-            waiter.admitted(backend)
+        decisions = self.admission.on_done(backend, rtt_s, inflight_at_start, outcome, now)
+        if self.admission.ejected:
+            self._log_ejections(now)
+        if decisions:
+            self._deliver(decisions)
 
-    def _predicted_timeout(self, now: float, rate: float) -> Rejected:
-        return Rejected(
-            "overloaded_queue_timeout",
-            f"{len(self.queue)} handshakes wait ahead in pool {self.config.name}'s queue, which "
-            f"completes {rate:.1f}/s: about {len(self.queue) / rate:.0f} s, more "
-            f"than its queue timeout of {self.config.queue_timeout_s:g} s.",
-            self.queue_retry_after(now),
-        )
+    def note_failure(self, backend: Backend) -> None:
+        now = self.loop.time()
+        if self.admission.on_failure(backend, now):
+            self._log_ejections(now)
 
-    def _shed(self, now: float) -> None:
-        """Turn away, newest first, the waiters that would time out before their turn."""
-        rate = self.drain.rate(now, SHED_AFTER_S)
-        if not rate:
-            return  # no prediction yet: only the real timeout applies
-        while (newest := self.queue.newest()) is not None:
-            waiter, since = newest
-            if not beyond_deadline(len(self.queue), now - since, self.queue.timeout_s, rate):
-                return
-            self.queue.pop_newest()
-            rejection = self._predicted_timeout(now, rate)
-            waiter.rejected(rejection.cause, rejection.detail, rejection.retry_after_s)
+    def note_success(self, backend: Backend) -> None:
+        self.admission.on_success(backend, self.loop.time())
+
+    def tunnel_opened(self, backend: Backend) -> None:
+        self.admission.tunnel_opened(backend)
+
+    def tunnel_closed(self, backend: Backend) -> None:
+        decisions = self.admission.tunnel_closed(backend, self.loop.time())
+        if decisions:
+            self._deliver(decisions)
+
+    def _deliver(self, decisions: Decisions) -> None:
+        for waiter, answer in decisions:
+            if isinstance(answer, Rejected):
+                waiter.rejected(answer.cause, answer.detail, answer.retry_after_s)
+            else:
+                waiter.admitted(answer)
+
+    def _dispatch(self) -> None:
+        self._deliver(self.admission.dispatch(self.loop.time()))
+
+    def _log_ejections(self, now: float) -> None:
+        ejected = self.admission.ejected
+        while ejected:
+            backend = ejected.pop(0)
+            until = backend.health.ejected_until
+            self.log.event(
+                "backend_ejected",
+                pool=self.config.name,
+                backend=backend.name,
+                until_s=round(until - now, 1),
+            )
+            self.loop.call_at(until, self._dispatch)  # slots may come back with it
 
     def _arm_expiry(self) -> None:
-        if self._expiry is not None:
-            return
-        deadline = self.queue.next_deadline()
+        deadline = self.admission.next_deadline()
         if deadline is not None:
             self._expiry = self.loop.call_at(deadline, self._expire)
 
     def _expire(self) -> None:
         self._expiry = None
-        now = self.loop.time()
-        for waiter in self.queue.expired(now):
-            waiter.rejected(
-                "overloaded_queue_timeout",
-                f"Waited {self.config.queue_timeout_s:g} s in pool {self.config.name}'s queue.",
-                self.queue_retry_after(now),
-            )
-        self._arm_expiry()
-
-    # -- outcomes ---------------------------------------------------------------------------
-    def handshake_done(
-        self, backend: Backend, rtt_s: float, inflight_at_start: int, outcome: str
-    ) -> None:
-        """Release a slot. `outcome`: ok (any answer), failed (refused, closed, 5xx) or
-        dropped (timed out), aborted (the client went away or the gateway shut down):
-        failures feed passive ejection, latency the adaptive limit; aborts neither."""
-        now = self.loop.time()
-        backend.inflight -= 1
-        self.inflight -= 1
-        self.drain.on_done(now)
-        if outcome == "ok":
-            backend.limiter.on_sample(rtt_s, inflight_at_start, now)
-            backend.health.on_success(now)
-        elif outcome != "aborted":  # the client or the gateway gave up: says nothing of it
-            if outcome == "dropped":
-                backend.limiter.on_sample(rtt_s, inflight_at_start, now, dropped=True)
-            self.note_failure(backend)
-        self.dispatch()
-        self._shed(now)
-
-    def note_failure(self, backend: Backend) -> None:
-        if backend.health.on_failure(self.loop.time()):
-            self.log.event(
-                "backend_ejected",
-                pool=self.config.name,
-                backend=backend.name,
-                until_s=round(backend.health.ejected_until - self.loop.time(), 1),
-            )
-            self.loop.call_at(backend.health.ejected_until, self.dispatch)
-
-    def note_success(self, backend: Backend) -> None:
-        backend.health.on_success(self.loop.time())
-
-    def tunnel_opened(self, backend: Backend) -> None:
-        backend.connections += 1
-
-    def tunnel_closed(self, backend: Backend) -> None:
-        backend.connections -= 1
-        if len(self.queue):
-            self.dispatch()
+        self._deliver(self.admission.expire(self.loop.time()))
+        if self._expiry is None:
+            self._arm_expiry()
 
     # -- connections ------------------------------------------------------------------------
     def take_idle(self, backend: Backend) -> UpstreamConnection | None:
@@ -432,7 +326,7 @@ class Pool:
                 # The gateway had no descriptor for the check: no verdict on the backend.
                 await asyncio.sleep(health.interval_s)
                 continue
-            if backend.health.on_check(ok, self.loop.time()):
+            if self.admission.on_check(backend, ok, self.loop.time()):
                 self.log.event(
                     "backend_up" if backend.health.up else "backend_down",
                     pool=self.config.name,
@@ -441,7 +335,7 @@ class Pool:
                     detail=detail,
                 )
                 if backend.health.up:
-                    self.dispatch()
+                    self._dispatch()
             await asyncio.sleep(health.interval_s)
 
     async def close(self) -> None:
