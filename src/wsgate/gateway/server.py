@@ -230,12 +230,10 @@ class Gateway:
         for conn in list(self.connections):
             if conn.idle:
                 conn.close_tunnel(CLOSE_GOING_AWAY, "", reason_code="shutdown")
-        if not self.connections:
-            self._emptied.set()
 
     async def wait_drained(self, timeout_s: float) -> bool:
         """Wait until the last connection has left, or `timeout_s`; True if all left.
-        Woken by `connection_closed`, never by a timer: a drain ends as soon as it can."""
+        Woken by `connection_closed`, not by polling: a drain ends as soon as it can."""
         deadline = self.loop.time() + timeout_s
         while self.connections:
             # Only ever cleared while connections remain: the next to empty the set
