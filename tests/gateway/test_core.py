@@ -516,3 +516,16 @@ def test_the_transition_tables_are_enforced() -> None:
     assert Phase.TUNNEL not in PHASE_MOVES[Phase.IDLE]
     with pytest.raises(BadTransitionError):
         core._move(Phase.TUNNEL)  # a bug in the core must not pass silently
+
+
+def test_an_answer_that_ends_during_a_drain_closes_the_connection() -> None:
+    core, _, gw = make()
+    core.start(0.0, over_capacity=False)
+    core.client_data(GET, 0.1)
+    core.upstream_ready(None, 0.1)
+    core.response_head(200, b"OK", "1.1", sized(), True, 0.2)
+    gw.draining = True  # the drain starts while the body streams
+    core.response_body(b"ok")
+    out = core.response_complete(0.3)
+    assert ReleaseUpstream(reuse=True) in out
+    assert out[-1] == CloseClient()

@@ -37,8 +37,8 @@ from wsgate.protocol.headers import Headers
 
 class GatewayRuntime(GatewayView, Protocol):
     """What the adapter needs of the running gateway (server.Gateway) beyond the core's
-    view: its loop, its log, the live connections (it reports each one's arrival, its
-    going idle during a drain and its end) and the tasks it starts."""
+    view: its loop, its log, the live connections (it reports each one's arrival and
+    its end) and the tasks it starts."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
@@ -47,7 +47,6 @@ class GatewayRuntime(GatewayView, Protocol):
     @property
     def connections(self) -> Collection[ClientConnection]: ...
     def connection_opened(self, conn: ClientConnection) -> None: ...
-    def connection_idle(self, conn: ClientConnection) -> None: ...
     def connection_closed(self, conn: ClientConnection) -> None: ...
     def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
 
@@ -86,22 +85,20 @@ class ClientConnection(asyncio.Protocol):
     # == carrying out the core's commands ==============================================
     def _run(self, commands: list[Command]) -> None:
         """Carry out commands in order; commands that come back from a call made while
-        carrying them out (an idle upstream attached at once) wait their turn. While the
-        gateway drains, a core left idle is reported, to be closed."""
+        carrying them out (an idle upstream attached at once) wait their turn."""
+        if not commands:
+            return
         if self._running:
             self._queue.extend(commands)
             return
-        if commands:
-            self._running = True
-            try:
-                self._queue.extend(commands)
-                while self._queue:
-                    command = self._queue.pop(0)
-                    self._do(command)
-            finally:
-                self._running = False
-        if self.gw.draining and self.core is not None and self.core.idle:
-            self.gw.connection_idle(self)
+        self._running = True
+        try:
+            self._queue.extend(commands)
+            while self._queue:
+                command = self._queue.pop(0)
+                self._do(command)
+        finally:
+            self._running = False
 
     def _do(self, command: Command) -> None:
         kind = type(command)

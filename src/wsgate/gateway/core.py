@@ -166,6 +166,7 @@ class ClientCore:
             request.close_after
             or not request.complete
             or (self.reader.state is Reader.STOPPED and not self._queue)
+            or self.gw.draining  # an answer begun before the drain: close once it is done
         ):
             self._close()
             return

@@ -296,16 +296,6 @@ class Gateway:
                 ARRIVAL_GRACE_S, self._arrival_grace_over, conn
             )
 
-    def connection_idle(self, conn: ClientConnection) -> None:
-        """While draining, the adapter's word that `conn` is between requests (a
-        keep-alive answer that began before the drain has ended): close it now."""
-        if (
-            self.phase is GatewayPhase.DRAINING
-            and conn not in self._arrivals
-            and conn in self.connections
-        ):
-            conn.close_tunnel(CLOSE_GOING_AWAY, "", reason_code="shutdown")
-
     def connection_closed(self, conn: ClientConnection) -> None:
         """A client connection is gone; the last one to go ends a drain."""
         self.connections.discard(conn)

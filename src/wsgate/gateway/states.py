@@ -79,7 +79,8 @@ STAGE_MOVES: dict[Stage, frozenset[Stage]] = {
 
 
 class BadTransitionError(WsgateError):
-    """A move the tables above do not allow: a bug in the core, never the peer's fault."""
+    """A move a state table does not allow (these, or the gateway's phases in server.py):
+    a bug in the gateway, never the peer's fault."""
 
 
 @dataclass(slots=True, eq=False)
