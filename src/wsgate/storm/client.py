@@ -1,18 +1,18 @@
 """The storm's client: one WebSocket connection, as lean as a handshake can be.
 
-The handshake is written and read by hand on an `asyncio.Protocol` (no streams, no
-library handshake) so that thousands of them cost the client little; its result is one
-outcome key from `storm.stats`. After a 101, the Sans-I/O `ClientProtocol` of the
-`websockets` library, started in the OPEN state, frames the echo messages and the close.
+The handshake runs on an `asyncio.Protocol` (no streams, no library handshake) so that
+thousands of them cost the client little; its bytes are built, parsed and checked by
+`protocol.client_handshake`, and its result is one outcome key from `storm.stats`. After
+a 101, the Sans-I/O `ClientProtocol` of the `websockets` library, started in the OPEN
+state, frames the echo messages and the close.
 Call `open_connection`, then `Connection.round_trip` / `hold` / `close`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import errno
-import hashlib
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,11 +23,18 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import WebSocketURI
 
+from wsgate.protocol.client_handshake import (
+    ResponseHead,
+    build_request,
+    check_101,
+    make_key,
+    parse_response_head,
+)
+from wsgate.protocol.errors import ProtocolError
 from wsgate.storm import stats
 
 MAX_HEAD_BYTES = 16 * 1024
 CLOSE_TIMEOUT_S = 5.0
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,58 +54,60 @@ class Target:
         return WebSocketURI(False, self.connect_host, self.port, path or "/", query)
 
 
-def upgrade_request(target: Target, key: str) -> bytes:
+def upgrade_request(target: Target, key: bytes) -> bytes:
     """The GET request of RFC 6455 section 4.1, with the target's extra headers."""
-    lines = [
-        f"GET {target.path} HTTP/1.1",
-        f"Host: {target.host_header}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-    ]
-    if target.origin:
-        lines.append(f"Origin: {target.origin}")
-    if target.subprotocol:
-        lines.append(f"Sec-WebSocket-Protocol: {target.subprotocol}")
-    lines.extend(f"{name}: {value}" for name, value in target.headers)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    before, after = _around_key(target)
+    if not after:  # the target's own Sec-WebSocket-Key replaced the field
+        return _request(target, key)
+    return before + key + after
 
 
-def accept_for(key: str) -> str:
-    digest = hashlib.sha1(
-        (key + WS_GUID).encode("ascii")
-    ).digest()  # RFC 6455 section 4.2.2, not security
-    return base64.b64encode(digest).decode("ascii")
-
-
-def parse_head(head: bytes) -> tuple[int, dict[str, str]] | None:
-    """Status and lower-cased headers of a response head, or None if it is not HTTP/1.x."""
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        return None
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
-
-
-def classify(head: bytes, key: str) -> str:
-    """The outcome key of a complete response head."""
-    parsed = parse_head(head)
-    if parsed is None:
-        return stats.BAD_RESPONSE
-    status, headers = parsed
-    if status == 101:
-        return (
-            stats.OK if headers.get("sec-websocket-accept") == accept_for(key) else stats.BAD_ACCEPT
-        )
-    return stats.status_outcome(
-        status, headers.get("x-wsgate-cause"), retry_after="retry-after" in headers
+def _request(target: Target, key: bytes) -> bytes:
+    return build_request(
+        target.path,
+        target.host_header,
+        key,
+        target.headers,
+        origin=target.origin,
+        subprotocols=(target.subprotocol,) if target.subprotocol else (),
     )
+
+
+_KEY_SLOT = make_key(bytes(16))
+_KEY_FIELD = b"\r\nSec-WebSocket-Key: "
+
+
+@functools.lru_cache(maxsize=16)
+def _around_key(target: Target) -> tuple[bytes, bytes]:
+    """The target's request cut where the key goes: a storm sends it thousands of times
+    and only the key changes, so it is built once. The field is found by its whole line,
+    which no header value can fake (build_request refuses CR and LF in values)."""
+    request = _request(target, _KEY_SLOT)
+    at = request.find(_KEY_FIELD + _KEY_SLOT + b"\r\n")
+    if at < 0:
+        return request, b""
+    cut = at + len(_KEY_FIELD)
+    return request[:cut], request[cut + len(_KEY_SLOT) :]
+
+
+def classify(head: ResponseHead, key: bytes, target: Target) -> str:
+    """The outcome key of a complete response head."""
+    if head.status == 101:
+        offered = (target.subprotocol,) if target.subprotocol else ()
+        try:
+            check_101(key, head, offered)
+        except ProtocolError:
+            return stats.BAD_ACCEPT
+        return stats.OK
+    cause: str | None = None
+    retry_after = False
+    for name, value in head.headers:  # one pass: this runs for every refused handshake
+        lower = name.lower()
+        if lower == b"x-wsgate-cause":
+            cause = value.decode("latin-1")
+        elif lower == b"retry-after":
+            retry_after = True
+    return stats.status_outcome(head.status, cause, retry_after=retry_after)
 
 
 def error_outcome(exc: BaseException) -> str:
@@ -111,7 +120,7 @@ def error_outcome(exc: BaseException) -> str:
         return stats.RESET
     if isinstance(exc, _ClosedError):
         return stats.CLOSED
-    if isinstance(exc, _TooLongError):
+    if isinstance(exc, ProtocolError):  # not HTTP, or a head over MAX_HEAD_BYTES
         return stats.BAD_RESPONSE
     if isinstance(exc, OSError) and exc.errno is not None:
         return "error " + errno.errorcode.get(exc.errno, str(exc.errno))
@@ -122,16 +131,12 @@ class _ClosedError(Exception):
     """The peer closed before the response head was complete."""
 
 
-class _TooLongError(Exception):
-    """The response head did not end within MAX_HEAD_BYTES."""
-
-
 @dataclass
 class _Wire(asyncio.Protocol):
     """Socket events for one connection: the head until it is complete, then frames."""
 
     loop: asyncio.AbstractEventLoop
-    head: asyncio.Future[bytes] = field(init=False)
+    head: asyncio.Future[ResponseHead] = field(init=False)
     transport: asyncio.Transport | None = None
     buffer: bytearray = field(default_factory=bytearray)
     ws: ClientProtocol | None = None
@@ -152,13 +157,16 @@ class _Wire(asyncio.Protocol):
             self._feed(data)
             return
         self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end >= 0:
-            if not self.head.done():
-                self.head.set_result(bytes(self.buffer[: end + 4]))
-            del self.buffer[: end + 4]
-        elif len(self.buffer) > MAX_HEAD_BYTES and not self.head.done():
-            self.head.set_exception(_TooLongError())
+        if self.head.done():  # frames that came before start_frames: kept for it
+            return
+        try:
+            head = parse_response_head(self.buffer, MAX_HEAD_BYTES)
+        except ProtocolError as exc:
+            self.head.set_exception(exc)
+            return
+        if head is not None:
+            self.head.set_result(head)
+            del self.buffer[: head.size]
 
     def start_frames(self, ws: ClientProtocol) -> None:
         self.ws = ws
@@ -274,7 +282,7 @@ async def open_connection(target: Target, timeout_s: float) -> tuple[str, Connec
     """Connect and handshake within `timeout_s`: the outcome key, and the open connection
     when the outcome is a 101 (the caller must close it)."""
     loop = asyncio.get_running_loop()
-    key = base64.b64encode(os.urandom(16)).decode("ascii")
+    key = make_key(os.urandom(16))
     wire = _Wire(loop)
     try:
         async with asyncio.timeout(timeout_s):
@@ -288,7 +296,7 @@ async def open_connection(target: Target, timeout_s: float) -> tuple[str, Connec
         if isinstance(exc, asyncio.CancelledError):
             raise
         return error_outcome(exc), None
-    outcome = classify(head, key)
+    outcome = classify(head, key, target)
     if outcome != stats.OK:
         assert wire.transport is not None
         wire.transport.close()
