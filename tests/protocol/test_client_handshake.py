@@ -193,7 +193,7 @@ def test_the_limit_covers_interim_heads() -> None:
         (b"\x16\x03\x01\x00", "TLS record bytes instead of an HTTP response"),
         (b"\x15\x03\x03\x00\x02\x02\x46", "TLS record bytes"),
         (b"<html>", "not an HTTP response"),
-        (b"HTTP/2 200\r\n\r\n", "not an HTTP response"),
+        (b"HTTP/2 200\r\n\r\n", "not an HTTP/1.x status line: 'HTTP/2 200'"),
         (b"HTTP/1.1 2000 x\r\n\r\n", "not an HTTP/1.x status line: 'HTTP/1.1 2000 x'"),
         (b"HTTP/1.1 abc\r\n\r\n", "not an HTTP/1.x status line"),
         (b"HTTP/1.1 099 x\r\n\r\n", "not an HTTP/1.x status line"),

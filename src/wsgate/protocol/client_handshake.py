@@ -156,7 +156,8 @@ def _head_at(data: bytes | bytearray, start: int, max_bytes: int) -> ResponseHea
         begun = bytes(data[start : start + len(_STATUS_PREFIX)])
         if len(begun) == len(_STATUS_PREFIX) or not _STATUS_PREFIX.startswith(begun):
             raise ProtocolError(
-                CauseCode.UPSTREAM_BAD_RESPONSE, _not_http(bytes(data[start : start + 40]))
+                CauseCode.UPSTREAM_BAD_RESPONSE,
+                _not_http(bytes(data[start : start + _QUOTE_BYTES])),
             )
     if end < 0:
         if len(data) >= max_bytes:
@@ -170,7 +171,10 @@ def _head_at(data: bytes | bytearray, start: int, max_bytes: int) -> ResponseHea
 def _not_http(data: bytes) -> str:
     if data[:1] in (b"\x15", b"\x16"):
         return "TLS record bytes instead of an HTTP response"
-    return f"not an HTTP response: {data!r}"
+    if data.startswith(b"HTTP/"):  # another version: HTTP/2 or HTTP/0.9
+        quoted = data.split(b"\r\n", 1)[0][:_QUOTE_BYTES].decode("latin-1")
+        return f"not an HTTP/1.x status line: {quoted!r}"
+    return f"not an HTTP response: {data[:40]!r}"
 
 
 def _parse_one(head: bytes, size: int) -> ResponseHead:
