@@ -6,9 +6,7 @@ Everything listens on 127.0.0.1; every wait is bounded.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import socket
 import subprocess
@@ -17,6 +15,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from wsgate.protocol import handshake
 
 Report = dict[str, Any]
 
@@ -138,13 +138,11 @@ def read_request(conn: socket.socket) -> bytes:
 
 
 def accept_value(request: bytes) -> str:
-    for line in request.decode("latin-1").split("\r\n"):
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "sec-websocket-key":
-            digest = hashlib.sha1(
-                (value.strip() + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
-            ).digest()
-            return base64.b64encode(digest).decode()
+    """The Sec-WebSocket-Accept for the key in `request` ('' when it carries none)."""
+    for line in request.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            return handshake.accept_value(value.strip()).decode()
     return ""
 
 

@@ -17,9 +17,9 @@ from wsgate.doctor.observations import (
     TcpOutcome,
     UpgradeObs,
 )
-from wsgate.doctor.verdicts import accept_for
 
-KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3, and its accept value
+ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 NGINX_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n"
@@ -80,10 +80,10 @@ def upgraded(**changes: object) -> Observations:
         headers=(
             ("Upgrade", "websocket"),
             ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", accept_for(KEY)),
+            ("Sec-WebSocket-Accept", ACCEPT),
         ),
         reason="Switching Protocols",
     )
-    up = UpgradeObs(accept_for(KEY), accept_for(KEY), "websocket", "Upgrade")
+    up = UpgradeObs(ACCEPT, ACCEPT, "websocket", "Upgrade")
     obs = reached(ok, upgrade=up, ping=PingObs(True, 0.3), close=CloseObs(0.5, True, 1000))
     return replace(obs, **changes)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""The probe's pure helpers: URL, response head, chunked excerpt, TLS error mapping."""
+"""The probe's pure helpers: URL, request, 101 check, chunked excerpt, TLS error mapping.
+The response head itself is parsed by protocol.client_handshake (tests/protocol)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,25 @@ import ssl
 
 import pytest
 
+from tests.doctor.literals import ACCEPT, KEY
 from wsgate.doctor.idle import bisect_spans
-from wsgate.doctor.observations import Settings, TlsFailure, percentile, summarise_burst
+from wsgate.doctor.observations import (
+    Answer,
+    AnswerKind,
+    Settings,
+    TlsFailure,
+    percentile,
+    summarise_burst,
+)
 from wsgate.doctor.probe import (
     build_request,
     classify_tls_error,
     dechunk,
-    parse_head,
+    failed_101,
     parse_target,
+    upgrade_of,
 )
-from wsgate.doctor.verdicts import accept_for
+from wsgate.protocol.handshake import accept_value
 
 
 def test_parse_target() -> None:
@@ -28,21 +38,6 @@ def test_parse_target() -> None:
 def test_parse_target_rejects(url: str) -> None:
     with pytest.raises(ValueError, match="not a ws:// or wss:// URL"):
         parse_target(url)
-
-
-def test_parse_head() -> None:
-    head = b"HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nX-A:  b \r\n"
-    assert parse_head(head) == (426, "Upgrade Required", (("Upgrade", "websocket"), ("X-A", "b")))
-    assert parse_head(b"HTTP/1.0 200 OK") == (200, "OK", ())
-    assert parse_head(b"HTTP/1.1 101") == (101, "", ())
-
-
-@pytest.mark.parametrize(
-    "head", [b"SSH-2.0-OpenSSH", b"HTTP/2 200", b"HTTP/1.1 2000 x", b"HTTP/1.1 200 OK\r\nnocolon"]
-)
-def test_parse_head_rejects(head: bytes) -> None:
-    with pytest.raises(ValueError):
-        parse_head(head)
 
 
 def test_dechunk() -> None:
@@ -67,16 +62,65 @@ def test_build_request_carries_options() -> None:
         "Sec-WebSocket-Version: 13",
         "Origin: https://app.example",
         "Sec-WebSocket-Protocol: v1, v2",
+        "User-Agent: wsgate-doctor",
         "Cookie: a=b",
     ):
         assert f"\r\n{line}\r\n" in text, line
-    assert len(accept_for(key)) == 28
+    assert len(accept_value(key.encode())) == 28
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("ws://127.0.0.1/", "127.0.0.1"),
+        ("wss://example.org:443/", "example.org"),
+        ("ws://[::1]:9000/", "[::1]:9000"),
+        ("wss://b\u00fccher.example/", "xn--bcher-kva.example"),
+    ],
+)
+def test_host_header_as_a_browser_sends_it(url: str, host: str) -> None:
+    raw, _ = build_request(parse_target(url), Settings())
+    assert f"\r\nHost: {host}\r\n" in raw.decode()
+
+
+def test_path_and_query_are_sent_percent_encoded() -> None:
+    raw, _ = build_request(parse_target("ws://h/a b?q=\u00fc"), Settings())
+    assert raw.startswith(b"GET /a%20b?q=%C3%BC HTTP/1.1\r\n")
+
+
+def test_each_request_has_a_fresh_key() -> None:
+    target = parse_target("ws://h/")
+    assert build_request(target, Settings())[1] != build_request(target, Settings())[1]
 
 
 def test_header_option_replaces_default() -> None:
-    raw, _ = build_request(parse_target("ws://h/"), Settings(headers=(("Host", "other"),)))
+    settings = Settings(headers=(("Host", "other"), ("user-agent", "me")))
+    raw, _ = build_request(parse_target("ws://h/"), settings)
     assert raw.decode().count("Host:") == 1
     assert "\r\nHost: other\r\n" in raw.decode()
+    assert "\r\nuser-agent: me\r\n" in raw.decode()
+    assert "wsgate-doctor" not in raw.decode()
+
+
+def answer_101(*headers: tuple[str, str]) -> Answer:
+    upgraded = (("Upgrade", "websocket"), ("Connection", "Upgrade"))
+    return Answer(AnswerKind.RESPONSE, 1.0, 101, "Switching Protocols", upgraded + headers)
+
+
+def test_failed_101_makes_a_clients_checks() -> None:
+    assert failed_101(answer_101(("Sec-WebSocket-Accept", ACCEPT)), KEY, Settings()) is None
+    wrong = failed_101(answer_101(("Sec-WebSocket-Accept", "x")), KEY, Settings())
+    assert wrong is not None and "does not match" in wrong
+    chat = answer_101(("Sec-WebSocket-Accept", ACCEPT), ("Sec-WebSocket-Protocol", "chat"))
+    assert failed_101(chat, KEY, Settings(subprotocols=("chat",))) is None
+    assert "subprotocol" in (failed_101(chat, KEY, Settings()) or "")
+    bare = Answer(AnswerKind.RESPONSE, 1.0, 101, "", (("Sec-WebSocket-Accept", ACCEPT),))
+    assert "Upgrade" in (failed_101(bare, KEY, Settings()) or "")
+
+
+def test_upgrade_of_expects_the_accept_of_the_key() -> None:
+    up = upgrade_of(answer_101(("Sec-WebSocket-Accept", ACCEPT)), KEY, Settings())
+    assert up.accept_expected == up.accept_received == ACCEPT
 
 
 def verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:

@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 
 from tests.doctor.literals import (
+    ACCEPT,
     APACHE_502,
     CONNECTED,
     DNS,
     HAPROXY_503,
-    KEY,
     NGINX_404,
     NGINX_502,
     NGINX_504,
@@ -43,7 +43,7 @@ from wsgate.doctor.observations import (
     TlsObs,
     UpgradeObs,
 )
-from wsgate.doctor.verdicts import Diagnosis, accept_for, diagnose
+from wsgate.doctor.verdicts import Diagnosis, diagnose
 from wsgate.findings import CATALOGUE
 from wsgate.findings.model import Severity
 
@@ -56,10 +56,6 @@ def only(diagnosis: Diagnosis) -> str:
     found = codes(diagnosis)
     assert len(found) == 1, found
     return found[0]
-
-
-def test_accept_matches_rfc_6455_example() -> None:
-    assert accept_for(KEY) == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
 
 def test_healthy_probe_says_healthy_and_ok() -> None:
@@ -327,7 +323,7 @@ def test_connect_to_failure_is_reported() -> None:
 
 
 def bad_101(**fields: object) -> Observations:
-    base = UpgradeObs(accept_for(KEY), accept_for(KEY), "websocket", "Upgrade")
+    base = UpgradeObs(ACCEPT, ACCEPT, "websocket", "Upgrade")
     return upgraded(upgrade=replace(base, **fields))  # type: ignore[arg-type]
 
 

@@ -3,8 +3,8 @@ request and its answer (`session.py` takes over after a 101).
 
 Every wait is bounded by the settings' timeout. Each function returns an observation
 (and the live connection when there is one); `runner.run` strings them together and
-`verdicts.diagnose` judges them. The handshake bytes come from the `websockets`
-Sans-I/O `ClientProtocol`, so the request is exactly what a conforming client sends.
+`verdicts.diagnose` judges them. The handshake's bytes are built, parsed and checked by
+`protocol.client_handshake`, as in the storm and the gateway's health checks.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import socket
 import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.client import ClientProtocol
-from websockets.typing import Origin, Subprotocol
 from websockets.uri import parse_uri
 
 from wsgate.doctor.observations import (
@@ -35,10 +34,13 @@ from wsgate.doctor.observations import (
     TlsObs,
     UpgradeObs,
 )
-from wsgate.doctor.verdicts import accept_for
+from wsgate.protocol import client_handshake
+from wsgate.protocol.client_handshake import ResponseHead, check_101, parse_response_head
+from wsgate.protocol.errors import ProtocolError
+from wsgate.protocol.handshake import accept_value
 
 # A response head larger than this is not a sane handshake answer.
-MAX_HEAD_BYTES = 65536
+MAX_HEAD_BYTES = client_handshake.MAX_RESPONSE_HEAD_BYTES
 # After the head of a non-101 answer, wait at most this long for the body excerpt.
 BODY_WAIT_S = 2.0
 # At most this many resolved addresses get a TCP attempt.
@@ -234,37 +236,19 @@ def _subject(rdns: Any) -> str:
 
 
 def build_request(target: Target, settings: Settings) -> tuple[bytes, str]:
-    """The upgrade request bytes and the Sec-WebSocket-Key they carry."""
-    proto = ClientProtocol(
-        parse_uri(target.url),
-        origin=Origin(settings.origin) if settings.origin else None,
-        subprotocols=[Subprotocol(s) for s in settings.subprotocols] or None,
+    """The upgrade request bytes and the Sec-WebSocket-Key they carry. A --header
+    replaces the field of the same name that the doctor would send."""
+    key = client_handshake.make_key(os.urandom(16))
+    request = client_handshake.build_request(
+        target.resource,
+        client_handshake.host_header(target.host, target.port, target.secure),
+        key,
+        settings.headers,
+        origin=settings.origin or None,
+        subprotocols=settings.subprotocols,
+        user_agent="wsgate-doctor",
     )
-    request = proto.connect()
-    request.headers["User-Agent"] = "wsgate-doctor"
-    for key, value in settings.headers:
-        if key.lower() in request.headers:
-            del request.headers[key]
-        request.headers[key] = value
-    return request.serialize(), proto.key
-
-
-def parse_head(data: bytes) -> tuple[int, str, tuple[tuple[str, str], ...]]:
-    """Parse an HTTP/1.x response head (status line and fields, RFC 9112 section 4)."""
-    lines = data.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-        raise ValueError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    headers = []
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise ValueError(f"malformed header line: {line[:80]!r}")
-        headers.append((name.strip(), value.strip()))
-    return int(code), reason.strip(), tuple(headers)
+    return request, key.decode("ascii")
 
 
 def dechunk(data: bytes) -> bytes:
@@ -285,12 +269,6 @@ def dechunk(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _garbage(buf: bytes) -> str:
-    if buf[:1] in (b"\x15", b"\x16"):
-        return "TLS record bytes instead of an HTTP response"
-    return f"not an HTTP response: {buf[:40]!r}"
-
-
 async def read_answer(link: Link, request: bytes, timeout_s: float) -> tuple[Answer, bytes]:
     """Send the upgrade request and read the answer's head (and a body excerpt unless
     it is a 101). Returns the answer and the bytes after the head of a 101."""
@@ -302,30 +280,24 @@ async def read_answer(link: Link, request: bytes, timeout_s: float) -> tuple[Ans
     try:
         link.writer.write(request)
         await asyncio.wait_for(link.writer.drain(), timeout_s)
-        while b"\r\n\r\n" not in buf:
-            if len(buf) >= 5 and not buf.startswith(b"HTTP/"):
-                return Answer(AnswerKind.GARBAGE, now_ms(start), error=_garbage(buf)), b""
-            if len(buf) > MAX_HEAD_BYTES:
-                error = f"response head larger than {MAX_HEAD_BYTES} bytes"
-                return Answer(AnswerKind.GARBAGE, now_ms(start), error=error), b""
+        while (head := parse_response_head(buf, MAX_HEAD_BYTES)) is None:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError
             chunk = await asyncio.wait_for(link.reader.read(65536), remaining)
             if not chunk:
-                kind = AnswerKind.EOF
-                if buf and not buf.startswith(b"HTTP/"[: len(buf)]):
-                    kind = AnswerKind.GARBAGE
                 return Answer(
-                    kind,
+                    AnswerKind.EOF,
                     now_ms(start),
                     ttfb_ms=ttfb,
                     received_bytes=len(buf),
-                    error=_garbage(buf) if kind is AnswerKind.GARBAGE else "EOF",
+                    error="EOF",
                 ), b""
             if ttfb is None:
                 ttfb = now_ms(start)
             buf += chunk
+    except ProtocolError as exc:  # not HTTP, or a head over MAX_HEAD_BYTES
+        return Answer(AnswerKind.GARBAGE, now_ms(start), error=exc.reason), b""
     except TimeoutError:
         return Answer(AnswerKind.TIMEOUT, now_ms(start), ttfb_ms=ttfb, received_bytes=len(buf)), b""
     except (ConnectionResetError, BrokenPipeError) as exc:
@@ -345,21 +317,20 @@ async def read_answer(link: Link, request: bytes, timeout_s: float) -> tuple[Ans
             error=str(exc) or type(exc).__name__,
         ), b""
     elapsed = now_ms(start)
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    try:
-        status, reason, headers = parse_head(head)
-    except ValueError as exc:
-        return Answer(AnswerKind.GARBAGE, elapsed, error=str(exc)), b""
-    if status == 101:
+    rest = buf[head.size :]
+    headers = tuple(
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers
+    )
+    if head.status == 101:
         return Answer(
-            AnswerKind.RESPONSE, elapsed, status, reason, headers, "", ttfb, len(buf)
+            AnswerKind.RESPONSE, elapsed, 101, head.reason, headers, "", ttfb, len(buf)
         ), rest
     body = await _read_body(link, rest, headers, min(BODY_WAIT_S, timeout_s))
     answer = Answer(
         AnswerKind.RESPONSE,
         elapsed,
-        status,
-        reason,
+        head.status,
+        head.reason,
         headers,
         body.decode("utf-8", "replace"),
         ttfb,
@@ -396,7 +367,7 @@ async def _read_body(
 def upgrade_of(answer: Answer, key: str, settings: Settings) -> UpgradeObs:
     """The fields of a 101 answer that the client must check."""
     return UpgradeObs(
-        accept_expected=accept_for(key),
+        accept_expected=accept_value(key.encode("ascii")).decode("ascii"),
         # Two Accept values fail in every client, so they are joined and never match.
         accept_received=", ".join(answer.header_all("Sec-WebSocket-Accept")) or None,
         upgrade=answer.header("Upgrade"),
@@ -405,3 +376,19 @@ def upgrade_of(answer: Answer, key: str, settings: Settings) -> UpgradeObs:
         subprotocol=answer.header("Sec-WebSocket-Protocol"),
         extensions=", ".join(answer.header_all("Sec-WebSocket-Extensions")) or None,
     )
+
+
+def failed_101(answer: Answer, key: str, settings: Settings) -> str | None:
+    """Why a 101 `answer` would not open a WebSocket at a conforming client (the checks
+    of `client_handshake.check_101`), or None when it would."""
+    head = ResponseHead(
+        answer.status or 0,
+        answer.reason,
+        [(name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers],
+        answer.received_bytes,
+    )
+    try:
+        check_101(key.encode("ascii"), head, settings.subprotocols)
+    except ProtocolError as exc:
+        return exc.reason
+    return None

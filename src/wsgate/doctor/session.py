@@ -31,11 +31,11 @@ from wsgate.doctor.probe import (
     Link,
     build_request,
     connect_tcp,
+    failed_101,
     now_ms,
     open_link,
     read_answer,
 )
-from wsgate.doctor.verdicts import accept_for
 
 PING_PAYLOAD = b"wsgate-doctor"
 
@@ -184,7 +184,8 @@ class Handshake:
 async def handshake(
     address: str, target: Target, settings: Settings, ctx: ssl.SSLContext | None
 ) -> Handshake:
-    """TCP, TLS, upgrade request and 101 check; `outcome` is '101' or what went wrong."""
+    """TCP, TLS, upgrade request and 101 check; `outcome` is '101' or what went wrong
+    ('bad 101' for a 101 that a client would fail: see `probe.failed_101`)."""
     start = time.monotonic()
     attempt, sock = await connect_tcp(address, target.port, settings.timeout_s)
     if sock is None:
@@ -201,9 +202,9 @@ async def handshake(
     if answer.status != 101:
         link.close()
         return Handshake(f"http {answer.status}", now_ms(start))
-    if answer.header("Sec-WebSocket-Accept") != accept_for(key):
+    if failed_101(answer, key, settings) is not None:
         link.close()
-        return Handshake("bad accept", now_ms(start))
+        return Handshake("bad 101", now_ms(start))
     return Handshake("101", now_ms(start), Conn.opened(link, target, rest))
 
 

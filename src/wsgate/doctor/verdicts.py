@@ -6,8 +6,6 @@ Call `diagnose(observations)`. The probe stops at the first layer that fails, so
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -27,8 +25,6 @@ from wsgate.doctor.signatures import timeout_setting as setting_for
 from wsgate.findings import CATALOGUE, cause
 from wsgate.findings.model import Severity
 
-# RFC 6455 section 1.3: the GUID appended to the key before hashing.
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # Certificates expiring sooner than this get a warning.
 CERT_WARN_DAYS = 14.0
 # Burst latency growth that counts as overload: p95 above both of these.
@@ -87,12 +83,6 @@ class Diagnosis:
     @property
     def ok(self) -> bool:
         return not any(f.severity is Severity.ERROR for f in self.findings)
-
-
-def accept_for(key: str) -> str:
-    """Sec-WebSocket-Accept for `key` (RFC 6455 section 4.2.2, step 5.4)."""
-    digest = hashlib.sha1((key + WS_GUID).encode()).digest()
-    return base64.b64encode(digest).decode()
 
 
 def finding(
