@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 
 from wsgate.config.model import Address, HealthCheckConfig
-from wsgate.protocol.handshake import accept_value
-from wsgate.protocol.headers import get_one
+from wsgate.protocol.client_handshake import (
+    ResponseHead,
+    build_request,
+    check_101,
+    make_key,
+    parse_response_head,
+)
+from wsgate.protocol.errors import ProtocolError
 
 # A masked close frame, code 1000: the polite end of a websocket check (RFC 6455 5.3).
 _CLOSE_1000 = bytes((0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8))
+USER_AGENT = "wsgate-health"
 
 
 async def run_check(
@@ -32,34 +38,39 @@ async def _probe(check: HealthCheckConfig, address: Address) -> tuple[bool, str]
     try:
         if check.kind == "tcp":
             return True, "connected"
-        key = base64.b64encode(os.urandom(16))
-        lines = [f"GET {check.path} HTTP/1.1", f"Host: {address}", "User-Agent: wsgate-health"]
+        key = make_key(os.urandom(16))  # the websocket kind's
         if check.kind == "websocket":
-            lines += [
-                "Upgrade: websocket",
-                "Connection: Upgrade",
-                f"Sec-WebSocket-Key: {key.decode()}",
-                "Sec-WebSocket-Version: 13",
-            ]
+            # ValueError for a path with a line break in it: refused, not sent.
+            request = build_request(check.path, str(address), key, user_agent=USER_AGENT)
         else:
-            lines.append("Connection: close")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        parts = status_line.split(" ", 2)
-        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-        if status != check.expect_status:
-            return False, f"status {status}, expected {check.expect_status}"
+            request = (
+                f"GET {check.path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: {USER_AGENT}\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode()
+        writer.write(request)
+        head = await _read_head(reader)
+        if head is None:
+            return False, "closed before a full response head"
+        if head.status != check.expect_status:
+            return False, f"status {head.status}, expected {check.expect_status}"
         if check.kind == "websocket":
-            headers = [
-                (name.strip().encode(), value.strip().encode())
-                for name, _, value in (line.partition(":") for line in header_lines if line)
-            ]
-            if get_one(headers, b"sec-websocket-accept") != accept_value(key):
-                return False, "101 with a wrong Sec-WebSocket-Accept"
+            check_101(key, head)
             writer.write(_CLOSE_1000)
-        return True, f"status {status}"
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        return False, "closed or garbled before a full response head"
+        return True, f"status {head.status}"
+    except ProtocolError as exc:  # not HTTP, a head too large, or a 101 a client would fail
+        return False, exc.reason
+    except ValueError as exc:
+        return False, f"cannot send the check: {exc}"
     finally:
         writer.close()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> ResponseHead | None:
+    """The answer's head, or None when the backend closes before it ends."""
+    data = b""
+    while (head := parse_response_head(data)) is None:
+        chunk = await reader.read(65536)
+        if not chunk:
+            return None
+        data += chunk
+    return head
