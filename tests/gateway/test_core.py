@@ -230,18 +230,23 @@ def test_a_websocket_handshake_from_bytes_to_tunnel() -> None:
     ]
 
     out = core.upstream_upgrade(b"\x81\x02hi", 0.8)
+    # The tunnel takes over: it gives back the tunnel's count and the client's when it
+    # ends, and the core holds nothing more (the adapter drops it).
     assert out == [
         StartTunnel(
             b"\x81\x02hi",
             b"\x81\x80abcd",
             {"client": "192.0.2.7", "pool": "app", "backend": "127.0.0.1:9001"},
             0.0,
+            backend,
+            "192.0.2.7",
         )
     ]
     assert core.phase is Phase.TUNNEL
+    assert core.active is None and core.exchange is None
     assert core.close(1001, "", reason="shutdown", now=1.0) == [CloseTunnel(1001, "", "shutdown")]
-    assert core.tunnel_closed(2.0) == []
-    assert pool.calls[-1] == ("tunnel_closed", "127.0.0.1:9001")
+    assert core.client_lost(2.0) == []  # nothing left to give back
+    assert pool.calls[-1] == ("done", "127.0.0.1:9001", "ok")
 
 
 def test_a_plain_request_and_keep_alive() -> None:

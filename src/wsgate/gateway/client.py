@@ -61,6 +61,8 @@ class ClientConnection(asyncio.Protocol):
         "_running",
         "_timer",
         "_tunnel",
+        "_tunnel_backend",
+        "_tunnel_client",
         "core",
         "gw",
         "loop",
@@ -81,6 +83,8 @@ class ClientConnection(asyncio.Protocol):
         self._connect_task: asyncio.Task[None] | None = None
         self._queue: list[Command] = []
         self._running = False
+        self._tunnel_backend: Backend | None = None  # given back when the tunnel ends
+        self._tunnel_client: str | None = None
 
     # == carrying out the core's commands ==============================================
     def _run(self, commands: list[Command]) -> None:
@@ -93,10 +97,11 @@ class ClientConnection(asyncio.Protocol):
             return
         self._running = True
         try:
-            self._queue.extend(commands)
-            while self._queue:
-                command = self._queue.pop(0)
+            for command in commands:
                 self._do(command)
+            queue = self._queue
+            while queue:
+                self._do(queue.pop(0))
         finally:
             self._running = False
 
@@ -223,6 +228,10 @@ class ClientConnection(asyncio.Protocol):
     def _start_tunnel(self, command: StartTunnel) -> None:
         upstream = self.upstream
         assert self.transport is not None and upstream is not None
+        # The core is done: the tunnel ends the connection, and gives back the counts.
+        self.core = None
+        self._tunnel_backend = command.backend
+        self._tunnel_client = command.client
         self._tunnel = Tunnel(
             self.transport,
             upstream,
@@ -236,8 +245,12 @@ class ClientConnection(asyncio.Protocol):
 
     def _on_tunnel_closed(self) -> None:
         self.upstream = None
-        if self.core is not None:
-            self._run(self.core.tunnel_closed(self.loop.time()))
+        backend, self._tunnel_backend = self._tunnel_backend, None
+        if backend is not None:
+            backend.pool.tunnel_closed(backend)
+        client, self._tunnel_client = self._tunnel_client, None
+        if client is not None:
+            self.gw.client_limits.release(client)
 
     # == asyncio.Protocol: the client side =============================================
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -359,8 +372,11 @@ class ClientConnection(asyncio.Protocol):
 
     # == the gateway's view =============================================================
     def close_tunnel(self, code: int, text: str, *, reason_code: str) -> None:
-        """End this connection from the gateway's side (drain)."""
-        if self.core is not None:
+        """End this connection from the gateway's side (drain): a tunnel gets a close
+        frame with `code`."""
+        if self._tunnel is not None:
+            self._tunnel.close(code, text, reason=reason_code)
+        elif self.core is not None:
             self._run(self.core.close(code, text, reason=reason_code, now=self.loop.time()))
 
     @property

@@ -68,12 +68,16 @@ class ReleaseUpstream:
 class StartTunnel:
     """After a relayed 101: copy bytes both ways from now on, starting with `tail` (what
     the backend sent behind its 101) and `early` (what the client sent behind its
-    request)."""
+    request). The core is done with the connection: the tunnel takes over its last
+    duties, which are to give back, when it ends, the tunnel's count on `backend` and the
+    per-client count of `client` (either None when not held)."""
 
     tail: bytes
     early: bytes
     fields: dict[str, Any]
     idle_timeout_s: float
+    backend: Any = None
+    client: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -482,6 +482,11 @@ class ClientCore:
         self._move(Phase.TUNNEL)
         self.reader.stop()
         early, self.reader.held = self.reader.held, b""
+        self._resume("upgrade")
+        # The tunnel takes the counts over and gives them back when it ends: the adapter
+        # drops this core, so that a long-lived idle tunnel carries none of the request.
+        backend, self._tunnel_backend = self._tunnel_backend, None
+        client, self._client_counted = self._client_counted, None
         self._out.append(
             StartTunnel(
                 tail,
@@ -492,18 +497,12 @@ class ClientCore:
                     "backend": request.backend.name if request.backend else None,
                 },
                 request.pool.config.tunnel_idle_timeout_s,
+                backend,
+                client,
             )
         )
-        self._resume("upgrade")
-        # The request is done with; a long-lived idle tunnel should not carry it.
         self.active = None
         self.exchange = None
-        return self._done()
-
-    def tunnel_closed(self, now: float) -> list[Command]:
-        self.now = now
-        self.phase = Phase.CLOSED
-        self._end()
         return self._done()
 
     def upstream_eof(self, now: float) -> list[Command]:

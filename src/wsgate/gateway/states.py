@@ -31,27 +31,29 @@ if TYPE_CHECKING:
     from wsgate.gateway.pool import Backend, Pool
 
 
-class Reader(enum.Enum):
-    HEAD = "head"
-    BODY = "body"
-    UPGRADE = "upgrade"
-    STOPPED = "stopped"
+# IntEnum, not Enum: the tables below are looked up on every move, and an Enum member
+# hashes in Python code while an IntEnum member hashes as its int.
+class Reader(enum.IntEnum):
+    HEAD = 1
+    BODY = 2
+    UPGRADE = 3
+    STOPPED = 4
 
 
-class Phase(enum.Enum):
-    IDLE = "idle"
-    BUSY = "busy"
-    TUNNEL = "tunnel"
-    CLOSED = "closed"
+class Phase(enum.IntEnum):
+    IDLE = 1
+    BUSY = 2
+    TUNNEL = 3
+    CLOSED = 4
 
 
-class Stage(enum.Enum):
-    WAITING = "waiting"
-    FORWARDED = "forwarded"
-    RESPONDING = "responding"
-    UPGRADING = "upgrading"
-    SWITCHED = "switched"
-    DONE = "done"
+class Stage(enum.IntEnum):
+    WAITING = 1
+    FORWARDED = 2
+    RESPONDING = 3
+    UPGRADING = 4
+    SWITCHED = 5
+    DONE = 6
 
 
 READER_MOVES: dict[Reader, frozenset[Reader]] = {
