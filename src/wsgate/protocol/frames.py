@@ -12,8 +12,14 @@ from __future__ import annotations
 import enum
 import struct
 
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
 OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
 MAX_CONTROL_PAYLOAD = 125
+MASK_BYTES = 4
 
 
 class CloseCode(enum.IntEnum):
@@ -98,7 +104,33 @@ class FrameTracker:
         self._remaining = pos - end
 
 
-def close_frame(code: int, reason: str = "") -> bytes:
-    """An unmasked close frame (server to client) with `code` and a UTF-8 `reason`."""
-    payload = struct.pack("!H", code) + reason.encode()[: MAX_CONTROL_PAYLOAD - 2]
-    return bytes((0x80 | OP_CLOSE, len(payload))) + payload
+def close_frame(code: int, reason: str = "", mask: bytes | None = None) -> bytes:
+    """A close frame with `code` and a UTF-8 `reason` (cut to fit 125 bytes): unmasked
+    (server to client), or masked with the 4-byte `mask` (client to server)."""
+    return control_frame(OP_CLOSE, close_payload(code, reason), mask)
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    """A close frame's payload: the code in network order, then the reason, cut at a
+    character boundary so that it stays valid UTF-8 (RFC 6455 section 5.5.1)."""
+    raw = reason.encode()[: MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore").encode()
+    return struct.pack("!H", code) + raw
+
+
+def control_frame(opcode: int, payload: bytes, mask: bytes | None = None) -> bytes:
+    """A final control frame (RFC 6455 section 5.5); `mask`: the 4-byte masking key a
+    client must use (section 5.3), None for a frame from the server."""
+    if len(payload) > MAX_CONTROL_PAYLOAD:
+        raise ValueError(f"a control frame carries at most {MAX_CONTROL_PAYLOAD} bytes")
+    if mask is None:
+        return bytes((0x80 | opcode, len(payload))) + payload
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + apply_mask(payload, mask)
+
+
+def apply_mask(payload: bytes, mask: bytes) -> bytes:
+    """XOR `payload` with the repeated 4-byte `mask` (RFC 6455 section 5.3); the same
+    call unmasks. For control payloads only: the relay never unmasks data."""
+    if not payload:
+        return b""
+    key = int.from_bytes((mask * (len(payload) // MASK_BYTES + 1))[: len(payload)], "big")
+    return (int.from_bytes(payload, "big") ^ key).to_bytes(len(payload), "big")
