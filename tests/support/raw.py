@@ -10,6 +10,8 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 
+from wsgate.protocol.client_handshake import build_request
+
 Behaviour = Callable[[socket.socket], None]
 
 
@@ -106,19 +108,6 @@ KEY = base64.b64encode(b"0123456789abcdef").decode()
 
 def upgrade_request(path: str = "/", host: str = "gw.test", **headers: str) -> bytes:
     """A WebSocket upgrade request; `Sec_WebSocket_Version="8"` changes a field, an empty
-    value drops it."""
-    fields = {
-        "Host": host,
-        "Upgrade": "websocket",
-        "Connection": "Upgrade",
-        "Sec-WebSocket-Key": KEY,
-        "Sec-WebSocket-Version": "13",
-    }
-    for name, value in headers.items():
-        name = name.replace("_", "-")
-        if value:
-            fields[name] = value
-        else:
-            fields.pop(name, None)
-    lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in fields.items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    value drops it, other names are added."""
+    changes = [(name.replace("_", "-"), value or None) for name, value in headers.items()]
+    return build_request(path, host, KEY.encode(), changes)
