@@ -58,6 +58,10 @@ def test_causes_that_end_a_tunnel_and_their_close_codes() -> None:
     assert ending == {
         "upstream_tunnel_broken": CloseCode.BAD_GATEWAY,
         "shutting_down": CloseCode.GOING_AWAY,
+        "peer_ping_timeout": CloseCode.INTERNAL_ERROR,
+        "message_too_big": CloseCode.MESSAGE_TOO_BIG,
+        "frame_too_big": CloseCode.MESSAGE_TOO_BIG,
+        "message_rate_exceeded": CloseCode.POLICY_VIOLATION,
     }
 
 

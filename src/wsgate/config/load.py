@@ -21,6 +21,7 @@ from wsgate.config.model import (
     ServerConfig,
 )
 from wsgate.errors import InputError
+from wsgate.protocol.handshake_policy import FALLBACKS, TOKEN, parse_origin
 
 BALANCERS = ("least_conn", "round_robin", "weighted", "consistent_hash")
 HEALTH_KINDS = ("tcp", "http", "websocket", "none")
@@ -35,6 +36,7 @@ MAX_RATE = 1_000_000.0  # anything per second
 MAX_WEIGHT = 1000  # a backend's weight (160 ring points each for consistent_hash)
 MAX_RETRIES = 100
 MAX_RISE_FALL = 1000
+MIN_PING_IDLE_S = 0.1  # a keepalive more often than this is a unit mistake (ms for s)
 
 
 class ConfigError(InputError):
@@ -368,9 +370,48 @@ def _pool(name: str, data: object, source: str) -> PoolConfig:
         eject_max_s=table.number("eject_max_s", d.eject_max_s, maximum=DAY_S),
         slow_start_s=table.number("slow_start_s", d.slow_start_s, maximum=DAY_S),
         health=_health(table.table("health")),
+        ping_idle_s=table.number("ping_idle_s", d.ping_idle_s, maximum=DAY_S),
+        ping_timeout_s=table.number(
+            "ping_timeout_s", d.ping_timeout_s, minimum=0.001, maximum=DAY_S
+        ),
+        max_message_bytes=table.integer(
+            "max_message_bytes", d.max_message_bytes, maximum=MAX_BYTES
+        ),
+        max_frame_bytes=table.integer("max_frame_bytes", d.max_frame_bytes, maximum=MAX_BYTES),
+        max_messages_per_s=table.number(
+            "max_messages_per_s", d.max_messages_per_s, maximum=MAX_RATE
+        ),
+        message_burst=table.integer("message_burst", d.message_burst, maximum=MAX_COUNT),
+        allowed_origins=table.strings("allowed_origins", d.allowed_origins),
+        allowed_subprotocols=table.strings("allowed_subprotocols", d.allowed_subprotocols),
+        subprotocol_fallback=table.string(
+            "subprotocol_fallback", d.subprotocol_fallback, FALLBACKS
+        ),
     )
     table.finish()
+    _check_frames(pool, table)
     return pool
+
+
+def _check_frames(pool: PoolConfig, table: _Table) -> None:
+    """What the per-key checks cannot see: a keepalive interval in milliseconds by mistake,
+    and each entry of the handshake lists."""
+    if 0 < pool.ping_idle_s < MIN_PING_IDLE_S:
+        raise table.fail(
+            "ping_idle_s",
+            f"0 (off) or a number from {MIN_PING_IDLE_S:g} to {DAY_S:g}",
+            pool.ping_idle_s,
+        )
+    for index, entry in enumerate(pool.allowed_origins):
+        try:
+            parse_origin(entry)
+        except ValueError as exc:
+            key = f"{table.key('allowed_origins')}[{index}]"
+            raise ConfigError(table.source, key, str(exc), entry) from None
+    for index, name in enumerate(pool.allowed_subprotocols):
+        if not TOKEN.fullmatch(name):
+            key = f"{table.key('allowed_subprotocols')}[{index}]"
+            raise ConfigError(table.source, key, "a subprotocol name (an HTTP token)", name)
 
 
 def _routes(data: object, pools: dict[str, PoolConfig], source: str) -> tuple[RouteConfig, ...]:

@@ -51,6 +51,20 @@ class PoolConfig:
     response_timeout_s: float = 60.0
     # 0 means off: WebSockets live for hours and many apps ping less often than a minute.
     tunnel_idle_timeout_s: float = 0.0
+    # Frame-aware tunnels, each off at 0; with all off the tunnel copies bytes unparsed.
+    # A side silent ping_idle_s gets a ping; silent ping_timeout_s more, it is dead.
+    ping_idle_s: float = 0.0
+    ping_timeout_s: float = 20.0
+    max_message_bytes: int = 0  # a message's frames added up
+    max_frame_bytes: int = 0
+    max_messages_per_s: float = 0.0  # from the client, per connection
+    message_burst: int = 0  # 0: one second's worth of max_messages_per_s
+    # The handshake policy, any pool: the Origin values allowed (exact, "https://*.x.com",
+    # "null", "*"; empty: any) and the subprotocols passed on (empty: any). When none of
+    # the offered subprotocols is allowed: "reject" (400) or "forward" without the header.
+    allowed_origins: tuple[str, ...] = ()
+    allowed_subprotocols: tuple[str, ...] = ()
+    subprotocol_fallback: str = "reject"
     max_idle_per_backend: int = 32
     # Admission of WebSocket handshakes. 0 per backend means adaptive (learned from
     # handshake latency); 0 for the pool means no pool-wide cap beyond the backends'.
@@ -74,6 +88,16 @@ class PoolConfig:
     @property
     def addresses(self) -> tuple[Address, ...]:
         return tuple(b.address for b in self.backends)
+
+    @property
+    def frame_aware(self) -> bool:
+        """Whether this pool's tunnels read frame headers both ways (else bytes only)."""
+        return bool(
+            self.ping_idle_s
+            or self.max_message_bytes
+            or self.max_frame_bytes
+            or self.max_messages_per_s
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,12 @@ class CauseCode(enum.StrEnum):
     UPSTREAM_HEADER_TOO_LARGE = "upstream_header_too_large"
     OUT_OF_FILE_DESCRIPTORS = "out_of_file_descriptors"
     SHUTTING_DOWN = "shutting_down"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    SUBPROTOCOL_NOT_ALLOWED = "subprotocol_not_allowed"
+    PEER_PING_TIMEOUT = "peer_ping_timeout"
+    MESSAGE_TOO_BIG = "message_too_big"
+    FRAME_TOO_BIG = "frame_too_big"
+    MESSAGE_RATE_EXCEEDED = "message_rate_exceeded"
 
 
 CAUSES: tuple[Cause, ...] = (
@@ -298,6 +304,74 @@ CAUSES: tuple[Cause, ...] = (
         symptom="clients get 503 with Retry-After during a deploy; WebSockets still open "
         "when the drain ends get close code 1001",
         retry_after=True,
+    ),
+    Cause(
+        code="origin_not_allowed",
+        status=403,
+        proxy_status="http_request_denied",
+        summary="The WebSocket handshake came from a web page whose Origin is not in the "
+        "pool's allowed_origins (RFC 6455 section 10.2).",
+        fix="If the page is yours, add its origin (scheme://host[:port], or "
+        "https://*.example.com for subdomains) to pools.NAME.allowed_origins; otherwise "
+        "this is another site's page trying to use your users' cookies (cross-site "
+        "WebSocket hijacking), refused as it should be.",
+        symptom="browsers get 403 Forbidden on the handshake",
+    ),
+    Cause(
+        code="subprotocol_not_allowed",
+        status=400,
+        proxy_status="http_request_error",
+        summary="None of the subprotocols the client offered (Sec-WebSocket-Protocol) is in "
+        "the pool's allowed_subprotocols.",
+        fix="Offer a subprotocol the pool allows, add it to pools.NAME.allowed_subprotocols, "
+        'or set subprotocol_fallback = "forward" to pass such requests on without the '
+        "header.",
+        symptom="clients get 400 Bad Request on the handshake",
+    ),
+    Cause(
+        code="peer_ping_timeout",
+        status=None,
+        proxy_status="connection_timeout",
+        summary="One side of a WebSocket sent nothing for ping_idle_s and did not answer the "
+        "gateway's ping within ping_timeout_s: a dead peer (a crashed or frozen process, a "
+        "lost network path); the other side got a close frame.",
+        fix="Look at the side named in the log: a backend that froze (GC pause, deadlock, "
+        "stopped process) or a client that vanished. Raise pools.NAME.ping_timeout_s if "
+        "healthy peers answer that slowly.",
+        close_code=1011,  # CloseCode.INTERNAL_ERROR to the client; 1001 to the backend
+        symptom="clients of a frozen backend get close code 1011 instead of hanging",
+    ),
+    Cause(
+        code="message_too_big",
+        status=None,
+        proxy_status="http_request_denied",
+        summary="A WebSocket message (its frames added up) was larger than the pool's "
+        "max_message_bytes; the sender got close code 1009.",
+        fix="Send smaller messages (split them in the application) or raise "
+        "pools.NAME.max_message_bytes.",
+        close_code=1009,  # CloseCode.MESSAGE_TOO_BIG to the sender; 1001 or 1011 to the other
+        symptom="the connection closes with 1009 after a large message",
+    ),
+    Cause(
+        code="frame_too_big",
+        status=None,
+        proxy_status="http_request_denied",
+        summary="A WebSocket frame was larger than the pool's max_frame_bytes; the sender "
+        "got close code 1009.",
+        fix="Fragment large messages into smaller frames, or raise pools.NAME.max_frame_bytes.",
+        close_code=1009,  # CloseCode.MESSAGE_TOO_BIG
+        symptom="the connection closes with 1009 after a large frame",
+    ),
+    Cause(
+        code="message_rate_exceeded",
+        status=None,
+        proxy_status="http_request_denied",
+        summary="The client sent messages faster than the pool's max_messages_per_s (with "
+        "message_burst) on one connection; it got close code 1008 (policy violation).",
+        fix="Batch messages in the client, or raise pools.NAME.max_messages_per_s or "
+        "message_burst.",
+        close_code=1008,  # CloseCode.POLICY_VIOLATION
+        symptom="chatty clients are closed with 1008",
     ),
 )
 

@@ -45,6 +45,7 @@ from wsgate.policy.clients import client_address
 from wsgate.protocol.errors import ProtocolError
 from wsgate.protocol.forward import Framing
 from wsgate.protocol.frames import CLOSE_GOING_AWAY
+from wsgate.protocol.handshake_policy import apply_policy
 from wsgate.protocol.headers import HeaderList, Headers, get_one
 
 if TYPE_CHECKING:
@@ -391,6 +392,18 @@ class ClientCore:
             self.client_ip, get_one(request.headers, b"x-forwarded-for"), self.gw.trusted_proxies
         )
         if request.ws_key is not None:
+            config = pool.config
+            if config.allowed_origins or config.allowed_subprotocols:
+                try:
+                    request.headers = apply_policy(
+                        request.headers,
+                        config.allowed_origins,
+                        config.allowed_subprotocols,
+                        config.subprotocol_fallback,
+                    )
+                except ProtocolError as refused:
+                    self._fail(refused.cause, refused.reason)
+                    return
             wait_s = self.gw.client_limits.admit(request.client, self.now)
             if wait_s is not None:
                 self._fail(
