@@ -13,6 +13,7 @@ from typing import Any
 
 from wsgate.config.model import (
     Address,
+    AdminConfig,
     BackendConfig,
     Config,
     HealthCheckConfig,
@@ -37,6 +38,7 @@ MAX_WEIGHT = 1000  # a backend's weight (160 ring points each for consistent_has
 MAX_RETRIES = 100
 MAX_RISE_FALL = 1000
 MIN_PING_IDLE_S = 0.1  # a keepalive more often than this is a unit mistake (ms for s)
+MIN_TOKEN_CHARS = 16  # an admin token shorter than this is guessable
 
 
 class ConfigError(InputError):
@@ -297,6 +299,52 @@ def _server(data: object, source: str) -> ServerConfig:
     return server
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or "localhost": only this machine can connect."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _admin(data: object, source: str) -> AdminConfig:
+    if data is None:
+        return AdminConfig()
+    table = _Table(data, "admin", source)
+    d = AdminConfig()
+    admin = AdminConfig(
+        enabled=table.boolean("enabled", True),
+        listen=table.addresses("listen", (d.listen,))[0],
+        token=table.string("token", d.token),
+        metrics=table.boolean("metrics", d.metrics),
+        backend_drain_s=table.number("backend_drain_s", d.backend_drain_s, maximum=DAY_S),
+    )
+    if isinstance(table.data.get("listen"), list) and len(table.data["listen"]) != 1:
+        raise table.fail("listen", 'one "host:port" string', table.data["listen"])
+    table.finish()
+    check_admin(admin, source)
+    return admin
+
+
+def check_admin(admin: AdminConfig, source: str, key: str = "admin.token") -> None:
+    """A token, when set, must be long enough and printable; one is required when the
+    admin listener is bound to anything but loopback."""
+    token = admin.token
+    if token and (len(token) < MIN_TOKEN_CHARS or not token.isprintable() or " " in token):
+        raise ConfigError(
+            source, key, f"a token of at least {MIN_TOKEN_CHARS} printable characters, no spaces"
+        )
+    if admin.enabled and not token and not is_loopback(admin.listen.host):
+        raise ConfigError(
+            source,
+            key,
+            f"a token (at least {MIN_TOKEN_CHARS} characters) when the admin listener is "
+            f"bound to {admin.listen}, which is not a loopback address",
+        )
+
+
 def _health(table: _Table) -> HealthCheckConfig:
     d = HealthCheckConfig()
     kind = table.string("kind", d.kind, HEALTH_KINDS)
@@ -450,8 +498,9 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         raise ConfigError(source, "pools", "at least one [pools.NAME] table", pools_data)
     pools = {name: _pool(name, value, source) for name, value in pools_data.items()}
     routes = _routes(top._get("routes"), pools, source)
+    admin = _admin(top._get("admin"), source)
     top.finish()
-    return Config(server=server, pools=pools, routes=routes, source=source)
+    return Config(server=server, pools=pools, routes=routes, source=source, admin=admin)
 
 
 def load_config(path: str | Path) -> Config:

@@ -131,9 +131,27 @@ class ServerConfig:
     proxy_protocol: bool = False  # expect a PROXY v1/v2 header on every connection
 
 
+ADMIN_PORT = 9180
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The admin listener (`[admin]`): /metrics, /healthz, /readyz, /api/state and the
+    dashboard, on its own port. Off unless the config has an `[admin]` table or `serve`
+    gets `--admin`. A `token` is required when `listen` is not a loopback address."""
+
+    enabled: bool = False
+    listen: Address = Address("127.0.0.1", ADMIN_PORT)
+    token: str = ""  # "Authorization: Bearer TOKEN"; "" on loopback means none
+    metrics: bool = True  # count and serve /metrics; off leaves the hot path untouched
+    # A backend drained through the API has its tunnels closed evenly over this long.
+    backend_drain_s: float = 30.0
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig
     pools: Mapping[str, PoolConfig]
     routes: tuple[RouteConfig, ...]
     source: str = field(default="<defaults>")
+    admin: AdminConfig = field(default_factory=AdminConfig)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
 from wsgate.config import Config, ConfigError, load_config, single_pool_config
+from wsgate.config.load import check_admin, parse_address
+from wsgate.observe.log import FORMATS, LEVELS, JsonLog
 
 # Young objects allocated between two collections (CPython's default is 700).
 GC_GEN0_THRESHOLD = 10_000
@@ -47,6 +53,13 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="worker processes sharing the port with SO_REUSEPORT (default 1)",
     )
+    serve.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        help="serve the admin listener (dashboard, /metrics, /healthz, /readyz, /api) on "
+        "this address; overrides [admin] listen. A non-loopback address needs [admin] token",
+    )
+    _log_options(serve)
     serve.set_defaults(handler=run_serve)
 
     check = subparsers.add_parser(
@@ -62,7 +75,34 @@ def register(subparsers: Any) -> None:
         "(echo and a broadcast chat with a web page).",
     )
     demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    demo.add_argument(
+        "--admin-port",
+        type=int,
+        default=None,
+        help="dashboard and admin API port on 127.0.0.1 (default: the gateway port + 1)",
+    )
+    demo.add_argument(
+        "--storm",
+        action="store_true",
+        help="also run a small storm of handshakes against a slow demo backend, to watch "
+        "queueing, shedding and their causes on the dashboard",
+    )
     demo.set_defaults(handler=run_demo)
+
+
+def _log_options(parser: Any) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="json",
+        help="log lines as JSON objects (default) or key=value text",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default="info",
+        help="the lowest level written (default info: every line)",
+    )
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
@@ -71,12 +111,27 @@ def _config_from_args(args: argparse.Namespace) -> Config:
             raise ConfigError(
                 "command line", "", "either --config or --listen/--upstream, not both"
             )
-        return load_config(args.config)
-    if not args.upstream:
+        config = load_config(args.config)
+    elif not args.upstream:
         raise ConfigError(
             "command line", "--upstream", "at least one --upstream HOST:PORT (or --config FILE)"
         )
-    return single_pool_config(args.listen, args.upstream)
+    else:
+        config = single_pool_config(args.listen, args.upstream)
+    admin_arg = getattr(args, "admin", None)
+    if admin_arg:
+        try:
+            listen = parse_address(admin_arg)
+        except ValueError as exc:
+            raise ConfigError("command line", "--admin", str(exc), admin_arg) from None
+        admin = dataclasses.replace(config.admin, enabled=True, listen=listen)
+        check_admin(admin, "command line", "--admin (with [admin] token)")
+        config = dataclasses.replace(config, admin=admin)
+    return config
+
+
+def _log(args: argparse.Namespace, config: Config) -> JsonLog:
+    return JsonLog(access=config.server.access_log, fmt=args.log_format, level=args.log_level)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -102,8 +157,8 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     _raise_open_files_limit()
     if args.workers == 1:
-        return _run_one(config, reuse_port=False)
-    return _run_workers(config, args.workers)
+        return _run_one(config, _log(args, config), reuse_port=False)
+    return _run_workers(config, _log(args, config), args.workers)
 
 
 def _raise_open_files_limit() -> None:
@@ -129,7 +184,14 @@ def _raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def _run_one(config: Config, *, reuse_port: bool, parent_pid: int | None = None) -> int:
+def _run_one(
+    config: Config,
+    log: JsonLog,
+    *,
+    reuse_port: bool,
+    parent_pid: int | None = None,
+    run_dir: Path | None = None,
+) -> int:
     import uvloop
 
     from wsgate.gateway.server import ListenError, os_error_reason, serve_until_signalled
@@ -139,7 +201,11 @@ def _run_one(config: Config, *, reuse_port: bool, parent_pid: int | None = None)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _tune_gc()
     try:
-        uvloop.run(serve_until_signalled(config, reuse_port=reuse_port, parent_pid=parent_pid))
+        uvloop.run(
+            serve_until_signalled(
+                config, reuse_port=reuse_port, parent_pid=parent_pid, run_dir=run_dir, log=log
+            )
+        )
     except ListenError as exc:
         _say(f"wsgate: {exc}")
         return 1
@@ -187,7 +253,13 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _worker(config: Config, parent_pid: int) -> NoReturn:
+def _worker(
+    config: Config,
+    log: JsonLog,
+    parent_pid: int,
+    run_dir: Path | None,
+    admin_sock: socket.socket | None,
+) -> NoReturn:
     """The child side of fork(): the signal dispositions of a worker, then serve."""
     code = 1
     try:
@@ -195,24 +267,77 @@ def _worker(config: Config, parent_pid: int) -> NoReturn:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the gateway's own handler
         _die_with_parent(parent_pid)
+        if admin_sock is not None:
+            admin_sock.close()  # the admin process's
         signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
-        code = _run_one(config, reuse_port=True, parent_pid=parent_pid)
+        code = _run_one(config, log, reuse_port=True, parent_pid=parent_pid, run_dir=run_dir)
     except BaseException:
         traceback.print_exc()
     finally:
         os._exit(code)  # never back into the parent's code
 
 
-def _run_workers(config: Config, workers: int) -> int:
-    """Fork `workers` processes that share each listening port (SO_REUSEPORT); forward
-    SIGINT/SIGTERM to them by PID, log and ignore SIGHUP, and wait for all. The workers
-    end with the parent whatever ends it (see `_die_with_parent`)."""
-    from wsgate.gateway.server import log_sighup
-    from wsgate.observe.log import JsonLog
+def _admin_process(
+    config: Config, log: JsonLog, parent_pid: int, run_dir: Path, sock: socket.socket
+) -> NoReturn:
+    """The child side of fork() that serves the admin listener for all workers: it
+    reads their snapshots and metrics files in `run_dir` (see gateway.monitor)."""
+    code = 1
+    try:
+        import uvloop
 
-    log = JsonLog()
+        from wsgate.gateway.admin import serve_admin_process
+        from wsgate.gateway.server import CLOSE_GRACE_S
+
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        _die_with_parent(parent_pid)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
+        drain_s = config.server.drain_timeout_s + CLOSE_GRACE_S + 2.0
+        uvloop.run(serve_admin_process(config.admin, sock, run_dir, log, drain_s))
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _admin_run_dir(config: Config) -> Path:
+    """A fresh directory for the workers' snapshots and, with metrics on, their
+    prometheus_client files; set before the first fork so that every worker writes there."""
+    run_dir = Path(tempfile.mkdtemp(prefix="wsgate-admin-"))
+    if config.admin.metrics:
+        from wsgate.gateway.monitor import METRICS_DIR
+        from wsgate.observe.metrics import use_multiprocess_dir
+
+        (run_dir / METRICS_DIR).mkdir()
+        use_multiprocess_dir(run_dir / METRICS_DIR)
+    return run_dir
+
+
+def _run_workers(config: Config, log: JsonLog, workers: int) -> int:
+    """Fork `workers` processes that share each listening port (SO_REUSEPORT), and with
+    an admin listener one more process that serves it; forward SIGINT/SIGTERM to them by
+    PID, log and ignore SIGHUP, and wait for all. The children end with the parent
+    whatever ends it (see `_die_with_parent`)."""
+    from wsgate.gateway.server import log_sighup
+
     parent_pid = os.getpid()
     children: list[int] = []
+    run_dir: Path | None = None
+    admin_sock: socket.socket | None = None
+    if config.admin.enabled:
+        from wsgate.gateway.admin import bind
+
+        try:
+            admin_sock = bind(config.admin)
+        except OSError as exc:
+            from wsgate.gateway.server import os_error_reason
+
+            _say(f"wsgate: cannot listen on {config.admin.listen}: {os_error_reason(exc)}")
+            return 1
+        run_dir = _admin_run_dir(config)
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -228,7 +353,12 @@ def _run_workers(config: Config, workers: int) -> int:
         for _ in range(workers):
             pid = os.fork()
             if pid == 0:
-                _worker(config, parent_pid)
+                _worker(config, log, parent_pid, run_dir, admin_sock)
+            children.append(pid)
+        if admin_sock is not None and run_dir is not None:
+            pid = os.fork()
+            if pid == 0:
+                _admin_process(config, log, parent_pid, run_dir, admin_sock)
             children.append(pid)
     except OSError as exc:
         print(f"wsgate: cannot start a worker: {exc.strerror or exc}", file=sys.stderr)
@@ -236,9 +366,13 @@ def _run_workers(config: Config, workers: int) -> int:
         status = 1
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
+    if admin_sock is not None:
+        admin_sock.close()
     for child in children:
         _, code = os.waitpid(child, 0)
         status = max(status, os.waitstatus_to_exitcode(code))
+    if run_dir is not None:
+        shutil.rmtree(run_dir, ignore_errors=True)
     return status
 
 

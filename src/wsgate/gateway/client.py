@@ -32,6 +32,7 @@ from wsgate.gateway.ports import GatewayView
 from wsgate.gateway.tunnel import Tunnel
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog
+from wsgate.observe.metrics import Metrics
 from wsgate.protocol.headers import Headers
 
 
@@ -44,6 +45,8 @@ class GatewayRuntime(GatewayView, Protocol):
     def loop(self) -> asyncio.AbstractEventLoop: ...
     @property
     def log(self) -> JsonLog: ...
+    @property
+    def metrics(self) -> Metrics | None: ...
     @property
     def connections(self) -> Collection[ClientConnection]: ...
     def connection_opened(self, conn: ClientConnection) -> None: ...
@@ -247,6 +250,9 @@ class ClientConnection(asyncio.Protocol):
         self.upstream = None
         backend, self._tunnel_backend = self._tunnel_backend, None
         if backend is not None:
+            metrics, tunnel = self.gw.metrics, self._tunnel
+            if metrics is not None and tunnel is not None:
+                metrics.tunnel_closed(backend.pool.config.name, tunnel.bytes_up, tunnel.bytes_down)
             backend.pool.tunnel_closed(backend)
         client, self._tunnel_client = self._tunnel_client, None
         if client is not None:
@@ -378,6 +384,13 @@ class ClientConnection(asyncio.Protocol):
             self._tunnel.close(code, text, reason=reason_code)
         elif self.core is not None:
             self._run(self.core.close(code, text, reason=reason_code, now=self.loop.time()))
+
+    @property
+    def tunnel_backend(self) -> Backend | None:
+        """The backend this connection's tunnel goes to; None when it is no tunnel."""
+        if self._tunnel is None or self._tunnel.closed:
+            return None
+        return self._tunnel_backend
 
     @property
     def idle(self) -> bool:

@@ -15,7 +15,7 @@ import os
 import random
 import socket
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from wsgate.config.model import Address, BackendConfig, PoolConfig
 from wsgate.errors import ConnectError as ConnectError  # re-exported
@@ -31,8 +31,12 @@ from wsgate.policy.admission import (
     Queued,
     Rejected,
 )
-from wsgate.policy.health import HealthSettings
+from wsgate.policy.health import BackendHealth, HealthSettings
 from wsgate.policy.queue import WaitQueue
+from wsgate.policy.retry import RetryBudget
+
+if TYPE_CHECKING:
+    from wsgate.observe.metrics import Metrics
 
 IDLE_UPSTREAM_TIMEOUT_S = 60.0
 # EMFILE (this process) and ENFILE (the whole system): out of file descriptors.
@@ -61,9 +65,48 @@ class Waiter(Applicant, Protocol):
     def __hash__(self) -> int: ...
 
 
+class AdminHealth(BackendHealth):
+    """A backend's health plus the operator's word: a backend `drained` through the admin
+    API takes no new handshakes or requests, whatever its checks say."""
+
+    def __init__(self, settings: HealthSettings, now: float) -> None:
+        super().__init__(settings, now)
+        self.drained = False
+
+    def available(self, now: float) -> bool:
+        return not self.drained and super().available(now)
+
+
+class MeteredBudget(RetryBudget):
+    """The pool's retry budget, counting the retries it allows and refuses."""
+
+    def __init__(self, ratio: float, min_per_s: float, metrics: Metrics, pool: str) -> None:
+        super().__init__(ratio, min_per_s)
+        self.metrics = metrics
+        self.pool = pool
+
+    def try_retry(self, now: float) -> bool:
+        allowed = super().try_retry(now)
+        self.metrics.retry(self.pool, allowed)
+        return allowed
+
+
+# A refusal's cause as an admission decision (see `Metrics.admission`); a queue timeout
+# is `queue_timeout` from the queue's timer and `shed` when predicted.
+REFUSALS = {
+    "overloaded_queue_full": "queue_full",
+    "overloaded_queue_timeout": "shed",
+    "no_healthy_upstream": "no_healthy_upstream",
+    "at_capacity": "at_capacity",
+    "shutting_down": "shutting_down",
+}
+
+
 class Backend(BackendState):
     """A backend's admission state (`BackendState`) plus its address, its pool and its
     connections: `open` all of them, `idle` the ones kept for reuse."""
+
+    health: AdminHealth
 
     def __init__(
         self, config: BackendConfig, pool: Pool, health: HealthSettings, now: float
@@ -75,6 +118,7 @@ class Backend(BackendState):
             pool.config.max_handshakes_per_backend,
             now,
         )
+        self.health = AdminHealth(health, now)
         self.address: Address = config.address
         self.pool = pool
         self.idle: list[UpstreamConnection] = []
@@ -123,9 +167,14 @@ class Pool:
     its `next_deadline()` and one per ejection, and holds the I/O: connections to the
     backends and the active health checks."""
 
-    def __init__(self, config: PoolConfig, high_water: int, log: JsonLog) -> None:
+    def __init__(
+        self, config: PoolConfig, high_water: int, log: JsonLog, metrics: Metrics | None = None
+    ) -> None:
         self.config = config
         self.log = log
+        self.metrics = metrics
+        # When each queued handshake joined the line (kept only for the metrics).
+        self._queued_at: dict[Waiter, float] = {}
         self.loop = asyncio.get_running_loop()
         now = self.loop.time()
         health = health_settings(config)
@@ -134,6 +183,10 @@ class Pool:
         self.admission: AdmissionController[Backend, Waiter] = AdmissionController(
             admission_settings(config), self.backends, self.rng
         )
+        if metrics is not None:
+            self.admission.budget = MeteredBudget(
+                config.retry_budget_ratio, config.retry_budget_min_per_s, metrics, config.name
+            )
         self.budget = self.admission.budget
         self._high_water = high_water
         self._expiry: asyncio.TimerHandle | None = None
@@ -164,10 +217,22 @@ class Pool:
         answer = self.admission.admit(waiter, now, front=front)
         if answer is QUEUED and self._expiry is None:
             self._arm_expiry()
+        metrics = self.metrics
+        if metrics is not None:
+            name = self.config.name
+            if answer is QUEUED:
+                self._queued_at[waiter] = now
+                metrics.admission(name, "queued")
+            elif isinstance(answer, Rejected):
+                metrics.admission(name, REFUSALS.get(answer.cause, answer.cause))
+            else:
+                metrics.admission(name, "admitted")
         return answer
 
     def cancel(self, waiter: Waiter) -> None:
         self.admission.cancel(waiter)
+        if self._queued_at:
+            self._queued_at.pop(waiter, None)
 
     def turn_away_waiters(self) -> int:
         """The gateway starts to drain: every queued handshake gets 503 shutting_down with
@@ -186,6 +251,8 @@ class Pool:
     ) -> None:
         """Release a slot; `outcome` is an `Outcome` (see `AdmissionController.on_done`)."""
         now = self.loop.time()
+        if self.metrics is not None:
+            self.metrics.handshake_done(self.config.name, backend.name, outcome, rtt_s)
         decisions = self.admission.on_done(backend, rtt_s, inflight_at_start, outcome, now)
         if self.admission.ejected:
             self._log_ejections(now)
@@ -202,18 +269,51 @@ class Pool:
 
     def tunnel_opened(self, backend: Backend) -> None:
         self.admission.tunnel_opened(backend)
+        if self.metrics is not None:
+            self.metrics.tunnel_opened(self.config.name, backend.name)
 
     def tunnel_closed(self, backend: Backend) -> None:
         decisions = self.admission.tunnel_closed(backend, self.loop.time())
         if decisions:
             self._deliver(decisions)
 
-    def _deliver(self, decisions: Decisions) -> None:
+    def _deliver(self, decisions: Decisions, *, timeout: str = "shed") -> None:
+        """Give each waiter its answer. `timeout`: what a queue timeout is here (the
+        metrics' decision): `shed` when predicted, `queue_timeout` from the timer."""
+        if self.metrics is not None:
+            self._count(decisions, timeout)
         for waiter, answer in decisions:
             if isinstance(answer, Rejected):
                 waiter.rejected(answer.cause, answer.detail, answer.retry_after_s)
             else:
                 waiter.admitted(answer)
+
+    def set_drained(self, backend: Backend, drained: bool) -> bool:
+        """Take `backend` out of service (no new handshakes or requests; what it holds
+        goes on) or put it back; True when that changed anything. The gateway closes its
+        tunnels, paced (`Gateway.drain_backend`)."""
+        if backend.health.drained == drained:
+            return False
+        backend.health.drained = drained
+        if not drained:
+            self._dispatch()  # its slots are to be had again
+        return True
+
+    def _count(self, decisions: Decisions, timeout: str) -> None:
+        metrics = self.metrics
+        assert metrics is not None
+        now = self.loop.time()
+        name = self.config.name
+        for waiter, answer in decisions:
+            since = self._queued_at.pop(waiter, None)
+            if since is not None:
+                metrics.queue_wait(name, now - since)
+            if not isinstance(answer, Rejected):
+                metrics.admission(name, "dequeued")
+            elif answer.cause == "overloaded_queue_timeout":
+                metrics.admission(name, timeout)
+            else:
+                metrics.admission(name, REFUSALS.get(answer.cause, answer.cause))
 
     def _dispatch(self) -> None:
         self._deliver(self.admission.dispatch(self.loop.time()))
@@ -223,6 +323,8 @@ class Pool:
         while ejected:
             backend = ejected.pop(0)
             until = backend.health.ejected_until
+            if self.metrics is not None:
+                self.metrics.ejection(self.config.name, backend.name)
             self.log.event(
                 "backend_ejected",
                 pool=self.config.name,
@@ -238,7 +340,7 @@ class Pool:
 
     def _expire(self) -> None:
         self._expiry = None
-        self._deliver(self.admission.expire(self.loop.time()))
+        self._deliver(self.admission.expire(self.loop.time()), timeout="queue_timeout")
         if self._expiry is None:
             self._arm_expiry()
 

@@ -29,17 +29,27 @@ import random
 import signal
 import socket
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from wsgate.config.model import Address, Config
 from wsgate.errors import WsgateError
+from wsgate.gateway.admin import AdminServer
 from wsgate.gateway.client import ClientConnection
-from wsgate.gateway.pool import FD_LOG_INTERVAL_S, OUT_OF_DESCRIPTORS, Pool, open_files_limit
+from wsgate.gateway.monitor import ErrorRecorder, LocalSource, Monitor
+from wsgate.gateway.pool import (
+    FD_LOG_INTERVAL_S,
+    OUT_OF_DESCRIPTORS,
+    Backend,
+    Pool,
+    open_files_limit,
+)
 from wsgate.gateway.router import Router
 from wsgate.gateway.states import BadTransitionError
 from wsgate.observe.log import JsonLog, RateLimitedEvent
+from wsgate.observe.metrics import Metrics
 from wsgate.policy.clients import ClientLimits
-from wsgate.protocol.frames import CLOSE_GOING_AWAY
+from wsgate.protocol.frames import CLOSE_GOING_AWAY, CloseCode
 
 LISTEN_BACKLOG = 4096
 FD_PROBE_S = 1.0  # how often to check that a file descriptor is to be had
@@ -49,6 +59,9 @@ ARRIVAL_GRACE_S = 1.0
 # Once stopping: how long the closed connections have to go (a close frame to flush, the
 # TCP close) before they are aborted.
 CLOSE_GRACE_S = 1.0
+# A backend drained through the admin API: its tunnels are closed at most this often, a
+# batch at a time, over the drain's time.
+DRAIN_STEP_S = 0.05
 
 
 class GatewayPhase(enum.Enum):
@@ -92,7 +105,19 @@ class Gateway:
         self.router = Router(config.routes)
         server = config.server
         high = server.tunnel_high_water_bytes
-        self.pools = {name: Pool(pool, high, self.log) for name, pool in config.pools.items()}
+        admin = config.admin
+        # Metrics and the latest errors exist only for the admin listener: without one,
+        # the hot path counts nothing.
+        self.metrics = Metrics() if admin.enabled and admin.metrics else None
+        self.recorder = ErrorRecorder(self.metrics) if admin.enabled else None
+        if self.recorder is not None:
+            self.log.observer = self.recorder
+        self.pools = {
+            name: Pool(pool, high, self.log, self.metrics) for name, pool in config.pools.items()
+        }
+        self.monitor: Monitor | None = None
+        self.admin: AdminServer | None = None
+        self._drains: dict[str, asyncio.TimerHandle] = {}
         self.client_limits = ClientLimits(
             server.client_max_connections,
             server.client_handshake_rate,
@@ -115,7 +140,10 @@ class Gateway:
         self._accept_log = RateLimitedEvent(self.log, "accept_failed", FD_LOG_INTERVAL_S, self.loop)
         self._fd_probe: asyncio.TimerHandle | None = None
 
-    async def start(self, *, reuse_port: bool = False) -> None:
+    async def start(self, *, reuse_port: bool = False, run_dir: Path | None = None) -> None:
+        """Listen, start the health checks and, with an `[admin]` table, the monitor and
+        the admin listener. `run_dir`: this is one worker of `serve --workers N`, whose
+        admin process reads its snapshots there; the worker serves no admin listener."""
         self.loop.set_exception_handler(self._on_loop_exception)
         for address in self.config.server.listen:
             try:
@@ -140,6 +168,18 @@ class Gateway:
             addresses=[str(a) for a in self.bound_addresses()],
             open_files_limit=open_files_limit(),
         )
+        if self.config.admin.enabled:
+            self.monitor = Monitor(self, run_dir)
+            self.monitor.start()
+            if run_dir is None:
+                self.admin = AdminServer(LocalSource(self), self.config.admin, self.log)
+                try:
+                    await self.admin.start()
+                except OSError as exc:
+                    self.monitor.stop()
+                    for opened in self._servers:
+                        opened.close()
+                    raise ListenError(self.config.admin.listen, exc) from None
 
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """An accept() that failed for lack of descriptors becomes one rate-limited line
@@ -279,7 +319,14 @@ class Gateway:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
+        for timer in self._drains.values():
+            timer.cancel()
+        self._drains.clear()
         self._stopped()
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.admin is not None:
+            await self.admin.close()
 
     def _stopped(self) -> None:
         """STOPPING -> STOPPED: nothing of the gateway is left on the loop."""
@@ -310,6 +357,55 @@ class Gateway:
         if conn in self.connections and conn.idle:
             conn.close_tunnel(CLOSE_GOING_AWAY, "", reason_code="shutdown")
 
+    # == backends drained through the admin API =============================================
+    def drain_backend(self, name: str, drained: bool, over_s: float) -> int:
+        """Take the backend called `name` (in every pool that has it) out of service, or
+        put it back. Drained: no new handshakes or requests go to it, and its tunnels are
+        closed with 1012 (service restart: clients reconnect, to another backend) evenly
+        over `over_s`, so that they do not all come back at once. Returns how many tunnels
+        are to be closed; KeyError when no pool has such a backend."""
+        found = [(p, b) for p in self.pools.values() for b in p.backends if b.name == name]
+        if not found:
+            raise KeyError(name)
+        action = "drain" if drained else "enable"
+        for pool, backend in found:
+            if pool.set_drained(backend, drained) and self.metrics is not None:
+                self.metrics.admin_action(pool.config.name, backend.name, action)
+        timer = self._drains.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        victims: list[ClientConnection] = []
+        if drained:
+            backends: set[Backend] = {b for _, b in found}
+            victims = [c for c in self.connections if c.tunnel_backend in backends]
+        self.log.event(
+            "backend_drained" if drained else "backend_enabled",
+            backend=name,
+            pools=[p.config.name for p, _ in found],
+            tunnels=len(victims),
+            over_s=over_s if drained else None,
+        )
+        if victims:
+            step = max(DRAIN_STEP_S, over_s / len(victims))
+            per_step = max(1, round(len(victims) * step / over_s)) if over_s > 0 else len(victims)
+            self._close_paced(name, victims, per_step, step)
+        return len(victims)
+
+    def _close_paced(
+        self, name: str, victims: list[ClientConnection], per_step: int, step: float
+    ) -> None:
+        self._drains.pop(name, None)
+        batch, rest = victims[:per_step], victims[per_step:]
+        for conn in batch:
+            if conn in self.connections:
+                conn.close_tunnel(
+                    CloseCode.SERVICE_RESTART, "backend drained", reason_code="backend_drained"
+                )
+        if rest:
+            self._drains[name] = self.loop.call_later(
+                step, self._close_paced, name, rest, per_step, step
+            )
+
     def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A task of this gateway (an upstream connect), tracked until it is done:
         STOPPING cancels and awaits those still running."""
@@ -333,13 +429,18 @@ def log_sighup(log: JsonLog) -> None:
 
 
 async def serve_until_signalled(
-    config: Config, *, reuse_port: bool = False, parent_pid: int | None = None
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    parent_pid: int | None = None,
+    run_dir: Path | None = None,
+    log: JsonLog | None = None,
 ) -> None:
     """Run a gateway until SIGINT or SIGTERM, then drain. SIGHUP is logged and ignored.
     A worker (`parent_pid` set) also drains when its parent is gone: the parent asks the
     kernel for a SIGTERM then (PR_SET_PDEATHSIG), and this check covers the rest."""
     loop = asyncio.get_running_loop()
-    gateway = Gateway(config)
+    gateway = Gateway(config, log)
     stop = asyncio.Event()
     watch: asyncio.TimerHandle | None = None
 
@@ -364,7 +465,7 @@ async def serve_until_signalled(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_stop_signal)
     loop.add_signal_handler(signal.SIGHUP, log_sighup, gateway.log)
-    await gateway.start(reuse_port=reuse_port)
+    await gateway.start(reuse_port=reuse_port, run_dir=run_dir)
     if parent_pid is not None:
         check_parent()
     await stop.wait()

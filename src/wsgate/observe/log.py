@@ -1,5 +1,15 @@
-"""One JSON object per line on stderr: access lines for requests and tunnels, and one
-line for every error the gateway makes, with its cause code and timings."""
+"""One line per event on stderr: access lines for requests and tunnels, and one line for
+every error the gateway makes, with its cause code and timings.
+
+Lines are JSON objects (`--log-format json`, the default) or `key=value` text
+(`--log-format text`), each with a UTC timestamp to the millisecond, the worker's pid and
+a level. `--log-level` drops the lines below it: access lines and most events are
+`info`, conditions an operator should look at (a backend down or ejected, out of
+descriptors) are `warning`, and the gateway's explained errors are `error`.
+
+An observer (`LogObserver`, the metrics) sees every error and event line, written or
+not, so that counting needs no second hook in the code that logs.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +18,124 @@ import json
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
+
+LEVELS = ("debug", "info", "warning", "error")
+FORMATS = ("json", "text")
+_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+# Events that call for an operator's eye; every other event is info.
+WARNING_EVENTS = frozenset(
+    {
+        "accept_failed",
+        "backend_down",
+        "backend_ejected",
+        "out_of_file_descriptors",
+        "parent_gone",
+        "sighup_ignored",
+    }
+)
+
+
+class LogObserver(Protocol):
+    """Sees every error and event line (the metrics count them)."""
+
+    def on_error(self, cause: str, fields: dict[str, Any]) -> None: ...
+    def on_event(self, event: str, fields: dict[str, Any]) -> None: ...
+
+
+def timestamp(now: float) -> str:
+    """`now` (time.time()) as UTC ISO 8601 with milliseconds: 2026-11-30T10:04:05.123Z."""
+    seconds = int(now)
+    millis = int((now - seconds) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def _text_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value if value and not any(c in value for c in ' "=\n') else json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def text_line(record: dict[str, Any]) -> str:
+    """`TIME LEVEL EVENT key=value ...`: for a terminal; JSON is for machines."""
+    head = f"{record['time']} {record['level'].upper():<7} {record['event']}"
+    rest = " ".join(
+        f"{key}={_text_value(value)}"
+        for key, value in record.items()
+        if key not in ("time", "level", "event")
+    )
+    return f"{head} {rest}" if rest else head
 
 
 class JsonLog:
-    """Writes events as JSON lines. `stream` defaults to stderr; `enabled_access`
-    switches off access lines (errors are always written)."""
+    """Writes events as lines. `stream` defaults to stderr; `access` switches off access
+    lines (errors are always written, at any level up to error); `fmt` is json or text;
+    `level` the lowest level written."""
 
-    def __init__(self, stream: TextIO | None = None, *, access: bool = True) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        access: bool = True,
+        fmt: str = "json",
+        level: str = "info",
+    ) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"log format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+        if level not in _RANK:
+            raise ValueError(f"log level: expected one of {', '.join(LEVELS)}, got {level!r}")
         self._stream = stream
-        self.access_enabled = access
+        self.fmt = fmt
+        self.level = level
+        self._min = _RANK[level]
+        self.access_enabled = access and self._min <= _RANK["info"]
+        self.observer: LogObserver | None = None
 
     def _write(self, record: dict[str, Any]) -> None:
         stream = self._stream or sys.stderr
-        stream.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+        if self.fmt == "json":
+            line = json.dumps(record, separators=(",", ":"), default=str)
+        else:
+            line = text_line(record)
+        stream.write(line + "\n")
         stream.flush()
 
-    def event(self, event: str, **fields: Any) -> None:
+    def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        if _RANK[level] < self._min:
+            return
         record: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+            "time": timestamp(time.time()),
+            "level": level,
             "pid": os.getpid(),  # tells the workers of `serve --workers N` apart
             "event": event,
         }
         record.update(fields)
         self._write(record)
 
+    def event(self, event: str, **fields: Any) -> None:
+        observer = self.observer
+        if observer is not None:
+            observer.on_event(event, fields)
+        self._emit("warning" if event in WARNING_EVENTS else "info", event, fields)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._emit("debug", event, fields)
+
     def access(self, **fields: Any) -> None:
         if self.access_enabled:
-            self.event("access", **fields)
+            self._emit("info", "access", fields)
 
     def error(self, cause: str, **fields: Any) -> None:
-        self.event("error", cause=cause, **fields)
+        observer = self.observer
+        if observer is not None:
+            observer.on_error(cause, fields)
+        self._emit("error", "error", {"cause": cause, **fields})
 
 
 class RateLimitedEvent:

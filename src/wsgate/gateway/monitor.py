@@ -1,0 +1,376 @@
+"""What the admin listener shows of a running gateway, and how it gets there.
+
+Each gateway process takes a `snapshot` of itself a few times a second (`Monitor`): its
+phase, readiness, routes, pools with their queues and backends (health, limit, load),
+and its latest errors. The snapshot sets the metrics' gauges, so the hot path never
+touches a gauge. What serves the admin API reads snapshots through a `StateSource`:
+
+- `LocalSource`: `serve` with one worker, the admin listener in the gateway's process:
+  the snapshot is taken when asked, and a drain is a method call.
+- `DirSource`: `serve --workers N`: each worker writes its snapshot to
+  `state-PID.json` in a run directory and reads the operator's wishes from
+  `control.json` there (which backends are drained); the admin process merges the
+  snapshots of the live workers (`merge`) and writes `control.json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prometheus_client import CollectorRegistry
+
+from wsgate.findings import CATALOGUE
+from wsgate.observe.metrics import Metrics, scrape_registry
+
+if TYPE_CHECKING:
+    from wsgate.gateway.server import Gateway
+
+TICK_S = 0.5  # how often a gateway takes its snapshot
+RECENT_ERRORS = 50  # errors kept for the dashboard, per process
+STALE_S = 5.0  # a worker's snapshot older than this is from a stuck or dead worker
+CONTROL_FILE = "control.json"
+STATE_PREFIX = "state-"
+METRICS_DIR = "metrics"
+
+
+class ErrorRecorder:
+    """The log's observer (`observe.log.LogObserver`): counts every error line in the
+    metrics and keeps the latest ones for the dashboard."""
+
+    def __init__(self, metrics: Metrics | None) -> None:
+        self.metrics = metrics
+        self.recent: deque[tuple[float, str, Any, Any, Any]] = deque(maxlen=RECENT_ERRORS)
+
+    def on_error(self, cause: str, fields: dict[str, Any]) -> None:
+        pool = fields.get("pool")
+        if self.metrics is not None:
+            self.metrics.error(pool, cause)
+        self.recent.append((time.time(), cause, pool, fields.get("backend"), fields.get("detail")))
+
+    def on_event(self, event: str, fields: dict[str, Any]) -> None:
+        if event == "sighup_ignored" and self.metrics is not None:
+            self.metrics.reload("unsupported")
+
+    def errors(self) -> list[dict[str, Any]]:
+        return [
+            {"time": at, "cause": cause, "pool": pool, "backend": backend, "detail": detail}
+            for at, cause, pool, backend, detail in self.recent
+        ]
+
+
+def explain(cause: str) -> dict[str, Any]:
+    """The catalogue's words for a cause: HTTP status, what happened and the fix."""
+    found = CATALOGUE.get(cause)
+    if found is None:
+        return {"status": None, "summary": "", "fix": ""}
+    return {"status": found.status, "summary": found.summary, "fix": found.fix}
+
+
+# == one process's snapshot ==================================================================
+def snapshot(gw: Gateway, recorder: ErrorRecorder | None) -> dict[str, Any]:
+    """Everything the admin API shows of this gateway process, as plain JSON values."""
+    now = gw.loop.time()
+    pools: dict[str, Any] = {}
+    for name, pool in gw.pools.items():
+        backends = []
+        for b in pool.backends:
+            health = b.health
+            ejected = health.ejected_until > now
+            backends.append(
+                {
+                    "name": b.name,
+                    "up": health.up,
+                    "ejected": ejected,
+                    "ejected_for_s": round(health.ejected_until - now, 1) if ejected else 0.0,
+                    "drained": health.drained,
+                    "healthy": health.up and not ejected and not health.drained,
+                    "share": round(health.share(now), 3),
+                    "limit": b.handshake_capacity(now),
+                    "inflight": b.inflight,
+                    "tunnels": b.connections,
+                    "open": len(b.open),
+                }
+            )
+        pools[name] = {
+            "queue": len(pool.queue),
+            "queue_size": pool.config.queue_size,
+            "queue_timeout_s": pool.config.queue_timeout_s,
+            "inflight": pool.admission.inflight,
+            "backends": backends,
+        }
+    routes = [
+        {"host": r.host, "path_prefix": r.path_prefix, "pool": r.pool} for r in gw.config.routes
+    ]
+    ready, reasons = readiness(gw.phase.value, gw.bound_addresses(), routes, pools)
+    return {
+        "pid": os.getpid(),
+        "time": time.time(),
+        "phase": gw.phase.value,
+        "listening": gw.bound_addresses(),
+        "connections": len(gw.connections),
+        "ready": ready,
+        "reasons": reasons,
+        "routes": routes,
+        "pools": pools,
+        "errors": recorder.errors() if recorder is not None else [],
+    }
+
+
+def readiness(
+    phase: str, listening: list[str], routes: list[dict[str, Any]], pools: Mapping[str, Any]
+) -> tuple[bool, list[str]]:
+    """Ready: running, listening, and every route's pool has a healthy backend."""
+    reasons = []
+    if phase != "running":
+        reasons.append(f"the gateway is {phase}")
+    if not listening:
+        reasons.append("not listening")
+    for route in routes:
+        pool = pools.get(route["pool"])
+        if pool is not None and not any(b["healthy"] for b in pool["backends"]):
+            reasons.append(
+                f"route {route['host']}{route['path_prefix']}: pool {route['pool']} has no "
+                "healthy backend"
+            )
+    return not reasons, sorted(set(reasons))
+
+
+def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several workers' snapshots as one: counts add up, a backend is healthy (and
+    up) only where every worker says so, ejected or drained where any does, and its
+    slow-start share is the smallest."""
+    if not snapshots:
+        return {
+            "workers": 0,
+            "phase": "starting",
+            "ready": False,
+            "reasons": ["no worker has reported yet"],
+            "listening": [],
+            "connections": 0,
+            "routes": [],
+            "pools": {},
+            "errors": [],
+        }
+    first = snapshots[0]
+    pools: dict[str, Any] = json.loads(json.dumps(first["pools"]))  # a deep copy
+    for other in snapshots[1:]:
+        for name, pool in other["pools"].items():
+            into = pools.setdefault(name, pool)
+            if into is pool:
+                continue
+            for key in ("queue", "queue_size", "inflight"):
+                into[key] += pool[key]
+            by_name = {b["name"]: b for b in into["backends"]}
+            for b in pool["backends"]:
+                mine = by_name.get(b["name"])
+                if mine is None:
+                    into["backends"].append(b)
+                    continue
+                for key in ("limit", "inflight", "tunnels", "open"):
+                    mine[key] += b[key]
+                for key in ("up", "healthy"):
+                    mine[key] = mine[key] and b[key]
+                for key in ("ejected", "drained"):
+                    mine[key] = mine[key] or b[key]
+                mine["ejected_for_s"] = max(mine["ejected_for_s"], b["ejected_for_s"])
+                mine["share"] = min(mine["share"], b["share"])
+    phases = {s["phase"] for s in snapshots}
+    phase = "running" if phases == {"running"} else sorted(phases - {"running"})[0]
+    errors = sorted((e for s in snapshots for e in s["errors"]), key=lambda e: e["time"])
+    reasons = sorted({r for s in snapshots for r in s["reasons"]})
+    return {
+        "workers": len(snapshots),
+        "phase": phase,
+        "ready": all(s["ready"] for s in snapshots),
+        "reasons": reasons,
+        "listening": sorted({a for s in snapshots for a in s["listening"]}),
+        "connections": sum(s["connections"] for s in snapshots),
+        "routes": first["routes"],
+        "pools": pools,
+        "errors": errors[-RECENT_ERRORS:],
+    }
+
+
+def backend_names(state: Mapping[str, Any]) -> set[str]:
+    return {b["name"] for pool in state["pools"].values() for b in pool["backends"]}
+
+
+# == where the admin listener reads ============================================================
+class StateSource(Protocol):
+    """What the admin listener reads and asks, wherever the gateway runs."""
+
+    def state(self) -> dict[str, Any]:
+        """The merged snapshot (see `merge`), with `workers`."""
+        ...
+
+    def registry(self) -> CollectorRegistry | None:
+        """Where /metrics comes from; None when metrics are off."""
+        ...
+
+    def set_drained(self, backend: str, drained: bool, over_s: float) -> None: ...
+
+
+class LocalSource:
+    """The admin listener in the gateway's own process (one worker)."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def state(self) -> dict[str, Any]:
+        return merge([snapshot(self.gw, self.gw.recorder)])
+
+    def registry(self) -> CollectorRegistry | None:
+        return self.gw.metrics.registry if self.gw.metrics is not None else None
+
+    def set_drained(self, backend: str, drained: bool, over_s: float) -> None:
+        self.gw.drain_backend(backend, drained, over_s)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Write `path` whole or not at all: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, separators=(",", ":")))
+    tmp.replace(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class DirSource:
+    """The admin process of `serve --workers N`: the workers' snapshots in `run_dir`."""
+
+    def __init__(self, run_dir: Path, *, metrics: bool) -> None:
+        self.run_dir = run_dir
+        self.metrics = metrics
+        self._registry = scrape_registry(run_dir / METRICS_DIR) if metrics else None
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        found = []
+        now = time.time()
+        for path in sorted(self.run_dir.glob(f"{STATE_PREFIX}*.json")):
+            try:
+                pid = int(path.stem.removeprefix(STATE_PREFIX))
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if not _alive(pid):
+                forget_worker(self.run_dir, pid)
+                continue
+            if now - data.get("time", 0) > STALE_S:
+                data["ready"] = False
+                data["reasons"] = [*data["reasons"], f"worker {pid} has not reported for 5 s"]
+            found.append(data)
+        return found
+
+    def state(self) -> dict[str, Any]:
+        return merge(self.snapshots())
+
+    def registry(self) -> CollectorRegistry | None:
+        return self._registry
+
+    def set_drained(self, backend: str, drained: bool, over_s: float) -> None:
+        path = self.run_dir / CONTROL_FILE
+        wanted = read_control(path)
+        if drained:
+            wanted[backend] = over_s
+        else:
+            wanted.pop(backend, None)
+        _write_json(path, {"drained": wanted})
+
+
+def read_control(path: Path) -> dict[str, float]:
+    """The backends the operator drained, each with its drain time: {} if none."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    drained = data.get("drained") if isinstance(data, dict) else None
+    if not isinstance(drained, dict):
+        return {}
+    return {str(k): float(v) for k, v in drained.items() if isinstance(v, int | float)}
+
+
+def forget_worker(run_dir: Path, pid: int) -> None:
+    """A worker is gone: its snapshot goes, and its live gauges stop counting."""
+    from wsgate.observe.metrics import worker_gone
+
+    with contextlib.suppress(OSError):
+        (run_dir / f"{STATE_PREFIX}{pid}.json").unlink()
+    if (run_dir / METRICS_DIR).is_dir():
+        worker_gone(pid, run_dir / METRICS_DIR)
+
+
+# == the gateway's side ==========================================================================
+class Monitor:
+    """A gateway's tick: every TICK_S take the snapshot, set the gauges from it, and
+    under `--workers N` publish it in `run_dir` and follow `control.json`."""
+
+    def __init__(self, gw: Gateway, run_dir: Path | None) -> None:
+        self.gw = gw
+        self.run_dir = run_dir
+        self._timer: asyncio.TimerHandle | None = None
+        self._control_mtime = 0
+        self._drained: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._tick()
+
+    def _tick(self) -> None:
+        self._timer = self.gw.loop.call_later(TICK_S, self._tick)
+        self.publish()
+        if self.run_dir is not None:
+            self._follow_control(self.run_dir / CONTROL_FILE)
+
+    def publish(self) -> dict[str, Any]:
+        gw = self.gw
+        state = snapshot(gw, gw.recorder)
+        if gw.metrics is not None:
+            gw.metrics.set_gauges(state)
+        if self.run_dir is not None:
+            with contextlib.suppress(OSError):
+                _write_json(self.run_dir / f"{STATE_PREFIX}{os.getpid()}.json", state)
+        return state
+
+    def _follow_control(self, path: Path) -> None:
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        if mtime == self._control_mtime:
+            return
+        self._control_mtime = mtime
+        wanted = read_control(path)
+        for name in set(self._drained) - set(wanted):
+            self.gw.drain_backend(name, False, 0.0)
+        for name, over_s in wanted.items():
+            if name not in self._drained:
+                self.gw.drain_backend(name, True, over_s)
+        self._drained = wanted
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.run_dir is not None:
+            # The last word: the admin process shows this worker's phase until it is gone.
+            self.publish()
+
+
+def names_in(state: Mapping[str, Any], names: Iterable[str]) -> list[str]:
+    known = backend_names(state)
+    return [n for n in names if n in known]

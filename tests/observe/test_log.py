@@ -1,0 +1,82 @@
+"""Log lines: millisecond timestamps, JSON and text, levels, and the observer."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+
+import pytest
+
+from wsgate.observe.log import JsonLog, text_line, timestamp
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[str] = []
+
+    def on_error(self, cause: str, fields: dict[str, Any]) -> None:
+        self.errors.append((cause, fields))
+
+    def on_event(self, event: str, fields: dict[str, Any]) -> None:
+        self.events.append(event)
+
+
+def test_timestamp_has_milliseconds() -> None:
+    assert timestamp(0.0) == "1970-01-01T00:00:00.000Z"
+    assert timestamp(1_800_000_000.0456) == "2027-01-15T08:00:00.045Z"
+    assert timestamp(59.999) == "1970-01-01T00:00:59.999Z"
+
+
+def test_json_lines() -> None:
+    stream = io.StringIO()
+    log = JsonLog(stream)
+    log.error("no_route", client="10.0.0.1", detail="Host 'x'")
+    record = json.loads(stream.getvalue())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["time"])
+    assert (record["level"], record["event"], record["cause"]) == ("error", "error", "no_route")
+
+
+def test_text_lines() -> None:
+    stream = io.StringIO()
+    JsonLog(stream, fmt="text").event("backend_ejected", pool="app", until_s=2.0, note="a b")
+    line = stream.getvalue()
+    assert re.fullmatch(
+        r"\S+Z WARNING backend_ejected pid=\d+ pool=app until_s=2.0 note=\"a b\"\n", line
+    )
+    assert text_line({"time": "T", "level": "info", "event": "x", "v": None}) == "T INFO    x v=-"
+
+
+@pytest.mark.parametrize(
+    ("level", "written"),
+    [
+        ("debug", ["debug_thing", "access", "listening", "backend_down", "error"]),
+        ("info", ["access", "listening", "backend_down", "error"]),
+        ("warning", ["backend_down", "error"]),
+        ("error", ["error"]),
+    ],
+)
+def test_levels(level: str, written: list[str]) -> None:
+    stream = io.StringIO()
+    log = JsonLog(stream, level=level)
+    seen = Seen()
+    log.observer = seen
+    log.debug("debug_thing")
+    log.access(status=101)
+    log.event("listening")
+    log.event("backend_down")
+    log.error("upstream_connect_refused", pool="app")
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == written
+    # The observer sees every error and event, written or not.
+    assert seen.errors == [("upstream_connect_refused", {"pool": "app"})]
+    assert seen.events == ["listening", "backend_down"]
+    assert log.access_enabled == (level in ("debug", "info"))
+
+
+def test_bad_options() -> None:
+    with pytest.raises(ValueError, match="log format"):
+        JsonLog(fmt="xml")
+    with pytest.raises(ValueError, match="log level"):
+        JsonLog(level="loud")
