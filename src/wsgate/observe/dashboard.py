@@ -39,6 +39,16 @@ def _add(into: dict[Any, float], key: Any, value: float) -> None:
     into[key] = into.get(key, 0.0) + value
 
 
+def _series(found: Any) -> str:
+    """An error's line on the rate chart: its HTTP status, or "tunnel" for the causes
+    that end a tunnel with a close code."""
+    if found is None:
+        return "other"
+    if found.status:
+        return str(found.status)
+    return "tunnel" if found.close_code else "other"
+
+
 def totals(families: Iterable[Any]) -> Totals:
     """Sum what the dashboard plots out of collected metric families."""
     t = Totals()
@@ -50,7 +60,7 @@ def totals(families: Iterable[Any]) -> Totals:
             elif name == "wsgate_errors_total":
                 cause = s.labels.get("cause", "other")
                 found = CATALOGUE.get(cause)
-                _add(t.by_status, str(found.status) if found and found.status else "other", s.value)
+                _add(t.by_status, _series(found), s.value)
                 _add(t.by_cause, cause, s.value)
             elif name == "wsgate_admission_decisions_total":
                 _add(t.decisions, s.labels.get("decision", "other"), s.value)
