@@ -16,6 +16,7 @@ WsgateError
  +-- ListenError           gateway.server: a listen address that cannot be bound (exit 1)
  +-- BadTransitionError    gateway.states: a state move the tables forbid (a bug, not input)
  +-- StormError            storm.runner: a storm that could not run (exit 1); a RuntimeError
+ +-- _ClosedError          storm.client: the peer closed before the response head (internal)
 ```
 
 Module paths are under `wsgate.`. Each class lives where it is raised and is imported

@@ -23,6 +23,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import WebSocketURI
 
+from wsgate.errors import WsgateError
 from wsgate.protocol.client_handshake import (
     ResponseHead,
     build_request,
@@ -127,7 +128,7 @@ def error_outcome(exc: BaseException) -> str:
     return "error " + type(exc).__name__
 
 
-class _ClosedError(Exception):
+class _ClosedError(WsgateError):
     """The peer closed before the response head was complete."""
 
 
