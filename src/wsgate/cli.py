@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="WebSocket gateway, doctor, linter and load generator "
         "that explains every 502/504.",
     )
-    parser.add_argument("--version", action="version", version=f"wsgate {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"wsgate {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in FACES:
         importlib.import_module(module_name).register(subparsers)
