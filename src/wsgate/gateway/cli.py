@@ -382,7 +382,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from wsgate.gateway.demo import run_demo_forever
 
     try:
-        uvloop.run(run_demo_forever(args.port))
+        uvloop.run(run_demo_forever(args.port, args.admin_port, args.storm))
     except OSError as exc:
         print(f"wsgate demo: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
