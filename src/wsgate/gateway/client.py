@@ -29,7 +29,7 @@ from wsgate.gateway.commands import (
 from wsgate.gateway.core import ClientCore
 from wsgate.gateway.pool import Backend, ConnectError
 from wsgate.gateway.ports import GatewayView
-from wsgate.gateway.tunnel import Tunnel
+from wsgate.gateway.tunnel import Tunnel, make_tunnel
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog
 from wsgate.observe.metrics import Metrics
@@ -235,9 +235,10 @@ class ClientConnection(asyncio.Protocol):
         self.core = None
         self._tunnel_backend = command.backend
         self._tunnel_client = command.client
-        self._tunnel = Tunnel(
+        self._tunnel = make_tunnel(
             self.transport,
             upstream,
+            cast(Backend, upstream.backend).pool.config,
             loop=self.loop,
             log=self.gw.log,
             fields=command.fields,
@@ -307,12 +308,16 @@ class ClientConnection(asyncio.Protocol):
         upstream = self.upstream
         if upstream is not None and upstream.transport is not None:
             upstream.transport.pause_reading()
+        if self._tunnel is not None:
+            self._tunnel.on_backend_reading(False)
 
     def resume_writing(self) -> None:
         self.write_paused = False
         upstream = self.upstream
         if upstream is not None and upstream.transport is not None and not upstream.closed:
             upstream.transport.resume_reading()
+        if self._tunnel is not None:
+            self._tunnel.on_backend_reading(True)
 
     # == Waiter: the pool's answers to a queued handshake ===============================
     def admitted(self, backend: Backend) -> None:

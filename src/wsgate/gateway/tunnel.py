@@ -1,31 +1,113 @@
-"""The two byte streams of a WebSocket after its 101: copied as they come, never parsed,
-with backpressure and half-close, and an explained end.
+"""The two byte streams of a WebSocket after its 101, with backpressure, half-close and an
+explained end. Two kinds, chosen per pool (`make_tunnel`):
+
+- `Tunnel`, the plain one: bytes copied as they come, never parsed, except that the
+  backend-to-client direction goes through a `FrameTracker` (frame headers only), so that
+  when the backend breaks the tunnel the client gets close code 1014 at a frame boundary,
+  and when the gateway ends it (idle timeout, shutdown) 1001.
+- `FrameTunnel`, when the pool sets a keepalive or a frame limit: both directions go
+  through the pure `FrameRelay` (protocol/frame_relay.py), which reads frame headers only
+  and decides pings, limits and closes; this class carries its decisions out.
 
 Backpressure: each transport's write buffer has a high-water mark; when the client's is
 reached, the upstream's reading pauses (and the other way round), so a side that stops
 reading holds back the side that sends instead of growing a buffer here.
 
-The backend-to-client direction goes through a `FrameTracker` (frame headers only), so
-that when the backend breaks the tunnel the client gets close code 1014 at a frame
-boundary, and when the gateway ends it (idle timeout, shutdown) 1001.
+Closing from the gateway's side follows RFC 6455 section 7.1.1: the close frame first,
+then the peer's answer, then TCP. The plain tunnel, which does not follow the client's
+frames, half-closes after its close frame and waits for the client's EOF; the frame-aware
+one waits for the peer's close frame itself. Either wait is bounded (`CLOSE_TIMEOUT_S`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
+from wsgate.config.model import PoolConfig
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog
+from wsgate.protocol.frame_relay import (
+    CLOSE_TIMEOUT_S,
+    FRAME_TOO_BIG,
+    MESSAGE_RATE_EXCEEDED,
+    MESSAGE_TOO_BIG,
+    PEER_PING_TIMEOUT,
+    UPSTREAM_TUNNEL_BROKEN,
+    FrameRelay,
+    RelaySettings,
+    Side,
+)
 from wsgate.protocol.frames import CLOSE_BAD_GATEWAY, FrameTracker, close_frame
 
 # After the backend ends a tunnel cleanly, how long the client gets to close its side.
 CLOSE_GRACE_S = 10.0
+# Ends logged as errors (with the cause as the line's name), the rest as `tunnel_end`.
+ERROR_ENDS = frozenset(
+    {
+        UPSTREAM_TUNNEL_BROKEN,
+        PEER_PING_TIMEOUT,
+        MESSAGE_TOO_BIG,
+        FRAME_TOO_BIG,
+        MESSAGE_RATE_EXCEEDED,
+    }
+)
+
+
+def relay_settings(pool: PoolConfig) -> RelaySettings | None:
+    """The pool's frame settings, or None when its tunnels need no frames read."""
+    if not pool.frame_aware:
+        return None
+    return RelaySettings(
+        ping_idle_s=pool.ping_idle_s,
+        ping_timeout_s=pool.ping_timeout_s,
+        max_message_bytes=pool.max_message_bytes,
+        max_frame_bytes=pool.max_frame_bytes,
+        max_messages_per_s=pool.max_messages_per_s,
+        message_burst=pool.message_burst,
+    )
+
+
+def make_tunnel(
+    client: asyncio.Transport,
+    upstream: UpstreamConnection,
+    pool: PoolConfig,
+    *,
+    loop: asyncio.AbstractEventLoop,
+    log: JsonLog,
+    fields: dict[str, Any],
+    idle_timeout_s: float,
+    on_closed: Callable[[], None],
+) -> Tunnel:
+    """The tunnel a pool's connection gets: plain, or frame-aware when the pool asks."""
+    settings = relay_settings(pool)
+    if settings is None:
+        return Tunnel(
+            client,
+            upstream,
+            loop=loop,
+            log=log,
+            fields=fields,
+            idle_timeout_s=idle_timeout_s,
+            on_closed=on_closed,
+        )
+    return FrameTunnel(
+        client,
+        upstream,
+        settings,
+        loop=loop,
+        log=log,
+        fields=fields,
+        idle_timeout_s=idle_timeout_s,
+        on_closed=on_closed,
+    )
 
 
 class Tunnel:
     __slots__ = (
+        "_closing",
         "_fields",
         "_idle_timeout_s",
         "_log",
@@ -70,6 +152,8 @@ class Tunnel:
         self.client_eof = False
         self.upstream_eof = False
         self.closed = False
+        # The gateway sent its close frame and waits for the client's EOF: (reason, fields).
+        self._closing: tuple[str, dict[str, object]] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def start(self, from_upstream: bytes, from_client: bytes) -> None:
@@ -79,7 +163,7 @@ class Tunnel:
             self.on_upstream_tunnel_data(from_upstream)
         if from_client:
             self.from_client(from_client)
-        if self._idle_timeout_s > 0:
+        if self._idle_timeout_s > 0 and not self.closed:
             self._timer = self.loop.call_later(self._idle_timeout_s, self._idle_check)
 
     # -- the client side (called by the client connection) -----------------------------------
@@ -91,6 +175,9 @@ class Tunnel:
     def on_client_eof(self) -> bool | None:
         """The client half-closed: pass it on; True keeps our write side open."""
         self.client_eof = True
+        if self._closing is not None:
+            self._finish_closing()
+            return None
         transport = self.upstream.transport
         if self.upstream_eof or transport is None or self.upstream.closed:
             self._finish("closed", close_client=True)
@@ -100,9 +187,14 @@ class Tunnel:
         return True
 
     def on_client_lost(self) -> None:
-        if not self.closed:
+        if self._closing is not None:
+            self._finish_closing()
+        elif not self.closed:
             self._finish("client_closed")
         self.upstream.close()  # flushes what the client sent last
+
+    def on_backend_reading(self, on: bool) -> None:
+        """Reading from the backend paused (the client reads slowly) or resumed."""
 
     # -- the upstream side (TunnelSink: called by the upstream connection) -------------------
     def on_upstream_tunnel_data(self, data: bytes) -> None:
@@ -113,7 +205,9 @@ class Tunnel:
 
     def on_upstream_eof(self) -> None:
         self.upstream_eof = True
-        if not self.tracker.close_seen and not self.client_eof:
+        if self.closed or self._closing is not None:
+            return
+        if not self._backend_sent_close() and not self.client_eof:
             self._broken("backend closed the connection without a close frame")
         elif self.client_eof:
             self._finish("closed", close_client=True)
@@ -123,9 +217,9 @@ class Tunnel:
             self._set_timer(CLOSE_GRACE_S, lambda: self._finish("closed", close_client=True))
 
     def on_upstream_lost(self, exc: Exception | None) -> None:
-        if self.closed:
+        if self.closed or self._closing is not None:
             return
-        if not self.tracker.close_seen and not self.client_eof:
+        if not self._backend_sent_close() and not self.client_eof:
             self._broken("backend connection lost" + (f": {exc}" if exc else ""))
         else:
             self._finish("closed", close_client=True)
@@ -137,24 +231,46 @@ class Tunnel:
         if not self.client.is_closing():
             self.client.resume_reading()
 
+    def _backend_sent_close(self) -> bool:
+        return self.tracker.close_seen
+
     # -- ends -------------------------------------------------------------------------------
     def close(self, code: int, text: str, *, reason: str) -> None:
         """End the tunnel from the gateway's side (idle timeout, shutdown): a close frame to
         the client when at a frame boundary, then TCP close on both sides."""
-        if self.closed:
+        if self.closed or self._closing is not None:
             return
-        at_boundary = self.tracker.at_boundary
-        if at_boundary:
+        if self.tracker.close_seen:
+            # The backend's close frame went to the client: theirs is the handshake.
+            self._finish(reason, close_client=True, close_frame_sent=False)
+        elif self.tracker.at_boundary:
             self.client.write(close_frame(code, text))
-        self._finish(reason, close_client=True, close_frame_sent=at_boundary)
+            self._await_client(reason, close_frame_sent=True)
+        else:
+            self._finish(reason, close_client=True, close_frame_sent=False)
 
     def _broken(self, why: str) -> None:
-        at_boundary = self.tracker.at_boundary
-        if at_boundary:
+        if self.tracker.at_boundary:
             self.client.write(close_frame(CLOSE_BAD_GATEWAY, "bad gateway: " + why[:90]))
-        self._finish(
-            "upstream_tunnel_broken", close_client=True, why=why, close_frame_sent=at_boundary
-        )
+            self._await_client(UPSTREAM_TUNNEL_BROKEN, why=why, close_frame_sent=True)
+        else:
+            self._finish(UPSTREAM_TUNNEL_BROKEN, close_client=True, why=why, close_frame_sent=False)
+
+    def _await_client(self, reason: str, **extra: object) -> None:
+        """After the gateway's close frame: the backend is let go, the client's side is
+        half-closed (what it still sends is read and dropped, so that closing cannot reset
+        the connection over unread bytes), and the tunnel ends at the client's EOF, or
+        after CLOSE_TIMEOUT_S."""
+        self._closing = (reason, extra)
+        self.upstream.close()
+        if self.client.can_write_eof():
+            self.client.write_eof()
+        self._set_timer(CLOSE_TIMEOUT_S, self._finish_closing)
+
+    def _finish_closing(self) -> None:
+        if self._closing is not None:
+            reason, extra = self._closing
+            self._finish(reason, close_client=True, **extra)
 
     def _idle_check(self) -> None:
         self._timer = None
@@ -176,9 +292,9 @@ class Tunnel:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        broken = reason == "upstream_tunnel_broken"
+        error = reason in ERROR_ENDS
         # A tunnel's end is its access line: `access_log = false` drops it, not errors.
-        if broken or self._log.access_enabled:
+        if error or self._log.access_enabled:
             record = {
                 **self._fields,
                 "end": reason,
@@ -187,7 +303,7 @@ class Tunnel:
                 "bytes_down": self.bytes_down,
                 **extra,
             }
-            if broken:
+            if error:
                 self._log.error(reason, **record)
             else:
                 self._log.event("tunnel_end", **record)
@@ -195,3 +311,212 @@ class Tunnel:
             self.client.close()
             self.upstream.close()
         self._on_closed()
+
+
+class FrameTunnel(Tunnel):
+    """A tunnel whose frames the `FrameRelay` follows both ways; this adapter writes what
+    it says, shuts the sides it names, and keeps one timer at its next deadline."""
+
+    __slots__ = ("_backend_shut", "_client_shut", "_relay_at", "_relay_timer", "relay")
+
+    def __init__(
+        self,
+        client: asyncio.Transport,
+        upstream: UpstreamConnection,
+        settings: RelaySettings,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        log: JsonLog,
+        fields: dict[str, Any],
+        idle_timeout_s: float,
+        on_closed: Callable[[], None],
+    ) -> None:
+        super().__init__(
+            client,
+            upstream,
+            loop=loop,
+            log=log,
+            fields=fields,
+            idle_timeout_s=idle_timeout_s,
+            on_closed=on_closed,
+        )
+        self.relay = FrameRelay(settings, self.started, os.urandom)
+        self._client_shut = False
+        self._backend_shut = False
+        self._relay_timer: asyncio.TimerHandle | None = None
+        self._relay_at: float | None = None
+
+    def start(self, from_upstream: bytes, from_client: bytes) -> None:
+        super().start(from_upstream, from_client)
+        if not self.closed:
+            self._arm(self.relay.next_deadline())
+
+    # -- bytes ------------------------------------------------------------------------------
+    def from_client(self, data: bytes) -> None:
+        now = self.loop.time()
+        self.bytes_up += len(data)
+        relay = self.relay
+        relay.from_client(data, now)
+        out = relay.to_backend
+        if out:
+            # Only what is forwarded is activity: a swallowed keepalive pong is not.
+            self.last_activity = now
+            write = self.upstream.write
+            for piece in out:
+                write(piece)
+            out.clear()
+        if relay.to_client or relay.dirty:
+            self._carry_out()
+
+    def on_upstream_tunnel_data(self, data: bytes) -> None:
+        now = self.loop.time()
+        self.bytes_down += len(data)
+        relay = self.relay
+        relay.from_backend(data, now)
+        out = relay.to_client
+        if out:
+            self.last_activity = now
+            write = self.client.write
+            for piece in out:
+                write(piece)
+            out.clear()
+        if relay.to_backend or relay.dirty:
+            self._carry_out()
+
+    def _carry_out(self) -> None:
+        """Write what the relay has for each side, then shut what it says, in that order."""
+        relay = self.relay
+        out = relay.to_client
+        if out:
+            if not self._client_shut:
+                for piece in out:
+                    self.client.write(piece)
+            out.clear()
+        out = relay.to_backend
+        if out:
+            if not self._backend_shut:
+                for piece in out:
+                    self.upstream.write(piece)
+            out.clear()
+        if not relay.dirty or self.closed:
+            return
+        relay.dirty = False
+        client, backend = relay.client, relay.backend
+        if client.shut and not self._client_shut:
+            self._client_shut = True
+            if client.dead:
+                self.client.abort()
+            else:
+                self.client.close()
+        if backend.shut and not self._backend_shut:
+            self._backend_shut = True
+            if backend.dead:
+                self.upstream.abort()
+            else:
+                self.upstream.close()
+        if relay.finished:
+            self._end()
+        else:
+            self._arm(relay.next_deadline())
+
+    def _end(self) -> None:
+        ending = self.relay.ending
+        if ending is None:
+            self._finish("closed", close_client=True)
+            return
+        extra: dict[str, object] = {"detail": ending.detail}
+        if ending.fault is not None:
+            extra["fault"] = ending.fault.value
+        sent = {
+            name: peer.close_frames[0]
+            for name, peer in (("client", self.relay.client), ("backend", self.relay.backend))
+            if peer.close_frames
+        }
+        if sent:
+            extra["close_sent"] = sent
+        self._finish(ending.cause, close_client=True, **extra)
+
+    # -- time -------------------------------------------------------------------------------
+    def _arm(self, at: float | None) -> None:
+        if at == self._relay_at:
+            return
+        if self._relay_timer is not None:
+            self._relay_timer.cancel()
+            self._relay_timer = None
+        self._relay_at = at
+        if at is not None:
+            self._relay_timer = self.loop.call_at(at, self._on_relay_timer)
+
+    def _on_relay_timer(self) -> None:
+        self._relay_timer = None
+        self._relay_at = None
+        if not self.closed:
+            self.relay.timer(self.loop.time())
+            self._carry_out()
+
+    # -- ends and pauses --------------------------------------------------------------------
+    def close(self, code: int, text: str, *, reason: str) -> None:
+        if self.closed:
+            return
+        self.relay.close(code, text, reason, self.loop.time())
+        self._carry_out()
+
+    def _broken(self, why: str) -> None:
+        self.relay.broken(why, self.loop.time())
+        self._carry_out()
+
+    def _backend_sent_close(self) -> bool:
+        return self.relay.backend.close_received
+
+    def _gone(self, side: Side) -> bool:
+        """A side's connection ended while the gateway closes: note it, and say so."""
+        if self.closed or not self.relay.gone(side, self.loop.time()):
+            return False
+        if side is Side.CLIENT:
+            self._client_shut = True
+        else:
+            self._backend_shut = True
+        self._carry_out()
+        return True
+
+    def on_client_eof(self) -> bool | None:
+        if self._gone(Side.CLIENT):
+            return None
+        return super().on_client_eof()
+
+    def on_client_lost(self) -> None:
+        if not self._gone(Side.CLIENT):
+            super().on_client_lost()
+
+    def on_upstream_eof(self) -> None:
+        if self._gone(Side.BACKEND):
+            self.upstream_eof = True
+            return
+        super().on_upstream_eof()
+
+    def on_upstream_lost(self, exc: Exception | None) -> None:
+        if not self._gone(Side.BACKEND):
+            super().on_upstream_lost(exc)
+
+    def on_upstream_pause_writing(self) -> None:
+        super().on_upstream_pause_writing()
+        self._pause(Side.CLIENT, True)
+
+    def on_upstream_resume_writing(self) -> None:
+        super().on_upstream_resume_writing()
+        self._pause(Side.CLIENT, False)
+
+    def on_backend_reading(self, on: bool) -> None:
+        self._pause(Side.BACKEND, not on)
+
+    def _pause(self, side: Side, paused: bool) -> None:
+        if not self.closed:
+            self.relay.pause(side, paused, self.loop.time())
+            self._carry_out()
+
+    def _finish(self, reason: str, *, close_client: bool = False, **extra: object) -> None:
+        if self._relay_timer is not None:
+            self._relay_timer.cancel()
+            self._relay_timer = None
+            self._relay_at = None
+        super()._finish(reason, close_client=close_client, **extra)

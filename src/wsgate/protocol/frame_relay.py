@@ -226,7 +226,9 @@ class FrameRelay:
 
     def _feed(self, src: Peer, dst: Peer, data: bytes, now: float) -> None:
         src.last_rx = now
-        src.ping_sent_at = None  # any bytes answer a ping: the side is alive
+        if src.ping_sent_at is not None:
+            src.ping_sent_at = None  # any bytes answer a ping: the side is alive
+            self.dirty = True  # its next ping is due sooner than the timeout was
         if src.passthrough:
             if not dst.gated:
                 dst.out.append(data)
