@@ -255,6 +255,33 @@ CAUSES: tuple[Cause, ...] = (
         severity=_W,
     ),
     Cause(
+        code="wsgate_ping_idle_long",
+        summary="`ping_idle_s` is a minute or more: proxies and load balancers with a 60 s "
+        "idle timeout (nginx proxy_read_timeout, AWS ELB, Apache) cut a quiet WebSocket "
+        "before the gateway's first keepalive ping.",
+        fix="Use `ping_idle_s` well under the shortest idle timeout on the way (20-30 s is "
+        "common).",
+        symptom="idle WebSockets are cut after 60 s although the gateway pings them",
+        severity=_W,
+    ),
+    Cause(
+        code="wsgate_ping_timeout_unused",
+        summary="`ping_timeout_s` is set but `ping_idle_s` is not: the gateway sends no "
+        "keepalive pings, so dead peers are never detected.",
+        fix="Set `ping_idle_s` (e.g. 20) to turn the keepalive on, or delete `ping_timeout_s`.",
+        symptom="a frozen backend leaves its clients hanging instead of closing them",
+        severity=_I,
+    ),
+    Cause(
+        code="wsgate_origin_any",
+        summary='`allowed_origins` holds "*", which allows every origin, so pages of any site '
+        "can open WebSockets with your users' cookies.",
+        fix='List your sites\' origins (`"https://app.example.com"`, '
+        '`"https://*.example.com"`) instead of "*", or delete the key.',
+        symptom="cross-site WebSocket hijacking is not prevented",
+        severity=_W,
+    ),
+    Cause(
         code="wsgate_health_http_on_ws",
         summary="An `http` health check sends a plain GET; a WebSocket-only backend answers "
         "it with 400 or 426 and the pool marks it down.",

@@ -17,6 +17,9 @@ from wsgate.lint.model import Config, Finding, LintError, Node, Options, finding
 
 MIN_TIMEOUT_S = 1.0
 MIN_TUNNEL_IDLE_S = 60.0
+# The shortest idle timeout common on the way (nginx proxy_read_timeout, AWS ELB, Apache):
+# a keepalive no more often than this comes after the cut.
+COMMON_IDLE_CUT_S = 60.0
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
 _TOML_LINE = re.compile(r"at line (\d+)")
@@ -137,6 +140,7 @@ def check(config: Config, options: Options) -> list[Finding]:
                     f"for {idle:g} s",
                 )
             )
+        findings += _frame_checks(name, pool, at)
         health = pool.get("health")
         if isinstance(health, dict) and health.get("kind") == "http" and _serves_ws(name, routes):
             findings.append(
@@ -155,6 +159,43 @@ def check(config: Config, options: Options) -> list[Finding]:
     if invalid is not None and not any(f.code == "wsgate_route_unknown_pool" for f in findings):
         findings.append(invalid)
     return findings
+
+
+def _frame_checks(name: str, pool: dict[str, Any], at: Any) -> list[Finding]:
+    """The keepalive and handshake-policy keys: set, but not doing what they promise."""
+    table = f"pools.{name}"
+    found: list[Finding] = []
+    ping = _number(pool.get("ping_idle_s"))
+    if ping is not None and ping >= COMMON_IDLE_CUT_S:
+        found.append(
+            finding(
+                "wsgate_ping_idle_long",
+                at(table, "ping_idle_s"),
+                f"pool {name!r}: ping_idle_s = {ping:g}: a side quiet that long has met a "
+                f"{COMMON_IDLE_CUT_S:g} s idle timeout on the way before the first ping",
+            )
+        )
+    timeout = _number(pool.get("ping_timeout_s"))
+    if timeout is not None and not ping:
+        found.append(
+            finding(
+                "wsgate_ping_timeout_unused",
+                at(table, "ping_timeout_s"),
+                f"pool {name!r} sets ping_timeout_s = {timeout:g} without ping_idle_s: the "
+                "gateway sends no pings, so nothing times out",
+            )
+        )
+    origins = pool.get("allowed_origins")
+    if isinstance(origins, list) and "*" in origins:
+        found.append(
+            finding(
+                "wsgate_origin_any",
+                at(table, "allowed_origins"),
+                f'pool {name!r}: allowed_origins holds "*", which allows every origin: the '
+                "list checks nothing",
+            )
+        )
+    return found
 
 
 def _loader_error(data: dict[str, Any], path: str, at: Any) -> Finding | None:
