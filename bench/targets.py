@@ -33,6 +33,7 @@ TARGETS = (
     "wsgate-patient",
     "wsgate-fixed",
     "wsgate-base",
+    "wsgate-metrics",
 )
 # wsgate with other admission settings (bench/<name>.toml). They differ from `wsgate` only
 # while handshakes wait in its queue, so only the S1 storms run them.
@@ -40,6 +41,8 @@ S1_ONLY = frozenset({"wsgate-patient", "wsgate-fixed"})
 # `wsgate-base`: the `wsgate` target's config run from another checkout's source tree (run.py
 # --base REV exports it), so that a change is measured against its base in the same run.
 BASE_SRC_ENV = "WSGATE_BENCH_BASE_SRC"
+# `wsgate-metrics`: the `wsgate` target with the admin listener and its metrics on (the
+# `wsgate` target has none), to measure what counting costs on the hot path.
 
 
 def free_port() -> int:
@@ -135,7 +138,12 @@ def target(
         yield Target(name, [f"ws://127.0.0.1:{p}/" for p in backend_ports], [])
         return
     port = free_port()
-    fill = {"port": port, "backend1": backend_ports[0], "backend2": backend_ports[1]}
+    fill = {
+        "port": port,
+        "backend1": backend_ports[0],
+        "backend2": backend_ports[1],
+        "admin": free_port(),
+    }
     prefix = workdir / f"{name}-{port}"
     prefix.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
