@@ -27,6 +27,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
+from tests.doctor.harness import codes, doctor, finding
 from tests.support.backends import named_backend, ws_server
 from tests.support.gateway import RunningGateway, gateway
 from tests.support.procs import free_port, nginx
@@ -462,3 +463,15 @@ def test_drain_closes_tunnels_cleanly_with_1001(tmp_path: Path, frames: bool) ->
                 ws.recv(timeout=WAIT_S)
             assert ws.close_code == 1001
             assert gw.proc.popen.wait(timeout=WAIT_S) == 0
+
+
+# == wsgate doctor --idle ====================================================================
+def test_doctor_idle_recognises_a_gateway_that_keeps_the_connection_alive(tmp_path: Path) -> None:
+    with (
+        ws_server(ping_interval=None) as backend,
+        gateway(tmp_path, config=config(backend, ping_idle_s=1)) as gw,
+    ):
+        status, report = doctor(f"{gw.url}/", "--idle", "4")
+    assert status == 0
+    assert "idle_kept_alive" in codes(report)
+    assert "keepalive ping(s)" in finding(report, "idle_kept_alive")["evidence"]

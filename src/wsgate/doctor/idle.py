@@ -17,6 +17,7 @@ from websockets.frames import Opcode
 
 from wsgate.doctor.observations import IdleEnd, IdleObs, IdleSpan
 from wsgate.doctor.session import Conn, goodbye, ping
+from wsgate.protocol.frame_relay import KEEPALIVE_PREFIX
 
 # Frames kept on a held connection; older ones are only counted.
 KEEP_FRAMES = 64
@@ -33,11 +34,14 @@ async def hold(conn: Conn, span_s: float, timeout_s: float) -> IdleSpan:
     loop = asyncio.get_running_loop()
     start = time.monotonic()
     deadline = loop.time() + span_s
-    pings = 0
+    pings = keepalive = 0
     while not conn.eof and loop.time() < deadline:
         seen = len(conn.frames)
         await conn.pump(deadline)
-        pings += sum(frame.opcode is Opcode.PING for frame in conn.frames[seen:])
+        for frame in conn.frames[seen:]:
+            if frame.opcode is Opcode.PING:
+                pings += 1
+                keepalive += bytes(frame.data[: len(KEEPALIVE_PREFIX)]) == KEEPALIVE_PREFIX
         # A chatty server could send for an hour: keep only what the later steps read.
         del conn.frames[:-KEEP_FRAMES]
         if conn.close_frame() is not None:
@@ -47,12 +51,20 @@ async def hold(conn: Conn, span_s: float, timeout_s: float) -> IdleSpan:
     if end is None:
         pong = await ping(conn, timeout_s)
         if pong.ok:
-            return IdleSpan(span_s, IdleEnd.SURVIVED, server_pings=pings)
+            return IdleSpan(span_s, IdleEnd.SURVIVED, server_pings=pings, keepalive_pings=keepalive)
         end = _end_of(conn) or IdleEnd.SILENT
         ended = span_s
     received = conn.close_frame()
     code, reason = received if received is not None else (None, "")
-    return IdleSpan(span_s, end, round(ended, 3), code, reason, server_pings=pings)
+    return IdleSpan(
+        span_s,
+        end,
+        round(ended, 3),
+        code,
+        reason,
+        server_pings=pings,
+        keepalive_pings=keepalive,
+    )
 
 
 def _end_of(conn: Conn) -> IdleEnd | None:

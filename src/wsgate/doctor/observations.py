@@ -195,6 +195,9 @@ class IdleSpan:
     error: str = ""
     # Pings the server sent during the span: they keep proxies' idle timers from firing.
     server_pings: int = 0
+    # Of those, pings with wsgate's keepalive payload: a gateway on the way keeps the
+    # connection alive, whatever the application does.
+    keepalive_pings: int = 0
 
     @property
     def cut(self) -> bool:

@@ -45,6 +45,8 @@ _WSGATE_CAUSES = {
     "unsupported_version": "version_mismatch",
     # The doctor sends a valid upgrade, so a hop in front of wsgate must have mangled it.
     "bad_upgrade_request": "upgrade_not_forwarded",
+    "origin_not_allowed": "origin_rejected",
+    "subprotocol_not_allowed": "subprotocol_mismatch",
 }
 # A backend's complaint about missing or wrong upgrade headers or HTTP version, e.g.
 # websockets' "invalid Connection header: close" or Tornado's 'Can "Upgrade" only to
@@ -418,7 +420,19 @@ def _judge_open(obs: Observations, found: list[Finding]) -> None:
 
 def _judge_idle(idle: IdleObs, product: str | None, found: list[Finding]) -> None:
     cut = idle.first_cut
+    keepalive = sum(span.keepalive_pings for span in idle.spans)
     if cut is None:
+        survived = idle.longest_survived_s
+        if keepalive and survived is not None:
+            found.append(
+                finding(
+                    "idle_kept_alive",
+                    "idle",
+                    f"wsgate sent {keepalive} keepalive ping(s) while the connection was quiet "
+                    f"for {survived:g} s (pools.NAME.ping_idle_s): a timeout behind the gateway "
+                    "cannot cut it, and --idle cannot see one",
+                )
+            )
         return
     at = cut.ended_s if cut.ended_s is not None else cut.span_s
     if cut.end is IdleEnd.CLOSE_FRAME:
@@ -443,6 +457,12 @@ def _judge_idle(idle: IdleObs, product: str | None, found: list[Finding]) -> Non
             "; silent drops come from NAT gateways, firewalls and load balancers that forget "
             "idle flows (an AWS NAT gateway after 350 s): ping more often than the longest "
             "quiet span that survived"
+        )
+    elif keepalive:
+        # The gateway pinged, yet the connection was cut: its pings come too late.
+        evidence += (
+            f"; wsgate on the way sent {keepalive} keepalive ping(s) before the cut: its "
+            "pools.NAME.ping_idle_s is longer than the timeout that cut"
         )
     elif cut.end is IdleEnd.CLOSE_FRAME and product is None:
         # A close frame is a deliberate close by an endpoint, usually the app itself.
@@ -556,7 +576,10 @@ def _idle_layer(idle: IdleObs) -> Layer:
     if cut is None:
         ok = failed < len(idle.spans)
         pings = sum(span.server_pings for span in idle.spans)
-        if pings:
+        keepalive = sum(span.keepalive_pings for span in idle.spans)
+        if keepalive:
+            mode += f"kept alive by wsgate's keepalive ({keepalive} of {pings} ping(s)), "
+        elif pings:
             mode += f"the server sent {pings} ping(s), "
         return Layer("idle", ok, idle.ms, f"{mode}quiet for {idle.requested_s:g} s, not cut")
     if cut.end is IdleEnd.SILENT:

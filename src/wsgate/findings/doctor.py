@@ -225,6 +225,14 @@ CAUSES: tuple[Cause, ...] = (
         symptom="quiet connections drop after a fixed time, often with 1006",
     ),
     Cause(
+        code="idle_kept_alive",
+        summary="A wsgate on the way keeps idle WebSockets alive with its own keepalive pings.",
+        severity=Severity.INFO,
+        fix="Nothing to fix for the connection; to measure the idle timeouts behind the "
+        "gateway, probe the backend or the next proxy directly.",
+        symptom="",
+    ),
+    Cause(
         code="burst_overload",
         summary="Simultaneous handshakes fail or slow down where a single one does not.",
         fix="The server or proxy limits concurrent handshakes (accept backlog, worker "
