@@ -10,6 +10,7 @@ timeout, no cases).
     .venv/bin/python scripts/autobahn.py                 # sections 1-10, about a minute
     .venv/bin/python scripts/autobahn.py --full          # every case, 12.x/13.x too
     .venv/bin/python scripts/autobahn.py --cases 1.*,2.*
+    .venv/bin/python scripts/autobahn.py --frames        # the gateway in frame-aware mode
 
 A case that differs is run again, alone, both ways (--reruns, default 3); it matches when a
 rerun gives the same verdicts. A few cases list two acceptable outcomes, "OK" and
@@ -301,12 +302,35 @@ def echo_backend(compression: Literal["deflate"] | None, log_path: Path) -> Iter
         handler.close()
 
 
+# --frames: every frame-aware setting on, none of them reached by the suite's cases (no case
+# is quiet for 30 s, none sends more than 16 MiB), so the relay reads every frame header of
+# both directions while the verdicts must stay the backend's own.
+FRAMES_CONFIG = """
+[server]
+listen = ["127.0.0.1:{port}"]
+[pools.default]
+backends = ["127.0.0.1:{backend}"]
+ping_idle_s = 30
+ping_timeout_s = 30
+max_message_bytes = {size}
+max_frame_bytes = {size}
+max_messages_per_s = 1000000
+message_burst = 10000000
+"""
+
+
 @contextlib.contextmanager
-def gateway(backend_port: int, log_path: Path) -> Iterator[int]:
-    """`wsgate serve` on a free 127.0.0.1 port in front of the backend; yields its port."""
+def gateway(backend_port: int, log_path: Path, *, frames: bool = False) -> Iterator[int]:
+    """`wsgate serve` on a free 127.0.0.1 port in front of the backend; yields its port.
+    With `frames`, from a config that makes its tunnels frame-aware."""
     port = free_port()
     argv = [sys.executable, "-m", "wsgate", "serve", "--listen", f"127.0.0.1:{port}"]
     argv += ["--upstream", f"127.0.0.1:{backend_port}"]
+    if frames:
+        config = log_path.with_suffix(".toml")
+        text = FRAMES_CONFIG.format(port=port, backend=backend_port, size=BACKEND_MAX_SIZE)
+        config.write_text(text)
+        argv = [sys.executable, "-m", "wsgate", "serve", "--config", str(config)]
     with log_path.open("wb") as out:
         proc = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT
@@ -590,10 +614,11 @@ def run(args: argparse.Namespace) -> int:
 
     with (
         echo_backend(compression, outdir / "backend.log") as backend_port,
-        gateway(backend_port, outdir / "wsgate.log") as gateway_port,
+        gateway(backend_port, outdir / "wsgate.log", frames=args.frames) as gateway_port,
     ):
         log(f"echo backend (websockets) on 127.0.0.1:{backend_port}, compression={compression}")
-        log(f"wsgate serve on 127.0.0.1:{gateway_port} -> 127.0.0.1:{backend_port}")
+        mode = ", frame-aware" if args.frames else ""
+        log(f"wsgate serve on 127.0.0.1:{gateway_port} -> 127.0.0.1:{backend_port}{mode}")
         urls = {
             "direct": f"ws://127.0.0.1:{backend_port}",
             "gateway": f"ws://127.0.0.1:{gateway_port}",
@@ -636,6 +661,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "through wsgate; exits 1 when any case's verdicts differ."
     )
     parser.add_argument("--full", action="store_true", help="every case, 12.x and 13.x too")
+    parser.add_argument(
+        "--frames",
+        action="store_true",
+        help="run the gateway with frame-aware tunnels (keepalive and limits on, set so high "
+        "that no case reaches them)",
+    )
     parser.add_argument(
         "--cases",
         action="append",

@@ -276,3 +276,21 @@ def test_an_oversized_frame_closes_both_sides_with_their_codes(size: int) -> Non
         return
     assert frames_of(client.written())[0][1][:2] == b"\x03\xf3"  # 1011: the backend failed
     assert frames_of(upstream.transport.written())[0][1][:2] == b"\x03\xf1"  # 1009 to it
+
+
+def test_a_pause_from_inside_a_write_writes_nothing_twice() -> None:
+    # uvloop calls pause_writing from inside transport.write(): the tunnel must not write
+    # the relay's output again from there (it did, and a 16 MiB Autobahn message broke).
+    tunnel, _, upstream, _, _, _ = open_tunnel(max_frame_bytes=1 << 20)
+    writes: list[bytes] = []
+
+    def write(data: bytes) -> None:
+        writes.append(bytes(data))
+        if len(writes) == 1:
+            tunnel.on_upstream_pause_writing()
+
+    upstream.write = write  # type: ignore[method-assign]
+    head = b"\x82\xfe\x01\x00" + KEY
+    tunnel.from_client(head + b"a" * 100)
+    tunnel.from_client(b"b" * 156 + masked(0x1, b"next"))
+    assert b"".join(writes) == head + b"a" * 100 + b"b" * 156 + masked(0x1, b"next")

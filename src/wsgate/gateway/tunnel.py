@@ -510,9 +510,13 @@ class FrameTunnel(Tunnel):
         self._pause(Side.BACKEND, not on)
 
     def _pause(self, side: Side, paused: bool) -> None:
+        # Called from inside a transport's write (pause_writing comes synchronously), while
+        # the relay's output is being written: so nothing is written here, only the timer
+        # moved.
         if not self.closed:
-            self.relay.pause(side, paused, self.loop.time())
-            self._carry_out()
+            relay = self.relay
+            relay.pause(side, paused, self.loop.time())
+            self._arm(relay.next_deadline())
 
     def _finish(self, reason: str, *, close_client: bool = False, **extra: object) -> None:
         if self._relay_timer is not None:
