@@ -1,18 +1,24 @@
 """The storm's HTML report, opened in real headless Chromium: it renders and its plots
-hold data. Screenshots go to the test's tmp dir and to artifacts/ at the repo root."""
+hold data, failures included. Screenshots go to the test's tmp dir and to artifacts/ at the
+repo root."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
 
 from tests.support.backends import ws_server
+from tests.support.procs import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -53,6 +59,8 @@ class Plots(HTMLParser):
         super().__init__()
         self.lines: dict[str, list[int]] = {}
         self.bars: dict[str, int] = {}
+        self.series: dict[str, set[str]] = {}
+        self.outcomes: dict[str, dict[str, int]] = {}
         self.current = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -61,15 +69,22 @@ class Plots(HTMLParser):
             self.current = found.get("data-plot") or ""
             self.lines[self.current] = []
             self.bars[self.current] = 0
+            self.series[self.current] = set()
+            self.outcomes[self.current] = {}
         elif tag == "polyline" and self.current:
             points = (found.get("points") or "").split()
             assert len(points) == int(found.get("data-points") or -1)
             self.lines[self.current].append(len(points))
+            self.series[self.current].add(found.get("data-series") or "")
         elif tag == "rect" and found.get("class") == "bar" and self.current:
             self.bars[self.current] += 1
+            outcome = found.get("data-outcome")
+            if outcome is not None:
+                counts = self.outcomes[self.current]
+                counts[outcome] = counts.get(outcome, 0) + int(found.get("data-count") or 0)
 
 
-def run_storm(tmp_path: Path, port: int, name: str, *args: str) -> Path:
+def run_storm(tmp_path: Path, port: int, name: str, *args: str, extra_url: str = "") -> Path:
     out = tmp_path / f"{name}.json"
     done = subprocess.run(
         [
@@ -79,6 +94,7 @@ def run_storm(tmp_path: Path, port: int, name: str, *args: str) -> Path:
             "storm",
             "--quiet",
             f"ws://127.0.0.1:{port}/",
+            *([extra_url] if extra_url else []),
             "--label",
             name,
             "--json",
@@ -139,7 +155,9 @@ def test_report_renders_with_data_in_chromium(tmp_path: Path) -> None:
 def test_compare_page_renders_in_chromium(tmp_path: Path) -> None:
     with ws_server() as port:
         a = run_storm(tmp_path, port, "a", "--burst", "30")
-        b = run_storm(tmp_path, port, "b", "--concurrency", "3", "--count", "30")
+        b = run_storm(
+            tmp_path, port, "b", "--concurrency", "3", "--count", "30", "--duration", "20s"
+        )
     page = tmp_path / "compare.html"
     done = subprocess.run(
         [sys.executable, "-m", "wsgate", "storm", "--compare", str(a), str(b), "--html", str(page)],
@@ -153,3 +171,39 @@ def test_compare_page_renders_in_chromium(tmp_path: Path) -> None:
     plots = check_in_chromium(tmp_path, page, {"latency", "outcomes-0", "outcomes-1"})
     assert len(plots.lines["latency"]) >= 4  # p50 and p99 of each run
     assert plots.bars["outcomes-0"] >= 1 and plots.bars["outcomes-1"] >= 1
+
+
+def test_report_of_a_run_with_failures_plots_every_outcome_in_chromium(tmp_path: Path) -> None:
+    """Half the storm goes to a port where nothing listens (refused at once); the other
+    half to a backend that turns every other handshake away with a 503 and Retry-After,
+    as a full wsgate queue does. Every outcome must be drawn, with its time to outcome."""
+    turns = itertools.count()
+
+    def every_other(conn: ServerConnection, request: Request) -> Response | None:
+        if next(turns) % 2:
+            return None
+        response = conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "queue full\n")
+        response.headers["Retry-After"] = "7"
+        response.headers["X-Wsgate-Cause"] = "overloaded_queue_full"
+        return response
+
+    dead = f"ws://127.0.0.1:{free_port()}/"
+    with ws_server(process_request=every_other) as port:
+        result = run_storm(
+            tmp_path, port, "failures", "--burst", "40", "--capacity", "100/s", extra_url=dead
+        )
+    data = json.loads(result.read_text())
+    outcomes = {"101": 10, "503 overloaded_queue_full": 10, "refused": 20}
+    assert data["summary"]["outcomes"] == outcomes
+    assert data["summary"]["failed_ms"]["count"] == 30
+    assert data["ideal"]["time_to_last_success_s"] == 0.4
+    plots = check_in_chromium(
+        tmp_path,
+        tmp_path / "failures.html",
+        {"latency", "successes", "outcomes-0", "percentiles-outcome_ms"},
+    )
+    # Every outcome is plotted: as bars over time, and by its time to outcome.
+    assert plots.outcomes["outcomes-0"] == outcomes
+    assert plots.series["percentiles-outcome_ms"] == set(outcomes)
+    assert "failed p99" in plots.series["latency"]
+    assert plots.series["successes"] == {"101 so far", "ideal at 100/s"}

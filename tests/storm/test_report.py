@@ -77,16 +77,19 @@ def test_single_report_has_every_plot_with_data() -> None:
     svgs = parse(html)
     assert set(svgs.plots) == {
         "latency",
+        "successes",
         "throughput",
         "outcomes-0",
         "percentiles-handshake_ms",
+        "percentiles-outcome_ms",
         "percentiles-rtt_ms",
     }
     lines = {
         line["data-series"]: int(line["data-points"] or 0)
         for line in svgs.plots["latency"]["polyline"]
     }
-    assert lines == {"p99": 8, "p50": 8}  # 40 handshakes over 4 s in 0.5 s buckets
+    # 40 handshakes over 4 s in 0.5 s buckets; the 3 failures all end in one bucket.
+    assert lines == {"101 p99": 8, "101 p50": 8, "failed p99": 1}
     bars = [r for r in svgs.plots["outcomes-0"]["rect"] if r.get("class") == "bar"]
     assert sum(int(b["data-count"] or 0) for b in bars) == 43
     assert {b["data-outcome"] for b in bars} == {"101", "502 upstream_closed_early"}
@@ -115,7 +118,7 @@ def test_compare_shows_both_runs_and_ratios() -> None:
     svgs = parse(html)
     assert {"outcomes-0", "outcomes-1"} <= set(svgs.plots)
     series = {line["data-series"] for line in svgs.plots["latency"]["polyline"]}
-    assert series == {"nginx p99", "nginx p50", "wsgate p99", "wsgate p50"}
+    assert series == {"nginx 101 p99", "nginx 101 p50", "wsgate 101 p99", "wsgate 101 p50"}
     p50_a = a["summary"]["handshake_ms"]["p50"]
     p50_b = b["summary"]["handshake_ms"]["p50"]
     assert f"<td>{p50_b / p50_a:.2f}×</td>" in html
@@ -228,3 +231,142 @@ def test_an_interrupted_run_says_so() -> None:
     assert "interrupted" not in report_html.render([result])
     result["interrupted"] = True
     assert "interrupted (Ctrl-C)" in report_html.render([result])
+
+
+def failures_only() -> dict[str, Any]:
+    """A run where nothing succeeded: fast 503s with Retry-After, then timeouts."""
+    result = make_result("refused", 1.0)
+    rec = Recorder(bucket_s=0.5)
+    for i in range(30):
+        rec.record_start()
+        rec.record_handshake(
+            done_s=0.01 * i,
+            latency_s=0.005,
+            outcome="503 overloaded_queue_full",
+            retry_after_s=3 + i % 4,
+        )
+    for _ in range(10):
+        rec.record_start()
+        rec.record_handshake(done_s=2.0, latency_s=2.0, outcome=stats.TIMEOUT)
+    result["summary"] = stats.summary(rec, elapsed_s=2.05)
+    return result
+
+
+def test_a_run_of_failures_plots_every_outcome() -> None:
+    html = report_html.render([failures_only()])
+    svgs = parse(html)
+    latency = {line["data-series"] for line in svgs.plots["latency"]["polyline"]}
+    assert latency == {"failed p99"}
+    curves = {line["data-series"] for line in svgs.plots["percentiles-outcome_ms"]["polyline"]}
+    assert curves == {"503 overloaded_queue_full", "timeout"}
+    bars = [r for r in svgs.plots["outcomes-0"]["rect"] if r.get("class") == "bar"]
+    assert {b["data-outcome"] for b in bars} == {"503 overloaded_queue_full", "timeout"}
+    assert sum(int(b["data-count"] or 0) for b in bars) == 40
+    # The time to each outcome, in a table with the terminal's percentiles.
+    assert "<h2>Time to each outcome</h2>" in html
+    assert "<th>p99.9</th>" in html
+    assert "<td>timeout</td><td>10</td><td>2,001 ms</td>" in html  # HDR: 0.1 % resolution
+
+
+def test_retry_after_values_are_shown() -> None:
+    html = report_html.render([failures_only()])
+    svgs = parse(html)
+    bars = [r for r in svgs.plots["retry-after-0"]["rect"] if r.get("class") == "bar"]
+    assert {(b["data-value"], b["data-count"]) for b in bars} == {
+        ("3", "8"),
+        ("4", "8"),
+        ("5", "7"),
+        ("6", "7"),
+    }
+    assert "<tr><td>Retry-After received</td><td>30</td></tr>" in html
+    assert "<tr><td>Retry-After max</td><td>6 s</td></tr>" in html
+
+
+def test_html_rows_are_the_terminals() -> None:
+    from wsgate.storm import report_text
+
+    for result in (make_result("a", 10.0, failures=3, rtts=20), failures_only()):
+        html = report_html.render([result])
+        for name, _value in report_text.rows(result):
+            if name.split()[0] in ("handshake", "round", "time", "Retry-After"):
+                assert f"<td>{name}</td>" in html, name
+
+
+class Legends(HTMLParser):
+    """The y of every legend text and the bottom of each plot area."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_legend = False
+        self.legend_ys: list[float] = []
+        self.axes_bottoms: list[float] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "g" and found.get("class") == "legend":
+            self.in_legend = True
+        elif tag == "text" and self.in_legend:
+            self.legend_ys.append(float(found["y"] or 0))
+        elif tag == "rect" and found.get("class") == "axes":
+            self.axes_bottoms.append(float(found["y"] or 0) + float(found["height"] or 0))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "g":
+            self.in_legend = False
+
+
+def test_legends_sit_below_the_data() -> None:
+    parser = Legends()
+    parser.feed(report_html.render([make_result("a", 10.0, failures=3), failures_only()]))
+    assert parser.legend_ys and parser.axes_bottoms
+    # Below the plot area and its x-axis label.
+    assert min(parser.legend_ys) > max(parser.axes_bottoms) + 30
+
+
+def test_runs_side_by_side_share_their_scales() -> None:
+    small = make_result("small", 10.0)
+    big = failures_only()
+    html = report_html.render([small, big])
+    charts = [
+        re.search(rf'<svg[^>]*data-plot="outcomes-{i}".*?</svg>', html, re.DOTALL) for i in (0, 1)
+    ]
+    tick_sets = [re.findall(r'class="tick">([^<]+)<', c.group(0)) for c in charts if c]
+    assert len(tick_sets) == 2
+    assert tick_sets[0] == tick_sets[1]
+    # The same outcome has the same color in both runs.
+    both = report_html.outcome_colors([small, big])
+    assert len(set(both.values())) == len(both)
+
+
+def test_ideal_line_when_capacity_is_known() -> None:
+    result = make_result("slow", 10.0)
+    assert "ideal" not in parse(report_html.render([result])).plots["successes"]["polyline"][0].get(
+        "data-series", ""
+    )
+    result["ideal"] = {
+        "capacity_per_s": 20.0,
+        "time_to_last_success_s": 2.0,
+        "t": [0.0, 1.0, 2.0, 3.0, 4.0],
+        "ok_total": [0.0, 20.0, 40.0, 40.0, 40.0],
+    }
+    html = report_html.render([result])
+    lines = {line["data-series"]: line for line in parse(html).plots["successes"]["polyline"]}
+    assert set(lines) == {"101 so far", "ideal at 20/s"}
+    assert lines["ideal at 20/s"]["stroke-dasharray"] == "6 3"
+    assert "ideal (--capacity)" in html
+
+
+def test_last_partial_bucket_is_not_a_drop() -> None:
+    rec = Recorder(bucket_s=1.0)
+    for i in range(30):  # 10 a second for 3 s, then the run ends at 3.5 s
+        rec.record_handshake(done_s=i / 10, latency_s=0.01, outcome=OK)
+    for i in range(5):
+        rec.record_handshake(done_s=3.0 + i / 10, latency_s=0.01, outcome=OK)
+    s = stats.series(rec, end_s=3.5)
+    assert s["width_s"] == [1.0, 1.0, 1.0, 0.5]
+    assert s["ok_per_s"] == [10.0, 10.0, 10.0, 10.0]
+    svg = plot.stacked_bars("b", "b", s["t"], s["outcomes"], s["width_s"])
+    rates = [
+        float(r["data-rate"] or 0) for r in parse(svg).plots["b"]["rect"] if r.get("data-rate")
+    ]
+    assert rates == [10.0, 10.0, 10.0, 10.0]

@@ -6,7 +6,7 @@ import pytest
 
 from wsgate.storm import plan
 from wsgate.storm.client import Target
-from wsgate.storm.runner import StormConfig, make_jobs
+from wsgate.storm.runner import IDEAL_POINTS, StormConfig, ideal_run, make_jobs
 from wsgate.storm.worker import Session
 
 TARGETS = (Target("127.0.0.1", 9001), Target("127.0.0.1", 9002))
@@ -52,3 +52,29 @@ def test_session_bound() -> None:
         Session(messages=3, interval_s=1.0, message_timeout_s=2.0, hold_s=4.0).max_duration_s()
         == 18.0
     )
+
+
+def test_no_ideal_without_a_capacity() -> None:
+    assert ideal_run(config(plan.Burst(10), workers=1), end_s=3.0) is None
+    assert config(plan.Burst(10), workers=1).describe()["capacity_per_s"] is None
+
+
+def test_ideal_of_a_burst() -> None:
+    cfg = config(plan.Burst(500), workers=2, capacity_per_s=250.0)
+    ideal = ideal_run(cfg, end_s=4.45)
+    assert ideal is not None
+    assert ideal["capacity_per_s"] == 250.0
+    assert ideal["time_to_last_success_s"] == 2.0
+    assert ideal["t"][0] == 0.0 and ideal["t"][-1] == 4.45
+    assert len(ideal["t"]) == len(ideal["ok_total"]) == IDEAL_POINTS + 1
+    assert ideal["ok_total"][-1] == 500
+    halfway = ideal["t"].index(next(t for t in ideal["t"] if t >= 1.0))
+    assert ideal["ok_total"][halfway] == pytest.approx(250, abs=4)
+    assert cfg.describe()["capacity_per_s"] == 250.0
+
+
+def test_ideal_of_a_closed_loop_stops_at_its_count_or_duration() -> None:
+    by_count = ideal_run(config(plan.ClosedLoop(4, 10.0, 30), workers=1, capacity_per_s=10.0), 5)
+    assert by_count is not None and by_count["time_to_last_success_s"] == 3.0
+    by_time = ideal_run(config(plan.ClosedLoop(4, 2.0), workers=1, capacity_per_s=10.0), 5)
+    assert by_time is not None and by_time["ok_total"][-1] == 20

@@ -157,3 +157,89 @@ def test_latency_is_clamped_into_the_histogram_range() -> None:
     rec.record_handshake(done_s=0.0, latency_s=10_000.0, outcome=OK)
     assert rec.handshake.get_min_value() == stats.LOWEST_US
     assert rec.handshake.get_total_count() == 2
+
+
+def test_every_outcome_has_its_time_to_outcome() -> None:
+    merged = stats.merge([worker_a(), worker_b()])
+    assert set(merged.outcome_latency) == {"504", "refused"}
+    out = stats.summary(merged, elapsed_s=61.0)
+    assert list(out["outcome_ms"]) == ["101", "504", "refused"]
+    assert out["outcome_ms"]["504"]["p50"] == pytest.approx(60_000.0, rel=0.001)
+    assert out["outcome_ms"]["refused"]["max"] == pytest.approx(1.0, rel=0.001)
+    assert out["outcome_ms"]["101"] == out["handshake_ms"]
+    assert out["failed_ms"]["count"] == 2
+    assert out["failed_ms"]["max"] == pytest.approx(60_000.0, rel=0.001)
+    assert set(out["percentiles"]["outcome_ms"]) == {"101", "504", "refused"}
+    # Per bucket: the time to a failure that ended there.
+    assert out["series"]["failed_p50_ms"][1] == pytest.approx(1.0, rel=0.01)
+    assert out["series"]["failed_p99_ms"][0] is None
+
+
+def test_time_to_outcome_survives_the_trip_through_json() -> None:
+    part = Recorder.from_dict(json.loads(json.dumps(worker_b().to_dict())))
+    assert part.outcome_latency["504"].get_total_count() == 1
+    assert part.buckets[60].failed is not None
+    assert part.buckets[2].failed is None
+
+
+def test_rare_outcomes_share_one_histogram() -> None:
+    rec = Recorder(bucket_s=1.0)
+    for i in range(stats.MAX_OUTCOME_HISTOGRAMS + 5):
+        rec.record_handshake(done_s=0.0, latency_s=0.01, outcome=f"error E{i}")
+    assert len(rec.outcome_latency) == stats.MAX_OUTCOME_HISTOGRAMS + 1
+    assert rec.outcome_latency[stats.OTHER].get_total_count() == 5
+    assert sum(rec.outcomes.values()) == stats.MAX_OUTCOME_HISTOGRAMS + 5
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(b"5", 5), (" 12 ", 12), (b"0", 0), (b"999999", stats.RETRY_AFTER_MAX_S), (b"-1", None)],
+)
+def test_retry_after_seconds(value: bytes | str, seconds: int | None) -> None:
+    assert stats.retry_after_seconds(value) == seconds
+
+
+def test_retry_after_http_date_is_not_seconds() -> None:
+    assert stats.retry_after_seconds(b"Fri, 31 Dec 1999 23:59:59 GMT") is None
+
+
+def test_retry_after_values_are_counted_and_merged() -> None:
+    a, b = Recorder(bucket_s=1.0), Recorder(bucket_s=1.0)
+    for seconds in (3, 3, 4):
+        a.record_handshake(0.1, 0.005, "503 overloaded_queue_full", retry_after_s=seconds)
+    b.record_handshake(0.2, 0.005, "503 overloaded_queue_full", retry_after_s=9)
+    b.record_handshake(0.2, 0.005, "503 (no Retry-After)")
+    merged = stats.merge([Recorder.from_dict(json.loads(json.dumps(r.to_dict()))) for r in (a, b)])
+    assert stats.summary(merged, 1.0)["retry_after_s"] == {
+        "count": 4,
+        "min": 3,
+        "p50": 3,
+        "max": 9,
+        "values": {"3": 2, "4": 1, "9": 1},
+    }
+    assert stats.summary(Recorder(bucket_s=1.0), 0.0)["retry_after_s"]["count"] == 0
+
+
+def test_a_sliver_of_a_last_bucket_is_folded_into_the_one_before() -> None:
+    rec = Recorder(bucket_s=1.0)
+    for i in range(20):
+        rec.record_handshake(done_s=i / 10, latency_s=0.01, outcome=OK)
+    rec.record_handshake(done_s=2.05, latency_s=0.01, outcome=OK)  # the run ends at 2.1 s
+    s = stats.series(rec, end_s=2.1)
+    assert s["t"] == [0.0, 1.0]
+    assert s["width_s"] == [1.0, 1.1]
+    assert s["outcomes"]["101"] == [10, 11]
+    assert s["ok_per_s"] == [10.0, 10.0]
+
+
+def test_ideal_for_a_burst_and_a_rate() -> None:
+    burst = (0.0,) * 500
+    assert stats.ideal_last_success_s(burst, 250.0) == 2.0
+    assert stats.ideal_successes(burst, 250.0, [0.0, 1.0, 2.0, 3.0]) == [0, 250, 500, 500]
+    # A rate under the capacity: each handshake done as it starts (plus 1/C).
+    rate = tuple(i / 10 for i in range(10))
+    assert stats.ideal_last_success_s(rate, 100.0) == pytest.approx(0.91)
+    assert stats.ideal_successes(rate, 100.0, [0.0, 0.45, 1.0]) == [0, 5, 10]
+    # A closed loop always has one waiting: the capacity, up to the limit.
+    assert stats.ideal_successes(None, 10.0, [0.0, 1.0, 5.0], limit=30) == [0, 10, 30]
+    assert stats.ideal_last_success_s((), 10.0) is None

@@ -1,7 +1,11 @@
 """`wsgate storm`: flags -> a checked `StormConfig`, then run it or compare two results.
 
-Bad arguments print one line and exit 2. Targets must be loopback (127.0.0.0/8, ::1,
-localhost) unless `--allow-remote` is given: a storm is an attack on anything else.
+Bad arguments print one line and exit 2, before a single handshake: flags that do not go
+together (`--duration` with `--burst`, `--count` without `--concurrency`, run flags with
+`--compare`), a mode without what it needs (`--rate`, `--ramp` and `--concurrency` need
+`--duration`), and `--json`/`--html` paths that cannot be written. Targets must be loopback
+(127.0.0.0/8, ::1, localhost) unless `--allow-remote` is given: a storm is an attack on
+anything else.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import re
 import socket
 import sys
@@ -118,8 +123,10 @@ def register(subparsers: Any) -> None:
     mode.add_argument(
         "--concurrency", type=int, metavar="C", help="closed loop: C clients connecting in turn"
     )
-    p.add_argument("--duration", default="10s", help="for --rate, --ramp, --concurrency")
-    p.add_argument("--count", type=int, default=0, help="closed loop: stop after N handshakes")
+    p.add_argument(
+        "--duration", help="how long --rate, --ramp and --concurrency run (required by them)"
+    )
+    p.add_argument("--count", type=int, help="with --concurrency: stop after N handshakes")
     p.add_argument("--workers", type=int, default=1, help="client processes (default 1)")
     p.add_argument("--messages", type=int, default=0, help="echo round trips per connection")
     p.add_argument("--size", type=int, default=64, help="message size in bytes (default 64)")
@@ -135,27 +142,96 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", metavar="PATH", help="write the result as JSON")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     p.add_argument("--label", default="", help="name of this run in reports")
+    p.add_argument(
+        "--capacity",
+        metavar="R",
+        help="handshakes per second the target can complete, if known (e.g. 250/s): the "
+        "report draws the ideal run beside the real one",
+    )
     p.add_argument("--quiet", action="store_true", help="no live progress")
     p.add_argument(
         "--allow-remote", action="store_true", help="allow a target outside 127.0.0.0/8 and ::1"
     )
     p.add_argument(
-        "--compare", nargs=2, metavar=("A.json", "B.json"), help="render two results side by side"
+        "--compare",
+        nargs=2,
+        metavar=("A.json", "B.json"),
+        help="print two results side by side (and with --html PATH, write their report)",
     )
     p.set_defaults(handler=handle)
+
+
+# Flags that shape a storm: none of them means anything to --compare.
+_RUN_FLAGS = (
+    "burst",
+    "rate",
+    "ramp",
+    "concurrency",
+    "duration",
+    "count",
+    "capacity",
+    "json",
+)
 
 
 def handle(args: argparse.Namespace) -> int:
     try:
         if args.compare:
-            if args.url:
-                raise UsageError("--compare takes two result files, not URLs")
+            check_compare_args(args)
             return _compare(args)
         config = build_config(args)
+        check_outputs(args.json, args.html)
     except UsageError as exc:
         print(f"wsgate storm: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return _run(config, args)
+
+
+def check_compare_args(args: argparse.Namespace) -> None:
+    if args.url:
+        raise UsageError("--compare takes two result files, not URLs")
+    given = [f"--{name}" for name in _RUN_FLAGS if getattr(args, name, None) is not None]
+    if given:
+        raise UsageError(
+            f"--compare renders two earlier results; {', '.join(given)} "
+            f"{'does' if len(given) == 1 else 'do'} not apply to it"
+        )
+    check_outputs(None, args.html)
+    if args.html:
+        out = Path(args.html).resolve()
+        for name in args.compare:
+            if Path(name).resolve() == out:
+                raise UsageError(f"--html {args.html} would overwrite the result {name}")
+
+
+def check_output_path(flag: str, name: str) -> Path:
+    """A path the storm can write its output to once it has run: checked before, so a
+    long storm is never lost to a typo in a directory name."""
+    path = Path(name)
+    parent = path.parent
+    if not name or path.is_dir():
+        raise UsageError(f"{flag} {name}: is a directory; give a file name")
+    if not parent.is_dir():
+        why = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"{flag} {name}: the directory {parent} {why}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {name}: cannot write this file (permission denied)")
+    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {name}: cannot create files in {parent} (permission denied)")
+    return path
+
+
+def check_outputs(json_path: str | None, html_path: str | None) -> None:
+    named = (("--json", json_path), ("--html", html_path))
+    paths = [check_output_path(flag, name) for flag, name in named if name]
+    if len(paths) == 2 and paths[0].resolve() == paths[1].resolve():
+        raise UsageError("--json and --html name the same file")
+
+
+def _needs_duration(flag: str, example: str) -> UsageError:
+    return UsageError(
+        f"{flag} needs --duration: how long to run it (e.g. {example} --duration 10s)"
+    )
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -183,26 +259,13 @@ def build_config(args: argparse.Namespace) -> Any:
                 headers=headers,
             )
         )
-    duration = parse_duration(args.duration)
-    arrival: plan.Arrival
-    if args.burst is not None:
-        arrival = plan.Burst(args.burst)
-    elif args.rate is not None:
-        arrival = plan.Rate(parse_rate(args.rate), duration)
-    elif args.ramp is not None:
-        low, sep, high = args.ramp.partition(":")
-        if not sep:
-            raise UsageError(f"--ramp takes R1:R2, got {args.ramp!r}")
-        arrival = plan.Ramp(parse_rate(low), parse_rate(high), duration)
-    elif args.concurrency is not None:
-        arrival = plan.ClosedLoop(args.concurrency, duration, args.count)
-    else:
-        raise UsageError("choose one of --burst, --rate, --ramp or --concurrency")
+    arrival = build_arrival(args)
+    count = args.count or 0
     checks = [
         ("--workers", args.workers, 1, 256),
         ("--messages", args.messages, 0, 1_000_000),
         ("--size", args.size, 1, 16 * 1024 * 1024),
-        ("--count", args.count, 0, plan.MAX_CONNECTIONS),
+        ("--count", count, 0, plan.MAX_CONNECTIONS),
     ]
     for flag, value, low, high in checks:
         if not low <= value <= high:
@@ -223,6 +286,9 @@ def build_config(args: argparse.Namespace) -> Any:
     )
     if session.hold_s > plan.MAX_DURATION_S or session.interval_s > plan.MAX_DURATION_S:
         raise UsageError("--hold and --interval must be at most 1h")
+    capacity = parse_rate(args.capacity) if args.capacity is not None else None
+    if capacity is not None and not 0 < capacity <= plan.MAX_RATE_PER_S:
+        raise UsageError(f"--capacity must be above 0 and at most {plan.MAX_RATE_PER_S:,.0f}/s")
     return StormConfig(
         url=" ".join(args.url),
         targets=tuple(targets),
@@ -233,7 +299,42 @@ def build_config(args: argparse.Namespace) -> Any:
         seed=args.seed,
         spacing=args.spacing,
         label=args.label,
+        capacity_per_s=capacity,
     )
+
+
+def build_arrival(args: argparse.Namespace) -> Any:
+    """The one arrival mode the flags ask for, with the flags it needs and none it ignores."""
+    from wsgate.storm import plan
+
+    duration = parse_duration(args.duration) if args.duration is not None else None
+    if args.count is not None and args.concurrency is None:
+        raise UsageError("--count bounds a closed loop: use it with --concurrency")
+    if args.burst is not None:
+        if duration is not None:
+            raise UsageError(
+                "--burst starts all N handshakes at once, so --duration does not apply "
+                "(to spread them out use --rate R --duration D)"
+            )
+        return plan.Burst(args.burst)
+    if args.rate is not None:
+        rate = parse_rate(args.rate)
+        if duration is None:
+            raise _needs_duration("--rate", f"--rate {args.rate}")
+        return plan.Rate(rate, duration)
+    if args.ramp is not None:
+        low, sep, high = args.ramp.partition(":")
+        if not sep:
+            raise UsageError(f"--ramp takes R1:R2, got {args.ramp!r}")
+        start, end = parse_rate(low), parse_rate(high)
+        if duration is None:
+            raise _needs_duration("--ramp", f"--ramp {args.ramp}")
+        return plan.Ramp(start, end, duration)
+    if args.concurrency is not None:
+        if duration is None:
+            raise _needs_duration("--concurrency", f"--concurrency {args.concurrency}")
+        return plan.ClosedLoop(args.concurrency, duration, args.count or 0)
+    raise UsageError("choose one of --burst, --rate, --ramp or --concurrency")
 
 
 def _run(config: Any, args: argparse.Namespace) -> int:
@@ -252,16 +353,29 @@ def _run(config: Any, args: argparse.Namespace) -> int:
         print(f"wsgate storm: {exc}", file=sys.stderr)
         return EXIT_FAILED
     report_text.print_result(result, Console())
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    status = EXIT_OK
+    if args.json and not write_output(args.json, lambda: json.dumps(result, indent=1) + "\n"):
+        status = EXIT_FAILED
     if args.html:
         from wsgate.storm import report_html
 
-        Path(args.html).write_text(report_html.render([result]))
+        if not write_output(args.html, lambda: report_html.render([result])):
+            status = EXIT_FAILED
     if result["interrupted"]:
         print("wsgate storm: interrupted; the figures cover the part that ran", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return EXIT_OK
+    return status
+
+
+def write_output(name: str, render: Any) -> bool:
+    """Write what `render()` gives to `name`; a failure (the directory went away during the
+    run, a full disk) is one line, and the other output is still written."""
+    try:
+        Path(name).write_text(render())
+    except OSError as exc:
+        print(f"wsgate storm: cannot write {name}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -270,10 +384,13 @@ def _compare(args: argparse.Namespace) -> int:
     from wsgate.storm import report_html, report_text
 
     results = [load_result(Path(name)) for name in args.compare]
-    out = Path(args.html or "storm-compare.html")
-    out.write_text(report_html.render(results))
     report_text.print_compare(results, Console())
-    print(f"wrote {out}")
+    if not args.html:
+        print("wsgate storm: no --html PATH given: printed the table only", file=sys.stderr)
+        return EXIT_OK
+    if not write_output(args.html, lambda: report_html.render(results)):
+        return EXIT_FAILED
+    print(f"wrote {args.html}")
     return EXIT_OK
 
 

@@ -1,4 +1,9 @@
-"""The terminal summary of a storm result (and of two, side by side)."""
+"""The terminal summary of a storm result (and of two, side by side).
+
+`LATENCY_KEYS` is the one list of percentiles both the terminal and the HTML report show.
+Results written before version 2 lack the time to failures, Retry-After values and the
+ideal: their rows are left out.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-LATENCY_KEYS = ("p50", "p90", "p99", "p999", "max")
+# (key in the result's latency summaries, label): the same in every report.
+LATENCY_KEYS: tuple[tuple[str, str], ...] = (
+    ("p50", "p50"),
+    ("p90", "p90"),
+    ("p99", "p99"),
+    ("p999", "p99.9"),
+    ("max", "max"),
+)
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -30,12 +42,27 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     out += [(f"  {name}", _fmt(count)) for name, count in s["outcomes"].items() if name != "101"]
     out += [(f"  after 101: {name}", _fmt(count)) for name, count in s["session_errors"].items()]
     hs = s["handshake_ms"]
-    out += [(f"handshake {key}", _fmt(hs[key], " ms")) for key in LATENCY_KEYS]
+    out += [(f"handshake {label}", _fmt(hs[key], " ms")) for key, label in LATENCY_KEYS]
+    failed = s.get("failed_ms") or {}
+    if failed.get("count"):
+        out += [
+            (f"time to failure {label}", _fmt(failed[key], " ms")) for key, label in LATENCY_KEYS
+        ]
+    retry = s.get("retry_after_s") or {}
+    if retry.get("count"):
+        out.append(("Retry-After received", _fmt(retry["count"])))
+        out += [(f"Retry-After {key}", _fmt(retry[key], " s")) for key in ("min", "p50", "max")]
     if s["rtt_ms"]["count"]:
-        out += [(f"round trip {key}", _fmt(s["rtt_ms"][key], " ms")) for key in LATENCY_KEYS]
+        out += [
+            (f"round trip {label}", _fmt(s["rtt_ms"][key], " ms")) for key, label in LATENCY_KEYS
+        ]
         out.append(("messages/s", _fmt(s["messages_per_s"])))
+    out.append(("time to last success", _fmt(s["time_to_last_success_s"], " s")))
+    ideal = result.get("ideal")
+    if ideal:
+        at = f" at {ideal['capacity_per_s']:g}/s"
+        out.append(("  ideal (--capacity)", _fmt(ideal["time_to_last_success_s"], " s") + at))
     out += [
-        ("time to last success", _fmt(s["time_to_last_success_s"], " s")),
         ("elapsed", _fmt(s["elapsed_s"], " s")),
         ("handshakes/s (ok)", _fmt(s["handshakes_per_s"])),
         ("client CPU", _fmt(result["client"]["cpu_s"], " s")),

@@ -1,14 +1,16 @@
 """Run a storm: plan, start worker processes, show live progress, merge, return the result.
 
-`run_storm(config)` returns the result as a JSON-ready dict (`RESULT_KIND`, version 1):
-the config, `stats.summary` of the merged workers, and the client's own CPU figures, with
+`run_storm(config)` returns the result as a JSON-ready dict (`RESULT_KIND`, version 2):
+the config, `stats.summary` of the merged workers, the client's own CPU figures, with
 `client.cpu_bound` set when a worker spent most of its time on the CPU, since then the
-storm measured the client rather than the target.
+storm measured the client rather than the target, and, when the target's capacity was
+given, the `ideal` run to hold the real one against.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import multiprocessing as mp
 import os
 import queue as queue_mod
@@ -27,6 +29,8 @@ from wsgate.storm.client import Target
 from wsgate.storm.worker import Session, WorkerJob, worker_main
 
 RESULT_KIND = "wsgate-storm-result"
+RESULT_VERSION = 2  # 2: time to every outcome, Retry-After values, the ideal, bucket widths
+IDEAL_POINTS = 300
 CPU_BOUND_UTIL = 0.85  # a worker busier than this was probably the bottleneck
 START_DELAY_S = 0.3  # lets every worker reach its start line before the first handshake
 READY_TIMEOUT_S = 60.0
@@ -46,6 +50,7 @@ class StormConfig:
     seed: int = 1
     spacing: plan.Spacing = "uniform"
     label: str = ""
+    capacity_per_s: float | None = None  # handshakes/s the target can complete, if known
 
     def describe(self) -> dict[str, Any]:
         arrival = {"mode": type(self.arrival).__name__.lower(), **asdict(self.arrival)}
@@ -59,6 +64,7 @@ class StormConfig:
             "headers": [list(pair) for pair in self.targets[0].headers],
             "origin": self.targets[0].origin,
             "subprotocol": self.targets[0].subprotocol,
+            "capacity_per_s": self.capacity_per_s,
         }
 
 
@@ -163,7 +169,7 @@ def run_storm(config: StormConfig, console: Console | None = None) -> dict[str, 
     clients = [results[i]["client"] for i in sorted(results)]
     return {
         "kind": RESULT_KIND,
-        "version": 1,
+        "version": RESULT_VERSION,
         "label": config.label or config.url,
         "url": config.url,
         "started_at": started_at.isoformat(timespec="seconds"),
@@ -172,6 +178,36 @@ def run_storm(config: StormConfig, console: Console | None = None) -> dict[str, 
         "client": client_verdict(clients, os.cpu_count() or 1),
         "bucket_s": bucket,
         "interrupted": stop_requested,
+        "ideal": ideal_run(config, elapsed),
+    }
+
+
+def ideal_run(config: StormConfig, end_s: float) -> dict[str, Any] | None:
+    """What a target that completes `config.capacity_per_s` handshakes a second, in order
+    and without a failure, would have done with this storm: its time to the last success
+    and its successes so far at IDEAL_POINTS times up to the later of `end_s` and that.
+    None when the capacity is not known."""
+    capacity = config.capacity_per_s
+    if not capacity:
+        return None
+    arrival = config.arrival
+    starts: tuple[float, ...] | None
+    if isinstance(arrival, plan.ClosedLoop):
+        # Clients always have a handshake waiting, until the duration ends the loop.
+        starts = None
+        limit = min(float(arrival.max_count or math.inf), capacity * arrival.duration_s)
+        last = limit / capacity
+    else:
+        starts = plan.build(arrival, config.seed, config.spacing)
+        limit = float(len(starts))
+        last = stats.ideal_last_success_s(starts, capacity) or 0.0
+    horizon = max(end_s, last)
+    times = [round(horizon * i / IDEAL_POINTS, 4) for i in range(IDEAL_POINTS + 1)]
+    return {
+        "capacity_per_s": capacity,
+        "time_to_last_success_s": round(last, 3),
+        "t": times,
+        "ok_total": stats.ideal_successes(starts, capacity, times, limit),
     }
 
 

@@ -4,12 +4,19 @@ Pure: callers pass times (seconds from the storm's start) and latencies in; noth
 reads a clock or a socket. Each worker fills a `Recorder`, sends `to_dict()` to the parent,
 which rebuilds them with `Recorder.from_dict` and `merge`s them; `summary` then gives the
 figures a report shows. Histograms hold microseconds.
+
+Every handshake's time to its outcome is kept, failures too (a 503 after 5 ms and a timeout
+after 60 s are different news): `handshake` holds the 101s, `outcome_latency` one histogram
+per other outcome. `ideal_successes` is the bar a run is held to when the target's capacity
+is known.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +29,12 @@ BUCKET_DIGITS = 2  # per-time-bucket histograms: 1 % is plenty for a plot, 8x le
 MAX_BUCKETS = 300
 BUCKET_CHOICES_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+MAX_OUTCOME_HISTOGRAMS = 24  # time-to-outcome histograms; rarer outcomes share OTHER
+OTHER = "(other outcomes)"
+RETRY_AFTER_MAX_S = 86_400  # a Retry-After above a day is counted as a day
+# A last time bucket that the run covers less than this share of is folded into the one
+# before it: its rate over a sliver of time would be a spike, over the whole width a drop.
+MIN_LAST_BUCKET_SHARE = 0.2
 
 OK = "101"
 REFUSED = "refused"  # connect refused: nothing listens, or the backlog overflowed
@@ -47,6 +60,16 @@ def status_outcome(status: int, cause: str | None = None, retry_after: bool = Tr
     if status in RETRY_STATUSES and not retry_after:
         key += " " + NO_RETRY_AFTER
     return key
+
+
+def retry_after_seconds(value: bytes | str) -> int | None:
+    """The delta-seconds of a Retry-After field (RFC 9110 10.2.3), capped at a day; None for
+    an HTTP-date or garbage (wsgate, nginx and HAProxy send seconds)."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if not text.isdigit() or not text.isascii():
+        return None
+    return min(int(text), RETRY_AFTER_MAX_S)
 
 
 def outcome_sort_key(outcome: str) -> tuple[int, str]:
@@ -79,6 +102,7 @@ class Bucket:
     handshake: HdrHistogram = field(default_factory=lambda: new_histogram(BUCKET_DIGITS))
     messages: int = 0
     rtt: HdrHistogram | None = None  # made on the first round trip: most storms have none
+    failed: HdrHistogram | None = None  # time to a failed outcome; made on the first failure
 
 
 @dataclass
@@ -91,6 +115,9 @@ class Recorder:
     outcomes: Counter[str] = field(default_factory=Counter)
     session_errors: Counter[str] = field(default_factory=Counter)
     buckets: dict[int, Bucket] = field(default_factory=dict)
+    # Time to outcome of every outcome but 101 (which `handshake` holds), by outcome.
+    outcome_latency: dict[str, HdrHistogram] = field(default_factory=dict)
+    retry_after: Counter[int] = field(default_factory=Counter)  # seconds -> answers
     started: int = 0
     last_success_s: float | None = None
     last_done_s: float | None = None
@@ -105,19 +132,39 @@ class Recorder:
     def record_start(self) -> None:
         self.started += 1
 
-    def record_handshake(self, done_s: float, latency_s: float, outcome: str) -> None:
-        """One handshake attempt ended at `done_s` after `latency_s`, with `outcome`.
-        Latency histograms hold successful handshakes only, so a p99 is never a timeout;
-        failures show in the outcome counts over time."""
+    def record_handshake(
+        self, done_s: float, latency_s: float, outcome: str, retry_after_s: int | None = None
+    ) -> None:
+        """One handshake attempt ended at `done_s` after `latency_s`, with `outcome` (and a
+        `Retry-After` of `retry_after_s`, see `retry_after_seconds`). A 101's latency goes
+        to `handshake`, any other's to that outcome's time-to-outcome histogram, so the
+        handshake p99 is never a timeout and a fast 503 is still seen."""
         self.outcomes[outcome] += 1
         bucket = self._bucket(done_s)
         bucket.outcomes[outcome] += 1
+        value = to_us(latency_s)
         if outcome == OK:
-            value = to_us(latency_s)
             bucket.handshake.record_value(value)
             self.handshake.record_value(value)
             self.last_success_s = max(self.last_success_s or 0.0, done_s)
+        else:
+            self._outcome_histogram(outcome).record_value(value)
+            if bucket.failed is None:
+                bucket.failed = new_histogram(BUCKET_DIGITS)
+            bucket.failed.record_value(value)
+        if retry_after_s is not None:
+            self.retry_after[min(max(int(retry_after_s), 0), RETRY_AFTER_MAX_S)] += 1
         self.last_done_s = max(self.last_done_s or 0.0, done_s)
+
+    def _outcome_histogram(self, outcome: str) -> HdrHistogram:
+        hist = self.outcome_latency.get(outcome)
+        if hist is None:
+            if len(self.outcome_latency) >= MAX_OUTCOME_HISTOGRAMS:
+                outcome = OTHER
+                hist = self.outcome_latency.get(OTHER)
+            if hist is None:
+                hist = self.outcome_latency[outcome] = new_histogram()
+        return hist
 
     def record_rtt(self, done_s: float, rtt_s: float) -> None:
         value = to_us(rtt_s)
@@ -140,6 +187,8 @@ class Recorder:
             "rtt": _encode(self.rtt),
             "outcomes": dict(self.outcomes),
             "session_errors": dict(self.session_errors),
+            "outcome_latency": {name: _encode(h) for name, h in self.outcome_latency.items()},
+            "retry_after": {str(seconds): n for seconds, n in self.retry_after.items()},
             "started": self.started,
             "last_success_s": self.last_success_s,
             "last_done_s": self.last_done_s,
@@ -149,6 +198,7 @@ class Recorder:
                     "handshake": _encode(bucket.handshake),
                     "messages": bucket.messages,
                     "rtt": _encode(bucket.rtt) if bucket.rtt is not None else None,
+                    "failed": _encode(bucket.failed) if bucket.failed is not None else None,
                 }
                 for index, bucket in self.buckets.items()
             },
@@ -162,6 +212,11 @@ class Recorder:
             rtt=HdrHistogram.decode(data["rtt"]),
             outcomes=Counter(data["outcomes"]),
             session_errors=Counter(data["session_errors"]),
+            outcome_latency={
+                name: HdrHistogram.decode(raw)
+                for name, raw in data.get("outcome_latency", {}).items()
+            },
+            retry_after=Counter({int(s): int(n) for s, n in data.get("retry_after", {}).items()}),
             started=int(data["started"]),
             last_success_s=data["last_success_s"],
             last_done_s=data["last_done_s"],
@@ -172,6 +227,7 @@ class Recorder:
                 handshake=HdrHistogram.decode(raw["handshake"]),
                 messages=int(raw["messages"]),
                 rtt=HdrHistogram.decode(raw["rtt"]) if raw["rtt"] else None,
+                failed=HdrHistogram.decode(raw["failed"]) if raw.get("failed") else None,
             )
         return recorder
 
@@ -184,6 +240,24 @@ def _encode(histogram: HdrHistogram) -> str:
 def _max_opt(a: float | None, b: float | None) -> float | None:
     values = [v for v in (a, b) if v is not None]
     return max(values) if values else None
+
+
+def _add_opt(into: HdrHistogram | None, part: HdrHistogram | None) -> HdrHistogram | None:
+    """`into` plus `part`, either of which may not exist yet (per-bucket histograms)."""
+    if part is None:
+        return into
+    if into is None:
+        into = new_histogram(BUCKET_DIGITS)
+    into.add(part)
+    return into
+
+
+def _add_bucket(into: Bucket, part: Bucket) -> None:
+    into.outcomes.update(part.outcomes)
+    into.handshake.add(part.handshake)
+    into.messages += part.messages
+    into.rtt = _add_opt(into.rtt, part.rtt)
+    into.failed = _add_opt(into.failed, part.failed)
 
 
 def merge(parts: list[Recorder]) -> Recorder:
@@ -200,17 +274,18 @@ def merge(parts: list[Recorder]) -> Recorder:
         total.outcomes.update(part.outcomes)
         total.session_errors.update(part.session_errors)
         total.started += part.started
+        total.retry_after.update(part.retry_after)
         total.last_success_s = _max_opt(total.last_success_s, part.last_success_s)
         total.last_done_s = _max_opt(total.last_done_s, part.last_done_s)
+        for name, hist in part.outcome_latency.items():
+            mine = total.outcome_latency.get(name)
+            if mine is None and len(total.outcome_latency) >= MAX_OUTCOME_HISTOGRAMS:
+                name, mine = OTHER, total.outcome_latency.get(OTHER)
+            if mine is None:
+                mine = total.outcome_latency[name] = new_histogram()
+            mine.add(hist)
         for index, bucket in part.buckets.items():
-            into = total.buckets.setdefault(index, Bucket())
-            into.outcomes.update(bucket.outcomes)
-            into.handshake.add(bucket.handshake)
-            into.messages += bucket.messages
-            if bucket.rtt is not None:
-                if into.rtt is None:
-                    into.rtt = new_histogram(BUCKET_DIGITS)
-                into.rtt.add(bucket.rtt)
+            _add_bucket(total.buckets.setdefault(index, Bucket()), bucket)
     return total
 
 
@@ -245,36 +320,93 @@ def _ms(value_us: float) -> float:
     return round(value_us / 1000.0, 3)
 
 
-def series(recorder: Recorder) -> dict[str, Any]:
-    """Per-bucket lists for the plots: time (bucket start, s), outcome counts, handshake
-    p50/p99/max (ms, of the successes that ended in that bucket), messages per second."""
-    if not recorder.buckets:
-        return {"bucket_s": recorder.bucket_s, "t": [], "outcomes": {}}
+def _pct(hist: HdrHistogram | None, p: float) -> float | None:
+    if hist is None or hist.get_total_count() == 0:
+        return None
+    return _ms(hist.get_value_at_percentile(p) if p < 100 else hist.get_max_value())
+
+
+def _rows(recorder: Recorder, end_s: float | None) -> tuple[list[Bucket], list[float]]:
+    """Every bucket from the first to the last that saw anything (empty ones too) and the
+    time each covers: the bucket width, but the last one ends at `end_s` (the end of the
+    run), and is folded into the one before when that is a sliver of it."""
+    width = recorder.bucket_s
     last = max(recorder.buckets)
-    indices = range(last + 1)
+    empty = Bucket()
+    rows = [recorder.buckets.get(index, empty) for index in range(last + 1)]
+    widths = [width] * len(rows)
+    if end_s is None:
+        return rows, widths
+    covered = min(max(end_s - last * width, 0.0), width)
+    if covered <= 0.0:  # an end before the last outcome: the figures disagree, keep widths
+        return rows, widths
+    widths[-1] = covered
+    if covered < MIN_LAST_BUCKET_SHARE * width and len(rows) > 1:
+        folded = Bucket()
+        _add_bucket(folded, rows[-2])
+        _add_bucket(folded, rows[-1])
+        rows[-2:] = [folded]
+        widths[-2:] = [width + covered]
+    return rows, widths
+
+
+def series(recorder: Recorder, end_s: float | None = None) -> dict[str, Any]:
+    """Per-bucket lists for the plots: time (bucket start, s) and the time each bucket
+    covers (`width_s`: the bucket width, but the last bucket ends with the run at `end_s`),
+    outcome counts, handshake p50/p99/max (ms, of the 101s that ended in that bucket), the
+    time to a failed outcome p50/p99 (ms), and rates per second of the covered time."""
+    if not recorder.buckets:
+        return {"bucket_s": recorder.bucket_s, "t": [], "width_s": [], "outcomes": {}}
+    rows, widths = _rows(recorder, end_s)
     names = sorted(
         {name for bucket in recorder.buckets.values() for name in bucket.outcomes},
         key=outcome_sort_key,
     )
-    empty = Bucket()
-    rows = [recorder.buckets.get(index, empty) for index in indices]
-
-    def pct(hist: HdrHistogram | None, p: float) -> float | None:
-        if hist is None or hist.get_total_count() == 0:
-            return None
-        return _ms(hist.get_value_at_percentile(p) if p < 100 else hist.get_max_value())
-
     width = recorder.bucket_s
     return {
         "bucket_s": width,
-        "t": [round(index * width, 3) for index in indices],
+        "t": [round(index * width, 3) for index in range(len(rows))],
+        "width_s": [round(w, 3) for w in widths],
         "outcomes": {name: [row.outcomes.get(name, 0) for row in rows] for name in names},
-        "handshake_p50_ms": [pct(row.handshake, 50) for row in rows],
-        "handshake_p99_ms": [pct(row.handshake, 99) for row in rows],
-        "handshake_max_ms": [pct(row.handshake, 100) for row in rows],
-        "ok_per_s": [round(row.outcomes.get(OK, 0) / width, 3) for row in rows],
-        "messages_per_s": [round(row.messages / width, 3) for row in rows],
-        "rtt_p99_ms": [pct(row.rtt, 99) for row in rows],
+        "handshake_p50_ms": [_pct(row.handshake, 50) for row in rows],
+        "handshake_p99_ms": [_pct(row.handshake, 99) for row in rows],
+        "handshake_max_ms": [_pct(row.handshake, 100) for row in rows],
+        "failed_p50_ms": [_pct(row.failed, 50) for row in rows],
+        "failed_p99_ms": [_pct(row.failed, 99) for row in rows],
+        "ok_per_s": [
+            round(row.outcomes.get(OK, 0) / w, 3) for row, w in zip(rows, widths, strict=True)
+        ],
+        "messages_per_s": [round(row.messages / w, 3) for row, w in zip(rows, widths, strict=True)],
+        "rtt_p99_ms": [_pct(row.rtt, 99) for row in rows],
+    }
+
+
+def failed_histogram(recorder: Recorder) -> HdrHistogram:
+    """Time to outcome of every failed handshake, whatever its outcome."""
+    total = new_histogram()
+    for hist in recorder.outcome_latency.values():
+        total.add(hist)
+    return total
+
+
+def retry_after_summary(values: Counter[int]) -> dict[str, Any]:
+    """count, min, p50, max (seconds) and how many answers gave each value."""
+    count = sum(values.values())
+    if not count:
+        return {"count": 0, "min": None, "p50": None, "max": None, "values": {}}
+    ordered = sorted(values)
+    half, seen, median = (count + 1) // 2, 0, ordered[-1]
+    for seconds in ordered:
+        seen += values[seconds]
+        if seen >= half:
+            median = seconds
+            break
+    return {
+        "count": count,
+        "min": ordered[0],
+        "p50": median,
+        "max": ordered[-1],
+        "values": {str(seconds): values[seconds] for seconds in ordered},
     }
 
 
@@ -283,6 +415,9 @@ def summary(recorder: Recorder, elapsed_s: float) -> dict[str, Any]:
     done = sum(recorder.outcomes.values())
     ok = recorder.outcomes.get(OK, 0)
     messages = int(recorder.rtt.get_total_count())
+    by_outcome = {OK: recorder.handshake} if ok else {}
+    by_outcome.update(recorder.outcome_latency)
+    names = sorted(by_outcome, key=outcome_sort_key)
     return {
         "started": recorder.started,
         "completed": done,
@@ -292,6 +427,9 @@ def summary(recorder: Recorder, elapsed_s: float) -> dict[str, Any]:
         "outcomes": dict(sorted(recorder.outcomes.items(), key=lambda kv: outcome_sort_key(kv[0]))),
         "session_errors": dict(sorted(recorder.session_errors.items())),
         "handshake_ms": latency_summary(recorder.handshake),
+        "failed_ms": latency_summary(failed_histogram(recorder)),
+        "outcome_ms": {name: latency_summary(by_outcome[name]) for name in names},
+        "retry_after_s": retry_after_summary(recorder.retry_after),
         "rtt_ms": latency_summary(recorder.rtt),
         "time_to_last_success_s": _round_opt(recorder.last_success_s),
         "time_to_last_outcome_s": _round_opt(recorder.last_done_s),
@@ -301,9 +439,42 @@ def summary(recorder: Recorder, elapsed_s: float) -> dict[str, Any]:
         "percentiles": {
             "handshake_ms": percentile_curve(recorder.handshake),
             "rtt_ms": percentile_curve(recorder.rtt),
+            "outcome_ms": {name: percentile_curve(by_outcome[name]) for name in names},
         },
-        "series": series(recorder),
+        "series": series(recorder, elapsed_s if elapsed_s > 0 else None),
     }
+
+
+def ideal_last_success_s(starts: Sequence[float], capacity_per_s: float) -> float | None:
+    """When a target that completes `capacity_per_s` handshakes a second, in order and
+    without failing, finishes the last of handshakes started at `starts` (sorted offsets):
+    the queue it holds drains at the capacity, so the k-th of n (from 0) is done at the
+    latest start's time plus the rest over the capacity, max over k of s_k + (n - k) / C."""
+    if not starts or capacity_per_s <= 0:
+        return None
+    n = len(starts)
+    return max(s + (n - k) / capacity_per_s for k, s in enumerate(starts))
+
+
+def ideal_successes(
+    starts: Sequence[float] | None,
+    capacity_per_s: float,
+    times: Sequence[float],
+    limit: float = math.inf,
+) -> list[float]:
+    """Successes so far at each of `times` (ascending, from 0) for that ideal target: a
+    queue fed by `starts` (sorted offsets; None for a closed loop, whose clients always have
+    a handshake waiting) that completes `capacity_per_s` a second, at most `limit` in all.
+    S(t) = min(A(t), S(t') + C (t - t')) from one time to the next: exact at each time
+    for a burst, and for a rate as fine as the times are."""
+    out: list[float] = []
+    done, before = 0.0, 0.0
+    for now in times:
+        arrived = limit if starts is None else float(bisect.bisect_right(starts, now))
+        done = min(arrived, limit, done + capacity_per_s * max(now - before, 0.0))
+        out.append(round(done, 3))
+        before = now
+    return out
 
 
 def _round_opt(value: float | None) -> float | None:
