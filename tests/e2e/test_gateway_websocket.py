@@ -105,7 +105,7 @@ def test_backend_that_breaks_tunnel_gives_client_1014(tmp_path: Path) -> None:
                 ws.recv(timeout=20)
             assert ws.close_code == 1014
             assert ws.close_reason.startswith("bad gateway")
-        assert any("upstream_tunnel_broken" in line for line in gw.log_lines())
+        gw.wait_for_log("upstream_tunnel_broken")
 
 
 def test_thousand_concurrent_connections_relay_without_loss(echo_gateway) -> None:  # type: ignore[no-untyped-def]

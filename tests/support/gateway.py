@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,18 @@ class RunningGateway:
 
     def log_lines(self) -> list[str]:
         return self.proc.log().splitlines()
+
+    def wait_for_log(self, text: str, timeout_s: float = 20.0) -> str:
+        """The first log line containing `text`, waited for: the gateway writes a line
+        after the bytes that a client may already have seen."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for line in self.log_lines():
+                if text in line:
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no log line with {text!r}: {self.log_lines()[-20:]}")
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
