@@ -69,6 +69,8 @@ class FakeTransport:
         self.reading = True
 
     def write(self, data: bytes) -> None:
+        if ("eof", b"") in self.events:
+            raise RuntimeError("Cannot call write() after write_eof()")  # as asyncio does
         self.events.append(("write", bytes(data)))
 
     def written(self) -> bytes:
@@ -294,3 +296,11 @@ def test_a_pause_from_inside_a_write_writes_nothing_twice() -> None:
     tunnel.from_client(head + b"a" * 100)
     tunnel.from_client(b"b" * 156 + masked(0x1, b"next"))
     assert b"".join(writes) == head + b"a" * 100 + b"b" * 156 + masked(0x1, b"next")
+
+
+def test_no_keepalive_ping_is_written_after_a_half_close() -> None:
+    tunnel, _, upstream, loop, _, _ = open_tunnel(ping_idle_s=1.0, ping_timeout_s=1.0)
+    assert tunnel.on_client_eof() is True  # passed on to the backend
+    assert upstream.transport.events == [("eof", b"")]
+    loop.advance(5.0)  # the timer fires, and writes nothing after the EOF
+    assert upstream.transport.events == [("eof", b"")]

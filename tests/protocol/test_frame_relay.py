@@ -271,6 +271,14 @@ def test_no_ping_follows_a_close_frame() -> None:
     assert take(r.to_client) == b"\x81\x03odd"
 
 
+def test_no_ping_follows_a_half_close_passed_on() -> None:
+    r = relay(ping_idle_s=1.0)
+    r.eof(Side.CLIENT)  # the client's EOF went on to the backend: its stream is shut
+    r.timer(1.0)
+    assert r.to_backend == []
+    assert r.next_deadline() is None
+
+
 # == limits =================================================================================
 @pytest.mark.parametrize(("size", "closed"), [(100, False), (101, True)])
 def test_max_message_bytes_at_n_and_n_plus_1_over_fragments(size: int, closed: bool) -> None:

@@ -482,6 +482,8 @@ class FrameTunnel(Tunnel):
     def on_client_eof(self) -> bool | None:
         if self._gone(Side.CLIENT):
             return None
+        # The half-close is passed on: no keepalive ping may be written after it.
+        self.relay.eof(Side.CLIENT)
         return super().on_client_eof()
 
     def on_client_lost(self) -> None:

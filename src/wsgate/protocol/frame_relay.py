@@ -157,7 +157,9 @@ class Peer:
         self.pending = False  # a frame waits for the next boundary of the stream to it
         self.pending_ping: bytes | None = None
         self.pending_close: bytes | None = None
-        self.close_sent = False  # a close frame went to it (the gateway's or the peer's)
+        # A close frame went to it (the gateway's or the peer's), or the stream to it was
+        # half-closed: nothing of the gateway's may follow.
+        self.close_sent = False
         self.close_frames: list[int] = []  # codes of the gateway's close frames to it
         self.gated = False  # nothing but the gateway's close goes to it any more
         self.closing = False  # the gateway waits for its close frame
@@ -520,6 +522,15 @@ class FrameRelay:
             self.dirty = True
             self._check_finished()
         return True
+
+    def eof(self, side: Side) -> None:
+        """`side` half-closed, and the caller passes the EOF on: the stream to the other
+        side is shut for writing, so the gateway sends nothing more into it."""
+        other = self.backend if side is Side.CLIENT else self.client
+        other.close_sent = True
+        other.pending = False
+        other.pending_ping = None
+        self.dirty = True
 
     def pause(self, side: Side, paused: bool, now: float) -> None:
         """Reading from `side` paused (backpressure) or resumed. A paused side's pong may
