@@ -58,11 +58,14 @@ def test_access_log_switch(tmp_path: Path, access: bool) -> None:
     events = [r["event"] for r in records]
     errors = [r for r in records if r["event"] == "error"]
     assert [e["cause"] for e in errors] == ["upstream_connect_refused"]
+    assert errors[0]["request_id"]
     if access:
         (upgrade,) = [r for r in records if r["event"] == "access" and r["status"] == 101]
         assert upgrade["target"] == "/chat"
         (end,) = [r for r in records if r["event"] == "tunnel_end"]
         assert end["bytes_up"] > 0 and end["bytes_down"] > 0
+        # One request id for the exchange and its tunnel, made by the gateway.
+        assert len(upgrade["request_id"]) == 16 and end["request_id"] == upgrade["request_id"]
     else:
         assert "access" not in events
         assert "tunnel_end" not in events

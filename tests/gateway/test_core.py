@@ -215,6 +215,8 @@ def test_a_websocket_handshake_from_bytes_to_tunnel() -> None:
 
     out = core.upstream_ready(1.5, 0.6)
     head = upstream_bytes(out)
+    request_id = head.split(b"X-Request-Id: ", 1)[1].split(b"\r\n", 1)[0].decode()
+    assert len(request_id) == 16 and int(request_id, 16) >= 0  # made by the gateway
     assert head.startswith(b"GET /chat HTTP/1.1\r\n")
     assert b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" in head
     assert b"X-Forwarded-For: 192.0.2.7\r\n" in head
@@ -236,7 +238,12 @@ def test_a_websocket_handshake_from_bytes_to_tunnel() -> None:
         StartTunnel(
             b"\x81\x02hi",
             b"\x81\x80abcd",
-            {"client": "192.0.2.7", "pool": "app", "backend": "127.0.0.1:9001"},
+            {
+                "request_id": request_id,  # the tunnel's end line carries it too
+                "client": "192.0.2.7",
+                "pool": "app",
+                "backend": "127.0.0.1:9001",
+            },
             0.0,
             backend,
             "192.0.2.7",
@@ -534,3 +541,14 @@ def test_an_answer_that_ends_during_a_drain_closes_the_connection() -> None:
     out = core.response_complete(0.3)
     assert ReleaseUpstream(reuse=True) in out
     assert out[-1] == CloseClient()
+
+
+def test_a_clients_request_id_is_kept_and_logged() -> None:
+    core, _, _ = make(backends=1, retries=0)
+    core.start(0.0, over_capacity=False)
+    core.client_data(GET.replace(b"\r\n\r\n", b"\r\nX-Request-Id: abc-123\r\n\r\n"), 0.1)
+    head = upstream_bytes(core.upstream_ready(None, 0.1))
+    assert head.count(b"X-Request-Id: ") == 1 and b"X-Request-Id: abc-123\r\n" in head
+    out = core.timer(60.1)  # no answer: 504, and its error line names the request
+    (line,) = [c for c in out if isinstance(c, Log) and c.kind == "error"]
+    assert line.fields["request_id"] == "abc-123"

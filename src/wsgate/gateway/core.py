@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from wsgate.gateway.pool import Backend, Waiter
 
 MAX_PIPELINED_REQUESTS = 16
+MAX_REQUEST_ID = 200  # bytes of a client's X-Request-Id kept for the log lines
 
 
 class ClientCore:
@@ -388,6 +389,12 @@ class ClientCore:
             self._fail("no_route", f"Host {shown!r}, path {path!r}.")
             return
         pool = request.pool = self.gw.pools[pool_name]
+        given = get_one(request.headers, b"x-request-id")
+        if given:
+            request.request_id = given[:MAX_REQUEST_ID].decode("latin-1")
+        else:
+            request.request_id = f"{self.gw.rng.getrandbits(64):016x}"
+            request.request_id_made = True
         request.client = client_address(
             self.client_ip, get_one(request.headers, b"x-forwarded-for"), self.gw.trusted_proxies
         )
@@ -505,6 +512,7 @@ class ClientCore:
                 tail,
                 early,
                 {
+                    "request_id": request.request_id,
                     "client": request.client,
                     "pool": request.pool.config.name,
                     "backend": request.backend.name if request.backend else None,
@@ -569,6 +577,7 @@ class ClientCore:
                 "error",
                 cause,
                 {
+                    "request_id": request.request_id if request else None,
                     "client": self.client_ip,
                     "method": request.method.decode("latin-1") if request else None,
                     "target": request.target.decode("latin-1") if request else None,

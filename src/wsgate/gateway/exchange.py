@@ -223,6 +223,7 @@ class Exchange:
                     websocket=request.ws_key is not None,
                     framing=request.framing,
                     default_host=str(request.backend.address),
+                    request_id=request.request_id.encode() if request.request_id_made else None,
                 )
             )
         )
@@ -465,6 +466,7 @@ class Exchange:
         self._log(
             "event",
             "upstream_attempt",
+            request_id=request.request_id,
             client=self.host.client_ip,
             pool=pool.config.name,
             backend=str(request.backend.address) if request.backend else None,
@@ -530,6 +532,7 @@ class Exchange:
         self._log(
             "access",
             "",
+            request_id=request.request_id,
             client=self.host.client_ip,
             method=request.method.decode("latin-1"),
             target=request.target.decode("latin-1"),

@@ -116,6 +116,10 @@ class Request:
     head_sent_at: float = 0.0
     connect_ms: float | None = None
     status: int = 0
+    # X-Request-Id: the client's, or one the gateway made (`request_id_made`); it is in
+    # every log line of the exchange and its tunnel, and the backend gets it.
+    request_id: str = ""
+    request_id_made: bool = False
     # The answer towards the client and from the backend (RESPONDING only).
     framing_out: Framing = Framing.NONE
     upstream_framing: Framing = Framing.NONE

@@ -60,9 +60,11 @@ def forward_request_head(
     websocket: bool,
     framing: Framing,
     default_host: str,
+    request_id: bytes | None = None,
 ) -> bytes:
     """The request head to send upstream: hop-by-hop fields dropped, forwarding fields
-    added, and the upgrade (or the body framing) declared anew."""
+    added, and the upgrade (or the body framing) declared anew. `request_id`, when given,
+    goes out as X-Request-Id (for a request that came without one)."""
     kept = without_hop_by_hop(headers)
     lines = [method + b" " + target + b" HTTP/1.1"]
     host = get_one(headers, b"host")
@@ -78,6 +80,8 @@ def forward_request_head(
             lines.append(name + b": " + value)
     if host is None:
         lines.append(b"Host: " + default_host.encode())
+    if request_id is not None:
+        lines.append(b"X-Request-Id: " + request_id)
     ip = client_ip.encode()
     lines.append(b"X-Forwarded-For: " + (xff + b", " + ip if xff else ip))
     lines.append(b"X-Forwarded-Proto: " + scheme.encode())
