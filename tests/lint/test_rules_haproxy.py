@@ -164,7 +164,11 @@ backend streams
     balance leastconn
     server s 127.0.0.1:1
 """
-    assert codes(lint_text("haproxy", text)) == [(9, "haproxy_no_timeout_tunnel", "info")]
+    # Without --ws-path lint cannot tell, and says so.
+    assert codes(lint_text("haproxy", text)) == [
+        (9, "haproxy_no_timeout_tunnel", "info"),
+        (9, "lint_no_ws_location", "info"),
+    ]
     assert codes(lint_text("haproxy", text, ws_paths=("/stream",))) == [
         (9, "haproxy_no_timeout_tunnel", "warning")
     ]

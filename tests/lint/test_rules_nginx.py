@@ -122,7 +122,12 @@ http {
     (found,) = lint_text("nginx", text)
     assert (found.line, found.code) == (7, "nginx_header_inheritance")
     assert "`proxy_set_header Upgrade $http_upgrade;`" in found.fix
-    assert "`proxy_set_header Connection upgrade;`" in found.fix
+    # Repeating the hard-coded Connection would trade this error for a
+    # nginx_connection_hardcoded warning: the fix repeats it as the map variable.
+    assert "`proxy_set_header Connection $connection_upgrade;`" in found.fix
+    assert "add `map $http_upgrade $connection_upgrade { default upgrade; '' close; }`" in (
+        found.fix
+    )
 
 
 def test_proxy_pass_inside_if_counts() -> None:
@@ -194,7 +199,10 @@ server {
     }
 }
 """
-    assert codes(lint_text("nginx", text)) == [(7, "nginx_header_inheritance", "info")]
+    assert codes(lint_text("nginx", text)) == [
+        (5, "lint_no_ws_location", "info"),
+        (7, "nginx_header_inheritance", "info"),
+    ]
 
 
 def test_inheritance_names_only_the_level_that_would_have_been_inherited() -> None:
@@ -217,3 +225,148 @@ http {
     (found,) = lint_text("nginx", text)
     assert found.code == "nginx_header_inheritance"
     assert "drops the Upgrade and Connection headers set at test.nginx:6" in found.message
+
+
+CHAT = """\
+server {
+    listen 8080;
+    location /chat {
+        proxy_pass http://127.0.0.1:9000;
+        proxy_http_version 1.1;
+        # pings every 20 s
+    }
+}
+"""
+
+
+def test_a_location_prepared_for_websockets_is_at_least_a_warning() -> None:
+    # The README's demo path: HTTP/1.1 to the backend but no upgrade forwarded. It once
+    # gave only infos and "0 errors".
+    found = lint_text("nginx", CHAT)
+    assert codes(found) == [
+        (3, "nginx_connection_not_upgrade", "warning"),
+        (3, "nginx_upgrade_not_forwarded", "warning"),
+    ]
+    assert all(
+        "location /chat looks prepared for WebSockets: `proxy_http_version 1.1` in it, a path "
+        "named like a socket service; `--ws-path /chat` says it serves them" in f.message
+        for f in found
+    )
+    # Named, it is a WebSocket location: errors.
+    assert {f.severity.value for f in lint_text("nginx", CHAT, ws_paths=("/chat",))} == {"error"}
+
+
+@pytest.mark.parametrize(
+    ("path", "extra", "reason"),
+    [
+        ("/feed", "proxy_http_version 1.1;", "`proxy_http_version 1.1` in it"),
+        ("/feed", "proxy_read_timeout 1h;", "a long `proxy_read_timeout 1h;`"),
+        ("/chat", "", "a path named like a socket service"),
+        ("/notifications/", "", "a path named like a socket service"),
+    ],
+)
+def test_what_makes_a_location_look_prepared(path: str, extra: str, reason: str) -> None:
+    text = f"server {{ location {path} {{ proxy_pass http://127.0.0.1:1; {extra} }} }}"
+    found = [f for f in lint_text("nginx", text) if f.code == "nginx_upgrade_not_forwarded"]
+    assert [f.severity.value for f in found] == ["warning"]
+    assert reason in found[0].message
+
+
+def test_an_upstream_named_like_a_socket_service_looks_prepared() -> None:
+    text = "server { location /api/ { proxy_pass http://chat_backend; } }"
+    (found,) = [f for f in lint_text("nginx", text) if f.code == "nginx_upgrade_not_forwarded"]
+    assert found.severity.value == "warning"
+    assert "an upstream named like a socket service" in found.message
+
+
+def test_upgrade_headers_a_location_hides_make_it_look_prepared() -> None:
+    text = """\
+server {
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $connection_upgrade;
+    location /feed {
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_pass http://127.0.0.1:1;
+    }
+}
+"""
+    (found,) = lint_text("nginx", text)
+    assert (found.code, found.severity.value) == ("nginx_header_inheritance", "warning")
+    assert "upgrade headers in the server block" in found.message
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        'proxy_http_version 1.1; proxy_set_header Connection "";',  # keepalive to the backend
+        "proxy_read_timeout 60s;",  # the default, said out loud
+        "",
+    ],
+)
+def test_plain_locations_stay_info(extra: str) -> None:
+    text = f"server {{ location /api/ {{ proxy_pass http://127.0.0.1:1; {extra} }} }}"
+    assert {f.severity.value for f in lint_text("nginx", text)} == {"info"}
+
+
+def test_lint_says_when_it_recognised_no_websocket_location() -> None:
+    text = "server { location / { proxy_pass http://127.0.0.1:1; } }"
+    (said,) = [f for f in lint_text("nginx", text) if f.code == "lint_no_ws_location"]
+    assert said.severity.value == "info"
+    assert said.message.startswith("no WebSocket location recognised among the 1 proxied")
+    assert "`wsgate lint --ws-path / FILE`" in said.fix
+    # A --ws-path that names no location is said too.
+    unmatched = [
+        f.message
+        for f in lint_text("nginx", text.replace("/ {", "/api/ {"), ws_paths=("/chat",))
+        if f.code == "lint_no_ws_location"
+    ]
+    assert "--ws-path /chat matches none of the proxied locations (/api/)" in unmatched
+    # Nothing to say without a proxied location, or with a WebSocket one.
+    assert lint_text("nginx", "server { location / { root /srv; } }") == []
+    assert "lint_no_ws_location" not in {f.code for f in lint_text("nginx", CHAT)}
+
+
+def test_a_header_fix_repeats_what_the_location_inherits() -> None:
+    text = """\
+map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+server {
+    proxy_http_version 1.1;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header Connection $connection_upgrade;
+    location /ws/ {
+        proxy_pass http://127.0.0.1:1;
+        proxy_read_timeout 1h;
+    }
+}
+"""
+    (found,) = lint_text("nginx", text)
+    assert found.code == "nginx_upgrade_not_forwarded"
+    assert found.fix == (
+        "Add `proxy_set_header Upgrade $http_upgrade;` to location /ws/, and repeat there what "
+        "it inherits from the server block (a level with its own proxy_set_header inherits "
+        "none): `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;` "
+        "`proxy_set_header Connection $connection_upgrade;`."
+    )
+
+
+def test_a_connection_fix_uses_the_map_there_is_and_fits_it_to_keepalive() -> None:
+    text = """\
+map $http_upgrade $conn { default upgrade; '' close; }
+upstream pool { server 127.0.0.1:1; keepalive 8; }
+server {
+    location /ws/ {
+        proxy_pass http://pool;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "";
+        proxy_read_timeout 1h;
+    }
+}
+"""
+    (found,) = lint_text("nginx", text)
+    assert found.code == "nginx_connection_not_upgrade"
+    assert found.fix == (
+        "Set `proxy_set_header Connection $conn;` in location /ws/; map the empty Upgrade to "
+        "an empty Connection: `map $http_upgrade $conn { default upgrade; '' ''; }`."
+    )

@@ -183,3 +183,44 @@ def test_wsgate_single_pool_without_routes_gets_everything() -> None:
         "wsgate_pool_unrouted",
         "wsgate_pool_unrouted",
     ]
+
+
+def test_apache_says_when_it_recognised_no_websocket_location() -> None:
+    from tests.lint.helpers import lint_text
+
+    text = "<VirtualHost *:80>\n    ProxyPass /app/ http://127.0.0.1:1/app/\n</VirtualHost>\n"
+    found = {f.code: f for f in lint_text("apache", text)}
+    assert found["lint_no_ws_location"].severity.value == "info"
+    assert "`wsgate lint --ws-path /app/ FILE`" in found["lint_no_ws_location"].fix
+    assert "lint_no_ws_location" not in {
+        f.code for f in lint_text("apache", text, ws_paths=("/app/",))
+    }
+
+
+def test_apache_timeout_fix_names_a_line_that_takes_it() -> None:
+    from tests.lint.helpers import lint_text
+
+    rewrite = """\
+LoadModule proxy_module modules/mod_proxy.so
+LoadModule proxy_wstunnel_module modules/mod_proxy_wstunnel.so
+<VirtualHost *:80>
+    RewriteEngine on
+    RewriteCond %{HTTP:Upgrade} websocket [NC]
+    RewriteRule ^/ws/(.*) ws://127.0.0.1:1/$1 [P]
+</VirtualHost>
+"""
+    (found,) = [f for f in lint_text("apache", rewrite) if f.code == "apache_timeout_short"]
+    assert found.fix == (
+        "Set `ProxyTimeout 3600` in <VirtualHost *:80> (a RewriteRule [P] takes no `timeout=`)."
+    )
+    shared = """\
+LoadModule proxy_module modules/mod_proxy.so
+LoadModule proxy_http_module modules/mod_proxy_http.so
+ProxyPass /shop/ http://127.0.0.1:1/
+ProxyPass /shop/ws/ http://127.0.0.1:1/ws/ upgrade=websocket timeout=30
+"""
+    timeouts = [f for f in lint_text("apache", shared) if f.code == "apache_timeout_short"]
+    assert [f.fix for f in timeouts] == [
+        "Append `timeout=3600` to `ProxyPass /shop/ http://127.0.0.1:1/` (line 3, whose worker "
+        "this path shares), or set `ProxyTimeout 3600` in the server config."
+    ]

@@ -15,6 +15,18 @@ _W = Severity.WARNING
 _I = Severity.INFO
 
 CAUSES: tuple[Cause, ...] = (
+    # any kind
+    Cause(
+        code="lint_no_ws_location",
+        summary="Lint recognised no proxied location as a WebSocket one (by upgrade headers, "
+        "a WebSocket-like name, or settings a WebSocket needs), so it checked each at info "
+        "level only.",
+        fix="If one of them serves WebSockets, name its path with `--ws-path PREFIX` (e.g. "
+        "`wsgate lint --ws-path /chat nginx.conf`): lint then checks it at full level.",
+        symptom="none by itself; a WebSocket location lint did not recognise can still answer "
+        "the handshake with 426 or cut idle clients, while lint reports only infos",
+        severity=_I,
+    ),
     # nginx
     Cause(
         code="nginx_http_version",

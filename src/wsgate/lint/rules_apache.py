@@ -50,6 +50,12 @@ def _walk(node: Node, chain: tuple[Node, ...]) -> list[tuple[Node, tuple[Node, .
     return out
 
 
+def _scope_label(scope: Node) -> str:
+    if scope.name.lower() == "virtualhost":
+        return f"<VirtualHost {' '.join(scope.args)}>"
+    return "the server config"
+
+
 def _params(words: tuple[str, ...]) -> dict[str, str]:
     return {k.lower(): v for k, _s, v in (w.partition("=") for w in words if "=" in w)}
 
@@ -154,7 +160,26 @@ class _Rules:
                 self.check_upgrade(proxy, ws)
             if ws:
                 self.check_timeout(proxy)
+        self.check_recognised()
         return self.findings
+
+    def check_recognised(self) -> None:
+        """Say so when no ProxyPass is known to carry WebSockets: every finding is an info."""
+        if not self.proxies or any(self.is_ws(p) for p in self.proxies):
+            return
+        paths = [p.path for p in self.proxies]
+        listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        self.findings.append(
+            finding(
+                "lint_no_ws_location",
+                self.proxies[0].node,
+                f"no WebSocket location recognised among the {len(paths)} proxied path(s) "
+                f"({listed}): none goes to ws://, has upgrade=websocket or a WebSocket-like "
+                "name, so each finding here is an info",
+                fix="If one of them serves WebSockets, name its path: "
+                f"`wsgate lint --ws-path {paths[0]} FILE` checks it at full level.",
+            )
+        )
 
     def check_shared_worker(self, proxy: _Proxy, ws: bool) -> None:
         owner = self.owner.get(id(proxy))
@@ -203,7 +228,18 @@ class _Rules:
                 f"{proxy.node.name} to {proxy.url} needs mod_proxy_wstunnel; no LoadModule "
                 "lines were given to check (lint the main config, e.g. apache2.conf)"
             )
-            severity = Severity.INFO
+            self.findings.append(
+                finding(
+                    "apache_wstunnel_missing",
+                    proxy.node,
+                    message,
+                    severity=Severity.INFO,
+                    fix="Lint the main config, which loads the modules (e.g. `wsgate lint "
+                    "/etc/apache2/apache2.conf`); if mod_proxy_wstunnel is not loaded there, "
+                    "`a2enmod proxy_wstunnel`.",
+                )
+            )
+            return
         self.findings.append(
             finding("apache_wstunnel_missing", proxy.node, message, severity=severity)
         )
@@ -251,14 +287,30 @@ class _Rules:
         if limit is None or limit[0] > DEFAULT_TIMEOUT_S:
             return
         seconds, said, node = limit
+        # The worker's first ProxyPass holds the parameters (AH01146), and a RewriteRule
+        # [P] takes none: then only ProxyTimeout raises the limit.
+        owner = self.owner.get(id(proxy), proxy)
+        where = _scope_label(proxy.scope)
+        if owner.node.name.lower() == "rewriterule":
+            fix = f"Set `ProxyTimeout 3600` in {where} (a RewriteRule [P] takes no `timeout=`)."
+        else:
+            line = " ".join((owner.node.name, *owner.node.args))
+            fix = (
+                f"Append `timeout=3600` to `{line}`"
+                + (
+                    f" (line {owner.node.line}, whose worker this path shares)"
+                    if owner is not proxy
+                    else ""
+                )
+                + f", or set `ProxyTimeout 3600` in {where}."
+            )
         self.findings.append(
             finding(
                 "apache_timeout_short",
                 node,
                 f"WebSockets through {proxy.path} are closed after {format_seconds(seconds)} "
                 f"idle ({said})",
-                fix=f"Append `timeout=3600` to the {proxy.node.name} line for {proxy.path}, "
-                "or set `ProxyTimeout 3600`.",
+                fix=fix,
             )
         )
 

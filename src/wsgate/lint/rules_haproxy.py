@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from wsgate.findings import cause
 from wsgate.findings.model import Severity
 from wsgate.lint.model import (
     Config,
@@ -111,6 +112,16 @@ def _acls(proxy: _Proxy) -> dict[str, str]:
     return acls
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _labels(kind: str, names: list[str]) -> str:
+    """ "backend a", "backend a and backend b", ... for a fix that names each section."""
+    labels = [f"{kind} {name}" for name in names]
+    return ", ".join(labels[:-1]) + f" and {labels[-1]}" if len(labels) > 1 else labels[0]
+
+
 def _cond_text(line: Node) -> str:
     words = list(line.args)
     for key in ("if", "unless"):
@@ -177,7 +188,30 @@ class _Rules:
             if proxy.kind in ("frontend", "listen"):
                 self.check_header_rules(proxy)
         self.check_unused_defaults()
+        self.check_recognised()
         return self.findings
+
+    def check_recognised(self) -> None:
+        """Say so when no backend is known to carry WebSockets: every finding is an info."""
+        backends = [p for p in self.proxies if p.kind in ("backend", "listen")]
+        if not backends or self.ws_backends:
+            return
+        names = ", ".join(p.name for p in backends[:5]) + (
+            f" and {len(backends) - 5} more" if len(backends) > 5 else ""
+        )
+        self.findings.append(
+            finding(
+                "lint_no_ws_location",
+                backends[0].node,
+                f"no WebSocket backend recognised among the {len(backends)} backend(s) "
+                f"({names}): none is routed to on an Upgrade header or a WebSocket-like path, "
+                "named like one, or health-checked with a handshake, so each finding here is "
+                "an info",
+                fix="If one of them serves WebSockets, route to it with `use_backend NAME if "
+                "{ hdr(Upgrade) -i websocket }`, or name its path with `--ws-path PREFIX` "
+                "when a `path_beg` rule routes to it.",
+            )
+        )
 
     def check_frontend(self, proxy: _Proxy) -> None:
         for line in proxy.lines("timeout", "tunnel"):
@@ -187,8 +221,12 @@ class _Rules:
                     line,
                     f"`timeout tunnel` in {proxy.label} is ignored: frontends have no backend "
                     "capability",
-                    fix=f"Move `timeout {' '.join(line.args)}` into the backend(s) "
-                    + ", ".join(sorted({b for b, _l in proxy.backends}) or ["it uses"])
+                    fix=f"Move `timeout {' '.join(line.args)}` into "
+                    + (
+                        _labels("backend", sorted({b for b, _l in proxy.backends}))
+                        if proxy.backends
+                        else "the backends it uses"
+                    )
                     + ".",
                 )
             )
@@ -221,7 +259,13 @@ class _Rules:
                         f"{proxy.label} is mode tcp, so this rule's HTTP fetch sees no request "
                         "(no `tcp-request inspect-delay`) and WebSockets go to the default "
                         "backend",
-                        fix=f"Add `mode http` to {proxy.label} and its backends.",
+                        fix=f"Add `mode http` to {proxy.label}"
+                        + (
+                            " and to " + _labels("backend", sorted({b for b, _l in proxy.backends}))
+                            if proxy.backends
+                            else ""
+                        )
+                        + ".",
                         severity=Severity.WARNING,
                     )
                 )
@@ -309,6 +353,7 @@ class _Rules:
                 f"{proxy.label} checks its WebSocket servers with a plain GET "
                 f"(`{' '.join((chk.name, *chk.args))}`): a WebSocket-only server answers 400 or "
                 "426 and is marked down",
+                fix=f"In {proxy.label}, {_lower_first(cause('haproxy_httpchk_no_upgrade').fix)}",
             )
         )
 
@@ -356,15 +401,25 @@ class _Rules:
 
     def check_unused_defaults(self) -> None:
         users = {id(p.defaults) for p in self.proxies if p.kind in ("backend", "listen")}
+        # Backends that have no tunnel timeout from anywhere: where the lost one belongs.
+        bare = [
+            p.name
+            for p in self.proxies
+            if p.kind in ("backend", "listen") and p.timeout("tunnel") is None
+        ]
         for section in self.defaults:
             for line in section.children("timeout"):
                 if line.args[:1] == ("tunnel",) and id(section) not in users:
+                    setting = f"`timeout {' '.join(line.args)}`"
                     self.findings.append(
                         finding(
                             "haproxy_tunnel_timeout_ignored",
                             line,
                             "this defaults section's `timeout tunnel` reaches no backend or "
                             "listen (none follows it or names it with `from`)",
+                            fix=f"Move {setting} into {_labels('backend', bare)}."
+                            if bare
+                            else f"Delete {setting}: every backend has its own tunnel timeout.",
                         )
                     )
 
