@@ -14,6 +14,7 @@ from tests.doctor.harness import (
     deaf_after_101,
     deaf_after_quiet,
     doctor,
+    doctor_text,
     errors,
     finding,
     full_backlog,
@@ -128,6 +129,46 @@ def test_unoffered_subprotocol_is_subprotocol_mismatch() -> None:
     assert "'mqtt'" in finding(report, "subprotocol_mismatch")["evidence"]
 
 
+def test_server_refusing_a_missing_subprotocol_is_subprotocol_mismatch() -> None:
+    # websockets answers 400 "missing subprotocol" itself: no proxy is on the path, and
+    # the doctor must not say one dropped the upgrade headers.
+    with ws_server(subprotocols=["chat"]) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/")
+    assert status == 1
+    assert codes(report) == ["subprotocol_mismatch"]
+    found = finding(report, "subprotocol_mismatch")
+    assert found["severity"] == "error" and found["layer"] == "upgrade"
+    assert "missing subprotocol" in found["evidence"]
+    assert "offered: none" in found["evidence"]
+    assert "Offer a subprotocol the server supports (--subprotocol)" in found["fix"]
+    assert "nginx" not in found["fix"] and "Apache" not in found["fix"]
+
+
+def test_server_refusing_a_wrong_subprotocol_names_the_ones_it_accepts() -> None:
+    with ws_server(subprotocols=["chat", "v2.chat"]) as port:
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--subprotocol", "mqtt")
+    assert status == 1
+    assert codes(report) == ["subprotocol_mismatch"]
+    found = finding(report, "subprotocol_mismatch")
+    assert "offered: 'mqtt'" in found["evidence"]
+    assert "it accepts 'chat', 'v2.chat'" in found["evidence"]
+    assert "--subprotocol chat" in found["fix"]
+
+
+def test_server_selecting_no_subprotocol_is_a_warning_in_the_report_and_exit_status() -> None:
+    # The docs say: an error, but a warning when none of those offered is selected.
+    with ws_server() as port:
+        url = f"ws://127.0.0.1:{port}/"
+        status, report = doctor(url, "--subprotocol", "chat")
+        text_status, text = doctor_text(url, "--subprotocol", "chat")
+    assert status == 0 == text_status
+    assert codes(report) == ["subprotocol_mismatch", "healthy"]
+    assert finding(report, "subprotocol_mismatch")["severity"] == "warning"
+    assert "no subprotocol selected (offered ['chat'])" in layer(report, "101")["detail"]
+    assert "WARNING subprotocol_mismatch (layer 101)" in text
+    assert text.rstrip().endswith("healthy: 0 error(s), 1 warning(s)")
+
+
 def test_offered_subprotocol_selected_is_healthy() -> None:
     with ws_server(subprotocols=["chat"]) as port:
         status, report = doctor(f"ws://127.0.0.1:{port}/", "--subprotocol", "chat")
@@ -141,6 +182,10 @@ def test_server_that_ignores_pings_is_ping_timeout() -> None:
     assert status == 1
     assert errors(report) == ["ping_timeout"]
     assert "no pong within 2 s" in finding(report, "ping_timeout")["evidence"]
+    # The close layer fails too, and says so with its own finding.
+    assert layer(report, "close")["detail"] == "no close frame within 2 s"
+    assert codes(report) == ["ping_timeout", "unclean_close"]
+    assert "no close frame within 2 s" in finding(report, "unclean_close")["evidence"]
 
 
 def test_server_hanging_up_is_connection_dropped() -> None:
@@ -148,7 +193,12 @@ def test_server_hanging_up_is_connection_dropped() -> None:
         status, report = doctor(f"ws://127.0.0.1:{port}/", "--timeout", "5")
     assert status == 1
     assert codes(report) == ["connection_dropped"]
-    assert "no HTTP status" in finding(report, "connection_dropped")["evidence"]
+    found = finding(report, "connection_dropped")
+    assert "no HTTP status" in found["evidence"]
+    # It read the request before hanging up: a server, not a TCP proxy.
+    assert "sent nothing was still open" in found["evidence"]
+    assert "TCP-level proxy" not in found["fix"]
+    assert layer(report, "quiet")["ok"]
 
 
 def test_server_closing_without_close_frame_is_unclean_close() -> None:

@@ -91,3 +91,20 @@ def test_haproxy_tunnel_timeout_is_idle_cut(tmp_path: Path) -> None:
     found = finding(report, "idle_cut")
     # HAProxy adds no Server header, so the doctor lists the settings that fit.
     assert "cut after" in found["evidence"]
+
+
+def test_haproxy_mode_tcp_with_a_dead_backend_is_named_in_the_fix(tmp_path: Path) -> None:
+    # A TCP-level proxy accepts, fails to reach its backend (HAProxy retries 3 times, a
+    # second apart) and closes without a byte: the same as a server hanging up, except
+    # that a connection that sends nothing is closed too.
+    port = free_port()
+    cfg = config(port, free_port()).replace("mode http", "mode tcp")
+    with haproxy(cfg, tmp_path, port):
+        status, report = doctor(f"ws://127.0.0.1:{port}/", "--timeout", "20")
+    assert status == 1
+    assert codes(report) == ["connection_dropped"]
+    found = finding(report, "connection_dropped")
+    assert "a second connection that sent nothing was closed too" in found["evidence"]
+    assert "TCP-level proxy" in found["fix"] and "mode tcp" in found["fix"]
+    quiet = [row for row in report["layers"] if row["name"] == "quiet"]
+    assert len(quiet) == 1 and not quiet[0]["ok"]

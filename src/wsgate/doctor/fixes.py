@@ -18,6 +18,17 @@ from wsgate.doctor.signatures import (
     WSGATE,
 )
 
+# connection_dropped when a connection that sent nothing is closed too: whatever accepts
+# on the port does not wait for a request.
+TCP_PROXY_DROP_FIX = (
+    "A TCP-level proxy or port forwarder accepts the connection and closes it because its "
+    "own backend is down or refuses: HAProxy or nginx stream in mode tcp, docker-proxy "
+    "for a published port, kubectl port-forward, an L4 load balancer. Start the backend "
+    "it forwards to, or correct the address and port it forwards to (HAProxy logs the "
+    "session with termination state 'SC'). A server that drops connections at accept "
+    "when overloaded (nginx out of worker_connections) looks the same: its error log says so."
+)
+
 _FIXES: dict[tuple[str, str], str] = {
     ("upgrade_not_forwarded", NGINX): (
         "In the nginx location add: proxy_http_version 1.1; proxy_set_header Upgrade "
@@ -148,6 +159,13 @@ _FIXES: dict[tuple[str, str], str] = {
     ("idle_cut", WSGATE): (
         "Raise pools.NAME.tunnel_idle_timeout_s (0 turns it off) or ping more often than "
         "the cut; wsgate closes an idle tunnel with 1001 'idle timeout'."
+    ),
+    ("server_going_away", WSGATE): (
+        "wsgate closes with these words when it stops or restarts (SIGTERM drains it and "
+        "closes the WebSockets still open with 'server shutting down'; the server.drain_* "
+        "keys say when and how fast) and when a backend is drained through the admin API "
+        "(1012 'backend drained'): clients reconnect with a jittered delay; raise "
+        "server.drain_timeout_s to give open WebSockets longer to finish."
     ),
     ("path_not_found", NGINX): (
         "No nginx location (or the wrong server block) matches this path: check the "

@@ -252,6 +252,19 @@ class CompareObs:
 
 
 @dataclass(frozen=True, slots=True)
+class QuietObs:
+    """After a connection dropped without a status: a second TCP connection that sends
+    nothing for up to `waited_s`. A server waits for the request; a TCP-level proxy whose
+    own backend is down closes it anyway (`closed`, after `ms`)."""
+
+    waited_s: float
+    closed: bool
+    ms: float
+    reset: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Observations:
     target: Target
     settings: Settings = field(default_factory=Settings)
@@ -266,6 +279,7 @@ class Observations:
     idle: IdleObs | None = None
     burst: BurstObs | None = None
     compare: CompareObs | None = None
+    quiet: QuietObs | None = None
     # Time from TCP connect to the 101 (or other answer), the single-handshake latency.
     handshake_ms: float | None = None
 

@@ -26,6 +26,7 @@ from wsgate.doctor.observations import (
     Answer,
     AnswerKind,
     DnsObs,
+    QuietObs,
     Settings,
     Target,
     TcpAttempt,
@@ -43,6 +44,9 @@ from wsgate.protocol.handshake import accept_value
 MAX_HEAD_BYTES = client_handshake.MAX_RESPONSE_HEAD_BYTES
 # After the head of a non-101 answer, wait at most this long for the body excerpt.
 BODY_WAIT_S = 2.0
+# After a connection dropped without a status, a second one that sends nothing waits at
+# least this long (or twice the first one's time) for the other side to close it.
+QUIET_MIN_WAIT_S = 2.0
 # At most this many resolved addresses get a TCP attempt.
 MAX_ADDRESSES = 8
 # OpenSSL X509_V_ERR_* codes (x509_vfy.h) that mean an expired or not yet valid cert,
@@ -132,6 +136,36 @@ async def connect_all(
         else:
             sock.close()
     return tuple(attempt for attempt, _ in results), chosen
+
+
+def quiet_wait_s(dropped_after_ms: float, timeout_s: float) -> float:
+    """How long the quiet connection waits: long enough for whatever closed the first
+    connection after `dropped_after_ms` to close this one too, within the timeout."""
+    return min(timeout_s, max(QUIET_MIN_WAIT_S, 2 * dropped_after_ms / 1000.0 + 0.5))
+
+
+async def quiet_connect(address: str, port: int, wait_s: float) -> QuietObs:
+    """Connect and send nothing for up to `wait_s`. An HTTP or TLS server waits for the
+    client to speak; a TCP-level proxy or port forwarder (HAProxy mode tcp, docker-proxy,
+    kubectl port-forward) whose own backend refuses closes the connection anyway."""
+    attempt, sock = await connect_tcp(address, port, wait_s)
+    if sock is None:
+        return QuietObs(wait_s, False, attempt.ms, error=f"TCP {attempt.outcome}")
+    loop = asyncio.get_running_loop()
+    start = time.monotonic()
+    try:
+        data = await asyncio.wait_for(loop.sock_recv(sock, 4096), wait_s)
+    except TimeoutError:
+        return QuietObs(wait_s, False, now_ms(start))
+    except ConnectionResetError:
+        return QuietObs(wait_s, True, now_ms(start), reset=True)
+    except OSError as exc:
+        return QuietObs(wait_s, False, now_ms(start), error=exc.strerror or str(exc))
+    finally:
+        sock.close()
+    if data:  # the server speaks first (SSH, SMTP): it did not close
+        return QuietObs(wait_s, False, now_ms(start), error=f"{len(data)} bytes sent unasked")
+    return QuietObs(wait_s, True, now_ms(start))
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:

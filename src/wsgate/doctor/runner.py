@@ -53,6 +53,10 @@ async def run(target: Target, settings: Settings, progress: Progress | None = No
     obs = replace(obs, answer=answer, handshake_ms=handshake_ms)
     if answer.kind is not AnswerKind.RESPONSE or answer.status != 101:
         link.close()
+        if answer.kind in (AnswerKind.EOF, AnswerKind.RESET) and not answer.received_bytes:
+            # Dropped without a word: does it wait for a request at all?
+            wait_s = probe.quiet_wait_s(answer.elapsed_ms, settings.timeout_s)
+            obs = replace(obs, quiet=await probe.quiet_connect(address, target.port, wait_s))
         obs = await _burst(obs, address, ctx, progress)
         return await _compare(obs)
     upgrade = probe.upgrade_of(answer, key, settings)

@@ -6,10 +6,11 @@ Call `diagnose(observations)`. The probe stops at the first layer that fails, so
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from wsgate.doctor.fixes import fix_for
+from wsgate.doctor.fixes import TCP_PROXY_DROP_FIX, fix_for
+from wsgate.doctor.layers import Layer, layers_of
 from wsgate.doctor.observations import (
     Answer,
     AnswerKind,
@@ -17,10 +18,12 @@ from wsgate.doctor.observations import (
     IdleEnd,
     IdleObs,
     Observations,
+    QuietObs,
     TcpOutcome,
     TlsFailure,
 )
-from wsgate.doctor.signatures import APACHE, CLOUDFLARE, HAPROXY, recognise
+from wsgate.doctor.reasons import going_away, read_refusal, subprotocol_fix
+from wsgate.doctor.signatures import APACHE, CLOUDFLARE, HAPROXY, WSGATE, recognise
 from wsgate.doctor.signatures import timeout_setting as setting_for
 from wsgate.findings import CATALOGUE, cause
 from wsgate.findings.model import Severity
@@ -31,32 +34,14 @@ CERT_WARN_DAYS = 14.0
 BURST_GROWTH_FACTOR = 4.0
 BURST_GROWTH_MIN_MS = 500.0
 
-# wsgate's own causes (X-Wsgate-Cause) -> the doctor's finding code.
-_WSGATE_CAUSES = {
-    "upstream_connect_refused": "gateway_upstream_unreachable",
-    "upstream_connect_failed": "gateway_upstream_unreachable",
-    "upstream_closed_early": "gateway_upstream_unreachable",
-    "upstream_bad_response": "gateway_upstream_unreachable",
-    "no_healthy_upstream": "gateway_upstream_unreachable",
-    "upstream_connect_timeout": "gateway_timeout",
-    "upstream_handshake_timeout": "gateway_timeout",
-    "upstream_bad_accept": "bad_accept",
-    "no_route": "path_not_found",
-    "unsupported_version": "version_mismatch",
-    # The doctor sends a valid upgrade, so a hop in front of wsgate must have mangled it.
-    "bad_upgrade_request": "upgrade_not_forwarded",
-    "origin_not_allowed": "origin_rejected",
-    "subprotocol_not_allowed": "subprotocol_mismatch",
+
+# The reasons of wsgate's own going-away closes (gateway/server.py), and what they mean.
+WSGATE_GOING_AWAY = {
+    "server shutting down": "wsgate closes the WebSockets still open with these words when "
+    "it drains to stop or restart (SIGTERM; the server.drain_* keys say when)",
+    "backend drained": "wsgate closes the tunnels of a backend drained through its admin API "
+    "with these words",
 }
-# A backend's complaint about missing or wrong upgrade headers or HTTP version, e.g.
-# websockets' "invalid Connection header: close" or Tornado's 'Can "Upgrade" only to
-# "WebSocket"'. A bare "Upgrade Required" reason is not one.
-_UPGRADE_COMPLAINT = re.compile(
-    r"\b(missing|invalid|no|bad|expected|only)\b[^.\n]{0,30}\b(upgrade|connection|websocket)\b"
-    r"|\b(upgrade|connection)\b[^.\n]{0,20}\b(missing|invalid|header)"
-    r"|HTTP/1\.0|unsupported protocol",
-    re.I,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +52,6 @@ class Finding:
     summary: str
     evidence: str
     fix: str
-
-
-@dataclass(frozen=True, slots=True)
-class Layer:
-    name: str
-    ok: bool
-    ms: float
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +185,10 @@ def _judge_answer(obs: Observations, found: list[Finding]) -> bool:
             f"the connection was {how} {answer.elapsed_ms:.0f} ms after the upgrade request, "
             f"after {answer.received_bytes} bytes and no HTTP status"
         )
-        found.append(finding("connection_dropped", "upgrade", evidence + _compared(obs)))
+        quiet, fix = _quiet_evidence(obs.quiet)
+        found.append(
+            finding("connection_dropped", "upgrade", evidence + quiet + _compared(obs), fix=fix)
+        )
     elif answer.kind is AnswerKind.TIMEOUT:
         evidence = (
             f"no complete response head within {obs.settings.timeout_s:g} s "
@@ -223,6 +203,26 @@ def _judge_answer(obs: Observations, found: list[Finding]) -> bool:
     else:
         found.append(_judge_status(obs, answer))
     return False
+
+
+def _quiet_evidence(quiet: QuietObs | None) -> tuple[str, str | None]:
+    """What the connection that sent nothing adds to a `connection_dropped`: the words
+    for the evidence, and the fix when it shows a TCP-level proxy with a dead backend."""
+    if quiet is None or quiet.error:
+        return "", None
+    if not quiet.closed:
+        return (
+            f"; a second connection that sent nothing was still open after {quiet.waited_s:g} "
+            "s: the server waits for requests, and closed this one after reading it",
+            None,
+        )
+    how = "reset" if quiet.reset else "closed"
+    return (
+        f"; a second connection that sent nothing was {how} too, after {quiet.ms:.0f} ms: "
+        "whatever accepts connections on this port does not wait for a request, which is "
+        "how a TCP-level proxy or port forwarder behaves when its own backend is down",
+        TCP_PROXY_DROP_FIX,
+    )
 
 
 def _status_line(answer: Answer) -> str:
@@ -272,12 +272,7 @@ def _judge_status(obs: Observations, answer: Answer) -> Finding:
         return finding(code, "upgrade", base + extra + compared, product, fix)
 
     if who.wsgate_cause is not None:
-        code = _WSGATE_CAUSES.get(who.wsgate_cause)
-        if code is None:
-            code = "proxy_rejected" if status in (429, 503) else "unexpected_status"
-        known = CATALOGUE.get(who.wsgate_cause)
-        extra = f"; wsgate says: {known.summary}" if known else ""
-        return made(code, extra, known.fix if known else None)
+        return _wsgate_cause(obs, answer, who.wsgate_cause, made)
     proxy_error = next((e.error for e in who.proxy_status if e.error), None)
     if status == 504 or (product == CLOUDFLARE and status in (522, 524)):
         return made("gateway_timeout", "; " + setting_for(product, "response", elapsed_s))
@@ -309,23 +304,20 @@ def _judge_status(obs: Observations, answer: Answer) -> Finding:
             "; the doctor sent HTTP/1.1, so a hop on the way downgraded it (nginx sends "
             "HTTP/1.0 upstream unless proxy_http_version 1.1)",
         )
+    asks_version = status == 426 and answer.header("Sec-WebSocket-Version") is not None
+    if (status == 426 and not asks_version) or (status == 400 and not who.generated):
+        # The server names what it refused: only a complaint about the upgrade headers
+        # says that a hop lost them.
+        refusal = read_refusal(answer.body, obs.settings.subprotocols)
+        if refusal is not None:
+            extra = "; " + refusal.note
+            if refusal.code == "origin_rejected":
+                extra += f" ({_origin_sent(obs)})"
+            return made(refusal.code, extra, subprotocol_fix(refusal.expected))
     if status == 426:
-        asks_version = answer.header("Sec-WebSocket-Version") is not None
-        if not asks_version and _UPGRADE_COMPLAINT.search(answer.body):
-            return made(
-                "upgrade_not_forwarded",
-                "; the doctor sent Upgrade: websocket and Connection: Upgrade, but the server "
-                "complains about them: a hop on the way dropped them",
-            )
         offered = answer.header("Sec-WebSocket-Version") or answer.header("Upgrade")
         extra = f"; the server asks for {offered!r}" if offered else ""
         return made("version_mismatch", extra)
-    if status == 400 and not who.generated and _UPGRADE_COMPLAINT.search(answer.body):
-        return made(
-            "upgrade_not_forwarded",
-            "; the server complains about the upgrade headers the doctor sent: a hop on the "
-            "way dropped or rewrote them",
-        )
     if 200 <= status < 300:
         kind = answer.header("Content-Type") or "no Content-Type"
         return made(
@@ -333,12 +325,36 @@ def _judge_status(obs: Observations, answer: Answer) -> Finding:
             f"; a {status} ({kind}) means the request was served as a plain HTTP request",
         )
     if status == 403:
-        origin = obs.settings.origin
-        sent = f"Origin {origin!r} was sent" if origin else "no Origin header was sent"
-        return made("origin_rejected", f"; {sent}")
+        return made("origin_rejected", f"; {_origin_sent(obs)}")
     if status == 404:
         return made("path_not_found", f"; path {obs.target.resource!r}")
     return made("unexpected_status")
+
+
+def _origin_sent(obs: Observations) -> str:
+    origin = obs.settings.origin
+    return f"Origin {origin!r} was sent" if origin else "no Origin header was sent"
+
+
+def _wsgate_cause(
+    obs: Observations, answer: Answer, cause_code: str, made: Callable[..., Finding]
+) -> Finding:
+    """wsgate made the answer: its cause code is the finding, with the catalogue's words
+    (the same ones in its error body and log line), plus what the doctor can add."""
+    if cause_code not in CATALOGUE:  # a newer wsgate than this doctor
+        code = "proxy_rejected" if answer.status in (429, 503) else "unexpected_status"
+        return made(code, f"; wsgate's cause {cause_code!r} is not in this doctor's catalogue")
+    elapsed_s = answer.elapsed_ms / 1000.0
+    extra = {
+        "upstream_connect_timeout": "; " + setting_for(WSGATE, "connect", elapsed_s),
+        "upstream_handshake_timeout": "; " + setting_for(WSGATE, "response", elapsed_s),
+        "bad_upgrade_request": "; the doctor sent a valid upgrade request, so a hop in front "
+        "of wsgate changed it (dropped Upgrade/Connection, or sent HTTP/1.0)",
+        "no_route": f"; path {obs.target.resource!r}",
+        "origin_not_allowed": f"; {_origin_sent(obs)}",
+        "subprotocol_not_allowed": f"; offered: {list(obs.settings.subprotocols) or 'none'}",
+    }.get(cause_code, "")
+    return made(cause_code, extra)
 
 
 def _judge_101(obs: Observations, answer: Answer, found: list[Finding]) -> bool:
@@ -403,6 +419,11 @@ def _judge_open(obs: Observations, found: list[Finding]) -> None:
         found.append(
             finding("ping_timeout", "ping", f"after {obs.ping.ms:.0f} ms: {obs.ping.error}")
         )
+        if obs.close is not None and not obs.close.clean:
+            # Every layer that fails has its finding, even when it follows from this one.
+            error = obs.close.error or "no close frame"
+            evidence = f"{error}, after the ping got no pong: the connection is stalled"
+            found.append(finding("unclean_close", "close", evidence))
         return
     if obs.echo is not None and not obs.echo.ok:
         found.append(
@@ -435,6 +456,9 @@ def _judge_idle(idle: IdleObs, product: str | None, found: list[Finding]) -> Non
             )
         return
     at = cut.ended_s if cut.ended_s is not None else cut.span_s
+    if cut.end is IdleEnd.CLOSE_FRAME and going_away(cut.close_code, cut.close_reason):
+        found.append(_went_away(cut.close_code, cut.close_reason, at, product))
+        return
     if cut.end is IdleEnd.CLOSE_FRAME:
         how = f"a close frame {cut.close_code}"
         if cut.close_reason:
@@ -473,6 +497,20 @@ def _judge_idle(idle: IdleObs, product: str | None, found: list[Finding]) -> Non
     found.append(finding("idle_cut", "idle", evidence, product))
 
 
+def _went_away(code: int | None, reason: str, at_s: float, product: str | None) -> Finding:
+    """A close frame that says the server shuts down or restarts: no timeout cut this."""
+    meaning = "service restart" if code == 1012 else "going away"
+    evidence = (
+        f"after {at_s:.1f} s the server sent a close frame {code} ({meaning}) {reason!r}: it "
+        "is shutting down or restarting, so no idle timeout on the way cut the connection"
+    )
+    if reason in WSGATE_GOING_AWAY:
+        # The words are wsgate's own: its fix applies even when nothing named it.
+        evidence += f"; {WSGATE_GOING_AWAY[reason]}"
+        product = product or WSGATE
+    return finding("server_going_away", "idle", evidence, product)
+
+
 def _judge_burst(obs: Observations, found: list[Finding]) -> None:
     burst = obs.burst
     assert burst is not None
@@ -491,98 +529,3 @@ def _judge_burst(obs: Observations, found: list[Finding]) -> None:
         found.append(
             finding("burst_overload", "burst", evidence, product, severity=Severity.WARNING)
         )
-
-
-def layers_of(obs: Observations) -> list[Layer]:
-    """One line per layer that ran, in order, with its time and a short detail."""
-    rows: list[Layer] = []
-    if obs.dns is not None:
-        d = obs.dns
-        if d.error or not d.addresses:
-            detail = d.error or "no address"
-        elif d.literal:
-            detail = f"{d.addresses[0]} (literal address)"
-        else:
-            detail = ", ".join(d.addresses)
-        rows.append(Layer("dns", bool(d.addresses) and not d.error, d.ms, detail))
-    for a in obs.tcp:
-        detail = f"{a.address} port {a.port} {a.outcome}" + (f": {a.error}" if a.error else "")
-        rows.append(Layer("tcp", a.outcome is TcpOutcome.CONNECTED, a.ms, detail))
-    if obs.tls is not None:
-        t = obs.tls
-        if t.ok:
-            verified = "verified" if t.verified else "NOT verified (--insecure)"
-            detail = f"{t.version}, ALPN {t.alpn or 'none'}, certificate {verified}"
-            if t.cert_not_after:
-                detail += f", expires {t.cert_not_after}"
-        else:
-            detail = f"{t.failure}: {t.error}"
-        rows.append(Layer("tls", t.ok and t.alpn in (None, "http/1.1"), t.ms, detail))
-    if obs.answer is not None:
-        rows.append(_answer_layer(obs.answer))
-    if obs.upgrade is not None:
-        up = obs.upgrade
-        ok = up.accept_received == up.accept_expected
-        sub = f", subprotocol {up.subprotocol!r}" if up.subprotocol else ""
-        detail = f"accept {'valid' if ok else 'INVALID'}, Upgrade {up.upgrade!r}{sub}"
-        rows.append(Layer("101", ok, 0.0, detail))
-    if obs.ping is not None:
-        p = obs.ping
-        rows.append(Layer("ping", p.ok, p.ms, "pong received" if p.ok else p.error))
-    if obs.echo is not None:
-        e = obs.echo
-        got = "echoed" if e.received == e.sent else f"got {e.received!r}"
-        rows.append(Layer("echo", e.ok, e.ms, got if e.ok else "no message back"))
-    if obs.idle is not None:
-        rows.append(_idle_layer(obs.idle))
-    if obs.close is not None:
-        c = obs.close
-        detail = f"close frame {c.code} received" if c.clean else (c.error or "no close frame")
-        rows.append(Layer("close", c.clean, c.ms, detail))
-    if obs.burst is not None:
-        b = obs.burst
-        counts = ", ".join(f"{outcome} x{n}" for outcome, n in b.outcomes)
-        detail = f"{b.n} at once: {counts}; p95 {b.p95_ms:.0f} ms vs single {b.single_ms:.0f} ms"
-        rows.append(Layer("burst", b.failures == 0, b.ms, detail))
-    if obs.compare is not None:
-        c2 = obs.compare
-        if c2.answer is None:
-            rows.append(Layer("connect-to", False, 0.0, f"{c2.target}: {c2.error}"))
-        else:
-            row = _answer_layer(c2.answer)
-            rows.append(Layer("connect-to", row.ok, row.ms, f"{c2.target}: {row.detail}"))
-    return rows
-
-
-def _answer_layer(answer: Answer) -> Layer:
-    if answer.kind is AnswerKind.RESPONSE:
-        who = recognise(answer)
-        source = ""
-        if answer.status != 101 and who.product is not None:
-            source = f" from {who.who}"
-        ttfb = f", first byte {answer.ttfb_ms:.1f} ms" if answer.ttfb_ms is not None else ""
-        detail = f"{_status_line(answer)}{source}{ttfb}"
-        return Layer("upgrade", answer.status == 101, answer.elapsed_ms, detail)
-    detail = f"{answer.kind}: {answer.error or 'no HTTP status'}"
-    return Layer("upgrade", False, answer.elapsed_ms, detail)
-
-
-def _idle_layer(idle: IdleObs) -> Layer:
-    cut = idle.first_cut
-    mode = f"bisect over {len(idle.spans)} connections, " if idle.bisect else ""
-    failed = sum(span.end is IdleEnd.FAILED for span in idle.spans)
-    if failed:
-        mode += f"{failed} of {len(idle.spans)} could not be opened, "
-    if cut is None:
-        ok = failed < len(idle.spans)
-        pings = sum(span.server_pings for span in idle.spans)
-        keepalive = sum(span.keepalive_pings for span in idle.spans)
-        if keepalive:
-            mode += f"kept alive by wsgate's keepalive ({keepalive} of {pings} ping(s)), "
-        elif pings:
-            mode += f"the server sent {pings} ping(s), "
-        return Layer("idle", ok, idle.ms, f"{mode}quiet for {idle.requested_s:g} s, not cut")
-    if cut.end is IdleEnd.SILENT:
-        return Layer("idle", False, idle.ms, f"{mode}no pong after {cut.span_s:g} s quiet (silent)")
-    at = cut.ended_s if cut.ended_s is not None else cut.span_s
-    return Layer("idle", False, idle.ms, f"{mode}cut after {at:.1f} s ({cut.end})")

@@ -225,6 +225,15 @@ CAUSES: tuple[Cause, ...] = (
         symptom="quiet connections drop after a fixed time, often with 1006",
     ),
     Cause(
+        code="server_going_away",
+        summary="The server closed the WebSocket because it is shutting down or restarting "
+        "(close code 1012, or 1001 with a reason that says so): no timeout cut it.",
+        fix="Nothing on the path timed out: clients should reconnect after a jittered delay "
+        "(1012 asks them to). If no deploy or restart was under way, find out from the "
+        "server's log why it stopped.",
+        symptom="every WebSocket closes at once with 1001 or 1012 during a deploy",
+    ),
+    Cause(
         code="idle_kept_alive",
         summary="A wsgate on the way keeps idle WebSockets alive with its own keepalive pings.",
         severity=Severity.INFO,
