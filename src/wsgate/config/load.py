@@ -272,6 +272,10 @@ def _server(data: object, source: str) -> ServerConfig:
             "tunnel_high_water_bytes", d.tunnel_high_water_bytes, minimum=1024, maximum=MAX_BYTES
         ),
         drain_timeout_s=table.number("drain_timeout_s", d.drain_timeout_s, maximum=DAY_S),
+        drain_grace_s=table.number("drain_grace_s", d.drain_grace_s, maximum=DAY_S),
+        drain_window_s=table.number("drain_window_s", d.drain_window_s, maximum=DAY_S),
+        drain_rate_per_s=table.number("drain_rate_per_s", d.drain_rate_per_s, maximum=MAX_RATE),
+        drain_close_code=_close_code(table, "drain_close_code", d.drain_close_code),
         access_log=table.boolean("access_log", d.access_log),
         max_connections=table.integer(
             "max_connections", d.max_connections, minimum=1, maximum=MAX_COUNT
@@ -297,6 +301,18 @@ def _server(data: object, source: str) -> ServerConfig:
                 source, f"server.trusted_proxies[{index}]", "an address or CIDR network", network
             ) from None
     return server
+
+
+# The close codes a drain may send: going away (RFC 6455 section 7.4.1) or service restart
+# (IANA registry): a client library reconnects on either.
+DRAIN_CLOSE_CODES = (1001, 1012)
+
+
+def _close_code(table: _Table, name: str, default: int) -> int:
+    code = table.integer(name, default, minimum=1000, maximum=4999)
+    if code not in DRAIN_CLOSE_CODES:
+        raise table.fail(name, "1001 (going away) or 1012 (service restart)", code)
+    return code
 
 
 def is_loopback(host: str) -> bool:

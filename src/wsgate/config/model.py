@@ -120,6 +120,15 @@ class ServerConfig:
     # Per direction: a side's reads pause while the other side has this much unsent.
     tunnel_high_water_bytes: int = 256 * KIB
     drain_timeout_s: float = 30.0
+    # A drain (SIGTERM): /readyz says no at once and new handshakes get 503; after
+    # drain_grace_s (for load balancers to notice) the tunnels are closed over
+    # drain_window_s, each at a random point of its own slot, or at drain_rate_per_s
+    # when set; all within drain_timeout_s, the rest closed with 1001 then. Close code:
+    # 1001 (going away), or 1012 (service restart) when a restart follows.
+    drain_grace_s: float = 1.0
+    drain_window_s: float = 10.0
+    drain_rate_per_s: float = 0.0
+    drain_close_code: int = 1001
     access_log: bool = True
     max_connections: int = 10_000  # all clients together; more get 503 at_capacity
     # Per client IP; 0 switches a limit off. Clients behind one NAT share an address.

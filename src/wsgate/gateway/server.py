@@ -5,10 +5,14 @@ and made by one method:
 
     RUNNING --begin_drain()--> DRAINING --stop()--> STOPPING --_stopped()--> STOPPED
 
-    DRAINING: turn away the handshakes queued for a slot (503 shutting_down), close idle
-        keep-alive connections now and each one that goes idle later, answer new arrivals
-        503 shutting_down (the listeners stay open), and wait, on an event and not a timer,
-        for the last connection to leave or for `drain_timeout_s`.
+    DRAINING: /readyz says no (the phase is not running), turn away the handshakes
+        queued for a slot (503 shutting_down), close idle keep-alive connections now and
+        each one that goes idle later, answer new arrivals 503 shutting_down (the
+        listeners stay open). After `drain_grace_s`, for load balancers to notice, close
+        the tunnels at a pace (`drain_window_s` or `drain_rate_per_s`, see
+        policy/pacing.py) with `drain_close_code`, so that their clients come back spread
+        out; wait, on an event and not a timer, for the last connection to leave (but no
+        sooner than the grace) or for `drain_timeout_s`.
     STOPPING: stop listening, close the remaining tunnels with close code 1001 (going
         away) and the other connections, cancel and await the connect tasks, give the
         connections `CLOSE_GRACE_S` to go, abort what is left, close the pools.
@@ -28,7 +32,7 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from wsgate.errors import WsgateError
 from wsgate.gateway.admin import AdminServer
 from wsgate.gateway.client import ClientConnection
 from wsgate.gateway.monitor import ErrorRecorder, LocalSource, Monitor
+from wsgate.gateway.pacer import PacedCloser
 from wsgate.gateway.pool import (
     FD_LOG_INTERVAL_S,
     OUT_OF_DESCRIPTORS,
@@ -49,6 +54,7 @@ from wsgate.gateway.states import BadTransitionError
 from wsgate.observe.log import JsonLog, RateLimitedEvent
 from wsgate.observe.metrics import Metrics
 from wsgate.policy.clients import ClientLimits
+from wsgate.policy.pacing import close_times, drain_window
 from wsgate.protocol.frames import CLOSE_GOING_AWAY, CloseCode
 
 LISTEN_BACKLOG = 4096
@@ -59,9 +65,6 @@ ARRIVAL_GRACE_S = 1.0
 # Once stopping: how long the closed connections have to go (a close frame to flush, the
 # TCP close) before they are aborted.
 CLOSE_GRACE_S = 1.0
-# A backend drained through the admin API: its tunnels are closed at most this often, a
-# batch at a time, over the drain's time.
-DRAIN_STEP_S = 0.05
 
 
 class GatewayPhase(enum.Enum):
@@ -117,7 +120,11 @@ class Gateway:
         }
         self.monitor: Monitor | None = None
         self.admin: AdminServer | None = None
-        self._drains: dict[str, asyncio.TimerHandle] = {}
+        # Paced closes under way: one per drained backend (by name), and "" for the
+        # gateway's own drain.
+        self._drains: dict[str, PacedCloser[ClientConnection]] = {}
+        # The connections a paced close has already asked to go: not planned again.
+        self._asked: set[ClientConnection] = set()
         self.client_limits = ClientLimits(
             server.client_max_connections,
             server.client_handshake_rate,
@@ -244,27 +251,97 @@ class Gateway:
         was, self.phase = self.phase, new
         self.log.event("phase", phase=new.value, was=was.value, **fields)
 
-    async def drain(self, timeout_s: float | None = None) -> None:
+    async def drain(self, timeout_s: float | None = None, *, close_code: int | None = None) -> None:
         """Shut down in the fixed order: drain for `timeout_s` (default: the config's
-        `drain_timeout_s`), then stop. See the module docstring."""
-        timeout = self.config.server.drain_timeout_s if timeout_s is None else timeout_s
-        self.begin_drain(timeout)
-        await self.wait_drained(timeout)
+        `drain_timeout_s`), closing the tunnels at a pace with `close_code` (default:
+        `drain_close_code`) after the grace, then stop. See the module docstring."""
+        server = self.config.server
+        timeout = server.drain_timeout_s if timeout_s is None else timeout_s
+        code = server.drain_close_code if close_code is None else close_code
+        grace, window = drain_window(server.drain_grace_s, server.drain_window_s, timeout)
+        start = self.loop.time()
+        deadline = start + timeout
+        self.begin_drain(timeout, grace_s=grace, window_s=window, close_code=code)
+        if grace > 0:
+            await asyncio.sleep(grace)
+        self.close_tunnels_paced(code, window, deadline)
+        await self.wait_drained(max(0.0, deadline - self.loop.time()))
         await self.stop()
 
-    def begin_drain(self, timeout_s: float) -> None:
+    def close_tunnels_paced(self, code: int, window_s: float, deadline: float) -> None:
+        """Close every tunnel at a pace: over `window_s` from now, or at the config's
+        `drain_rate_per_s`; one that becomes a tunnel meanwhile (its 101 was on the way)
+        is planned when the last planned one is closed, over what is left of the window.
+        `stop` closes with 1001 what is still open at `deadline`."""
+        now = self.loop.time()
+        victims = [
+            c for c in self.connections if c.tunnel_backend is not None and c not in self._asked
+        ]
+        rate = self.config.server.drain_rate_per_s
+        if not victims:
+            return
+        self.rng.shuffle(victims)
+        times = close_times(len(victims), now, window_s=window_s, rate_per_s=rate, rng=self.rng)
+        self.log.event(
+            "drain_closing",
+            tunnels=len(victims),
+            window_s=round(window_s, 3),
+            rate_per_s=rate or None,
+            close_code=code,
+            last_in_s=round(times[-1] - now, 3),
+        )
+        end = now + window_s
+
+        def again() -> None:
+            self._drains.pop("", None)
+            left = max(0.0, min(end, deadline) - self.loop.time())
+            self.close_tunnels_paced(code, left, deadline)
+
+        def close(conn: ClientConnection) -> None:
+            self._close_one(conn, code, "server shutting down", "shutdown")
+
+        self._run_paced("", victims, times, close, again)
+
+    def _run_paced(
+        self,
+        key: str,
+        victims: list[ClientConnection],
+        times: list[float],
+        close: Callable[[ClientConnection], None],
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
+        old = self._drains.pop(key, None)
+        if old is not None:
+            old.cancel()
+        closer = PacedCloser(self.loop, victims, times, close, on_done)
+        self._drains[key] = closer
+        closer.start()
+        if closer.done and self._drains.get(key) is closer:
+            del self._drains[key]
+
+    def _close_one(self, conn: ClientConnection, code: int, text: str, reason: str) -> None:
+        if conn in self.connections:
+            self._asked.add(conn)
+            conn.close_tunnel(code, text, reason_code=reason)
+
+    def begin_drain(self, timeout_s: float, **fields: Any) -> None:
         """RUNNING -> DRAINING: turn away queued handshakes and close idle connections.
 
         The listeners stay open, so that a client that connects meanwhile gets 503
         shutting_down with a Retry-After (from the client core) rather than a refused
-        connection. Next: `wait_drained`, then `stop`."""
+        connection. Next: `close_tunnels_paced` after the grace, `wait_drained`, then
+        `stop`. `fields` go into the "draining" line."""
         self._move(GatewayPhase.DRAINING)
         self.log.event(
             "draining",
             connections=len(self.connections),
+            tunnels=sum(1 for c in self.connections if c.tunnel_backend is not None),
             queued=sum(len(pool.queue) for pool in self.pools.values()),
             timeout_s=timeout_s,
+            **fields,
         )
+        if self.monitor is not None:
+            self.monitor.publish()  # /readyz says no now, not at the next tick
         for pool in self.pools.values():
             pool.turn_away_waiters()
         for conn in list(self.connections):
@@ -296,6 +373,9 @@ class Gateway:
         for timer in self._arrivals.values():
             timer.cancel()
         self._arrivals.clear()
+        for closer in self._drains.values():
+            closer.cancel()
+        self._drains.clear()
         for conn in list(self.connections):
             conn.close_tunnel(CLOSE_GOING_AWAY, "server shutting down", reason_code="shutdown")
         # Cancelled before any await: a connect that completes now would find its client
@@ -319,9 +399,6 @@ class Gateway:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
-        for timer in self._drains.values():
-            timer.cancel()
-        self._drains.clear()
         self._stopped()
         if self.monitor is not None:
             self.monitor.stop()
@@ -346,6 +423,7 @@ class Gateway:
     def connection_closed(self, conn: ClientConnection) -> None:
         """A client connection is gone; the last one to go ends a drain."""
         self.connections.discard(conn)
+        self._asked.discard(conn)
         timer = self._arrivals.pop(conn, None)
         if timer is not None:
             timer.cancel()
@@ -371,9 +449,9 @@ class Gateway:
         for pool, backend in found:
             if pool.set_drained(backend, drained) and self.metrics is not None:
                 self.metrics.admin_action(pool.config.name, backend.name, action)
-        timer = self._drains.pop(name, None)
-        if timer is not None:
-            timer.cancel()
+        closer = self._drains.pop(name, None)
+        if closer is not None:
+            closer.cancel()
         victims: list[ClientConnection] = []
         if drained:
             backends: set[Backend] = {b for _, b in found}
@@ -386,25 +464,16 @@ class Gateway:
             over_s=over_s if drained else None,
         )
         if victims:
-            step = max(DRAIN_STEP_S, over_s / len(victims))
-            per_step = max(1, round(len(victims) * step / over_s)) if over_s > 0 else len(victims)
-            self._close_paced(name, victims, per_step, step)
-        return len(victims)
+            self.rng.shuffle(victims)
+            times = close_times(len(victims), self.loop.time(), window_s=over_s, rng=self.rng)
 
-    def _close_paced(
-        self, name: str, victims: list[ClientConnection], per_step: int, step: float
-    ) -> None:
-        self._drains.pop(name, None)
-        batch, rest = victims[:per_step], victims[per_step:]
-        for conn in batch:
-            if conn in self.connections:
-                conn.close_tunnel(
-                    CloseCode.SERVICE_RESTART, "backend drained", reason_code="backend_drained"
+            def close(conn: ClientConnection) -> None:
+                self._close_one(
+                    conn, CloseCode.SERVICE_RESTART, "backend drained", "backend_drained"
                 )
-        if rest:
-            self._drains[name] = self.loop.call_later(
-                step, self._close_paced, name, rest, per_step, step
-            )
+
+            self._run_paced(name, victims, times, close)
+        return len(victims)
 
     def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A task of this gateway (an upstream connect), tracked until it is done:
