@@ -331,3 +331,29 @@ def test_distinct_listen_addresses_load(tmp_path: Path) -> None:
 def test_duplicate_listen_flags_are_rejected() -> None:
     with pytest.raises(ConfigError, match=re.escape("command line: server.listen[1]: expected")):
         single_pool_config(["127.0.0.1:7000", "127.0.0.1:7000"], ["127.0.0.1:7001"])
+
+
+@pytest.mark.parametrize(
+    ("backend", "words"),
+    [
+        (
+            "ws://127.0.0.1:20101/chat",
+            'backends[0]: expected HOST:PORT, not a URL: write "127.0.0.1:20101" (requests '
+            "keep the path the client sent), got 'ws://127.0.0.1:20101/chat'",
+        ),
+        ("http://backend.internal/", 'not a URL: write "backend.internal:80"'),
+        ("wss://chat.example.com/ws", "not a URL (wsgate speaks to backends without TLS"),
+        ("127.0.0.1:20101/chat", 'not a URL: write "127.0.0.1:20101"'),
+    ],
+)
+def test_a_url_as_backend_says_a_backend_is_host_port(
+    tmp_path: Path, backend: str, words: str
+) -> None:
+    path = tmp_path / "wsgate.toml"
+    path.write_text(f'[pools.app]\nbackends = ["{backend}"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: pools.app.backends[0]: expected HOST:PORT, not a URL")
+    assert words in message

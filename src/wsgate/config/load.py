@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,8 +53,28 @@ class ConfigError(InputError):
         self.key = key
 
 
+# Default ports of the URL schemes people write where an address belongs.
+_URL_PORTS = {"ws": 80, "http": 80, "wss": 443, "https": 443}
+
+
+def _not_a_url(text: str) -> str:
+    """The words for a URL given where HOST:PORT belongs, with the address to write."""
+    scheme, _, rest = text.rpartition("://")
+    authority = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    if authority and not re.search(r":\d+$", authority):
+        authority += f":{_URL_PORTS.get(scheme.lower(), 80)}"
+    words = "HOST:PORT, not a URL"
+    if scheme.lower() in ("wss", "https"):
+        return words + " (wsgate speaks to backends without TLS: name a plain port)"
+    if authority:
+        words += f': write "{authority}" (requests keep the path the client sent)'
+    return words
+
+
 def parse_address(text: str) -> Address:
     """`host:port` or `[v6]:port` to an Address; ValueError says what is wrong."""
+    if "://" in text or "/" in text:
+        raise ValueError(_not_a_url(text))
     host, sep, port_text = text.rpartition(":")
     if not sep or not host:
         raise ValueError("HOST:PORT")

@@ -135,15 +135,34 @@ def _log(args: argparse.Namespace, config: Config) -> JsonLog:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """Load the config as `serve` would (2 when it refuses it), then lint it as
+    `wsgate lint` does: its findings are printed below the summary, and an error finding
+    fails the check (1); warnings do not."""
+    from wsgate.findings.model import Severity
+    from wsgate.lint.engine import lint_config
+    from wsgate.lint.loader import load
+    from wsgate.lint.model import LintError
+    from wsgate.lint.report import render_text
+
     try:
         config = load_config(args.file)
-    except ConfigError as exc:
+        findings = lint_config(load(args.file, "wsgate"))
+    except (ConfigError, LintError) as exc:
         print(f"wsgate: {exc}", file=sys.stderr)
         return 2
     pools = ", ".join(f"{p.name} ({len(p.backends)} backends)" for p in config.pools.values())
     listen = ", ".join(str(a) for a in config.server.listen)
-    print(f"{args.file}: ok: listen {listen}; pools {pools}; {len(config.routes)} routes")
-    return 0
+    summary = f"listen {listen}; pools {pools}; {len(config.routes)} routes"
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    if errors:
+        print(f"{args.file}: loads, but lint finds {errors} error(s): {summary}")
+    elif findings:
+        print(f"{args.file}: ok, with {len(findings)} lint finding(s) below: {summary}")
+    else:
+        print(f"{args.file}: ok: {summary}")
+    if findings:
+        sys.stdout.write(render_text(findings))
+    return 1 if errors else 0
 
 
 def run_serve(args: argparse.Namespace) -> int:

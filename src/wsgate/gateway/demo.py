@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import signal
 import sys
 from importlib import resources
@@ -15,6 +16,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from wsgate.config import parse_config
@@ -31,8 +33,11 @@ SLOW_SLOTS = 2
 
 
 async def _echo(conn: ServerConnection) -> None:
-    async for message in conn:
-        await conn.send(message)
+    # A connection the gateway ends without a close frame (Ctrl-C with tunnels open) is
+    # the end of the demo, not an error worth a traceback.
+    with contextlib.suppress(ConnectionClosed):
+        async for message in conn:
+            await conn.send(message)
 
 
 class Chat:
@@ -46,9 +51,12 @@ class Chat:
         self.members.add(conn)
         try:
             broadcast(self.members, f"* someone joined ({len(self.members)} here)")
-            async for message in conn:
-                text = message if isinstance(message, str) else message.decode(errors="replace")
-                broadcast(self.members, text[:1000])
+            with contextlib.suppress(ConnectionClosed):  # as in _echo
+                async for message in conn:
+                    text = (
+                        message if isinstance(message, str) else message.decode("utf-8", "replace")
+                    )
+                    broadcast(self.members, text[:1000])
         finally:
             self.members.discard(conn)
             broadcast(self.members, f"* someone left ({len(self.members)} here)")
@@ -145,12 +153,14 @@ async def run_demo_forever(port: int, admin_port: int | None = None, storm: bool
     await gateway.start()
     base = f"127.0.0.1:{port}"
     dashboard = f"http://{gateway.admin.address() if gateway.admin else admin_port}/"
+    # The interpreter wsgate runs on has `websockets`; a bare `python` may not (no venv).
+    python = shlex.quote(sys.executable)
     print(
         f"wsgate demo: the gateway listens on http://{base}/\n"
         f"  dashboard:   {dashboard}   (metrics: {dashboard}metrics)\n"
         f"  chat page:   http://{base}/       (open it in two browser tabs)\n"
         f"  chat socket: ws://{base}/chat\n"
-        f"  echo socket: ws://{base}/echo   (try: python -m websockets ws://{base}/echo)\n"
+        f"  echo socket: ws://{base}/echo   (try: {python} -m websockets ws://{base}/echo)\n"
         "  JSON log lines go to stderr. Ctrl-C stops.",
         flush=True,
     )

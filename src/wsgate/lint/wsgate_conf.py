@@ -102,7 +102,7 @@ def check(config: Config, options: Options) -> list[Finding]:
                 finding(
                     "wsgate_route_unknown_pool",
                     at(f"routes[{index}]", "pool"),
-                    f"route {index + 1} sends traffic to pool {pool!r}, which is not defined",
+                    f"routes[{index}] sends traffic to pool {pool!r}, which is not defined",
                 )
             )
     for name, pool in pools.items():
