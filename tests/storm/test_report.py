@@ -370,3 +370,25 @@ def test_last_partial_bucket_is_not_a_drop() -> None:
         float(r["data-rate"] or 0) for r in parse(svg).plots["b"]["rect"] if r.get("data-rate")
     ]
     assert rates == [10.0, 10.0, 10.0, 10.0]
+
+
+def test_runs_of_the_same_storm_share_one_ideal() -> None:
+    a, b = make_result("direct", 10.0), make_result("gateway", 5.0)
+    for result, end in ((a, 4.0), (b, 2.5)):
+        result["ideal"] = {
+            "capacity_per_s": 20.0,
+            "time_to_last_success_s": 2.0,
+            "t": [0.0, 1.0, 2.0, end],
+            "ok_total": [0.0, 20.0, 40.0, 40.0],
+        }
+    lines = parse(report_html.render([a, b])).plots["successes"]["polyline"]
+    assert sorted(line["data-series"] or "" for line in lines) == [
+        "direct 101 so far",
+        "gateway 101 so far",
+        "ideal at 20/s",
+    ]
+    b["ideal"] = dict(a["ideal"], capacity_per_s=10.0, time_to_last_success_s=4.0)
+    lines = parse(report_html.render([a, b])).plots["successes"]["polyline"]
+    assert {"direct ideal at 20/s", "gateway ideal at 10/s"} <= {
+        line["data-series"] for line in lines
+    }

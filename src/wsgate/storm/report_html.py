@@ -228,10 +228,17 @@ def throughput_over_time(results: list[dict[str, Any]]) -> str:
     )
 
 
+def _ideal_key(result: dict[str, Any]) -> tuple[Any, ...] | None:
+    ideal = result.get("ideal")
+    if not ideal:
+        return None
+    return (ideal["capacity_per_s"], ideal["time_to_last_success_s"], ideal["ok_total"][-1])
+
+
 def successes_over_time(results: list[dict[str, Any]]) -> str:
     """101s so far, and the ideal run's when the target's capacity was given."""
     series: list[Series] = []
-    ideals: list[tuple[list[float], list[float]]] = []
+    ideals: list[tuple[Any, ...]] = []
     for i, r in enumerate(results):
         s, _, widths = _series(r)
         color = RUN_COLORS[i % len(RUN_COLORS)]
@@ -242,12 +249,18 @@ def successes_over_time(results: list[dict[str, Any]]) -> str:
             total.append(so_far)
         series.append(Series(f"{_prefix(results, r)}101 so far", ends, total, color))
         ideal = r.get("ideal")
-        if ideal and (ideal["t"], ideal["ok_total"]) not in ideals:
-            ideals.append((ideal["t"], ideal["ok_total"]))
+        # Runs of the same storm against targets of the same capacity share one ideal
+        # (drawn to the longer run's end).
+        same = _ideal_key(r)
+        if ideal and same is not None and same not in ideals:
+            ideals.append(same)
             name = f"ideal at {ideal['capacity_per_s']:g}/s"
-            if len(results) > 1:
+            if len(results) > 1 and len({_ideal_key(x) for x in results if x.get("ideal")}) > 1:
                 name = f"{r['label']} {name}"
-            series.append(Series(name, ideal["t"], ideal["ok_total"], "#555", dash="6 3"))
+            longest = max(
+                (x["ideal"] for x in results if _ideal_key(x) == same), key=lambda x: x["t"][-1]
+            )
+            series.append(Series(name, longest["t"], longest["ok_total"], "#555", dash="6 3"))
     return plot.line_chart(
         "successes",
         "Successes so far" + (" against the ideal" if ideals else ""),
