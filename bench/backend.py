@@ -3,7 +3,11 @@
 `--work-ms W --limit L` makes each handshake await W ms of work with at most L at a time,
 so the backend completes about L * 1000 / W handshakes per second, whatever the load; a
 small `--backlog` keeps the kernel's accept queue short, as on a busy real server.
-Run: python -m bench.backend --port 9001 --work-ms 48 --limit 1 --backlog 16
+Run from the repository root: python -m bench.backend --port 9001 --work-ms 48 --limit 1
+--backlog 16. From any other directory give the file's path instead, e.g.
+~/wsgate/.venv/bin/python ~/wsgate/bench/backend.py --port 9001 (`-m bench.backend` needs
+the root on the module path: bench/ is not installed); it imports nothing from the
+repository, only the standard library, websockets and uvloop, so it runs by path anywhere.
 """
 
 from __future__ import annotations
