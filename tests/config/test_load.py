@@ -342,7 +342,10 @@ def test_duplicate_listen_flags_are_rejected() -> None:
             "keep the path the client sent), got 'ws://127.0.0.1:20101/chat'",
         ),
         ("http://backend.internal/", 'not a URL: write "backend.internal:80"'),
-        ("wss://chat.example.com/ws", "not a URL (wsgate speaks to backends without TLS"),
+        (
+            "wss://chat.example.com/ws",
+            'not a URL (for wss:// backends write "chat.example.com:443" and set tls = true',
+        ),
         ("127.0.0.1:20101/chat", 'not a URL: write "127.0.0.1:20101"'),
     ],
 )

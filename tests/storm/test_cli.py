@@ -46,6 +46,7 @@ def test_parse_header() -> None:
         ("ws://127.9.9.9/", ("127.9.9.9", 80, "/", "127.9.9.9")),
         ("ws://localhost:81", ("127.0.0.1", 81, "/", "localhost:81")),
         ("ws://[::1]:82/x", ("::1", 82, "/x", "[::1]:82")),
+        ("wss://127.0.0.1/x", ("127.0.0.1", 443, "/x", "127.0.0.1")),  # TLS: port 443
     ],
 )
 def test_loopback_targets_are_allowed(url: str, expected: tuple[str, int, str, str]) -> None:
@@ -69,7 +70,6 @@ def test_remote_ip_literal_passes_with_the_flag_without_traffic() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("wss://127.0.0.1/", "wss:// is not supported"),
         ("http://127.0.0.1/", "must start with ws://"),
         ("ws://127.0.0.1:99999/", "bad port"),
         ("ws:///x", "no host"),

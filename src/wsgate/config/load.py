@@ -4,6 +4,7 @@ was expected, e.g. `gw.toml: pools.app.connect_timeout_s: expected a number >= 0
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import re
@@ -16,11 +17,13 @@ from wsgate.config.model import (
     Address,
     AdminConfig,
     BackendConfig,
+    CertificateConfig,
     Config,
     HealthCheckConfig,
     PoolConfig,
     RouteConfig,
     ServerConfig,
+    TlsConfig,
 )
 from wsgate.errors import InputError
 from wsgate.protocol.handshake_policy import FALLBACKS, TOKEN, parse_origin
@@ -65,7 +68,11 @@ def _not_a_url(text: str) -> str:
         authority += f":{_URL_PORTS.get(scheme.lower(), 80)}"
     words = "HOST:PORT, not a URL"
     if scheme.lower() in ("wss", "https"):
-        return words + " (wsgate speaks to backends without TLS: name a plain port)"
+        return words + (
+            f' (for wss:// backends write "{authority}" and set tls = true in the pool)'
+            if authority
+            else " (for wss:// backends set tls = true in the pool)"
+        )
     if authority:
         words += f': write "{authority}" (requests keep the path the client sent)'
     return words
@@ -174,7 +181,11 @@ class _Table:
             raise self.fail(name, expected, value)
         return value
 
-    def addresses(self, name: str, default: tuple[Address, ...] | None) -> tuple[Address, ...]:
+    def addresses(
+        self, name: str, default: tuple[Address, ...] | None, *, tls: bool = False
+    ) -> tuple[Address, ...]:
+        """A list of "host:port" strings; with `tls`, an entry may also be a table
+        {address = "host:port", tls = true}: a listener that terminates TLS."""
         value = self._get(name)
         if value is None:
             if default is None:
@@ -187,12 +198,20 @@ class _Table:
         found: list[Address] = []
         for index, item in enumerate(value):
             key = f"{self.key(name)}[{index}]"
+            secure = False
+            if tls and isinstance(item, dict):
+                entry = _Table(item, key, self.source)
+                item = entry.string("address", None)
+                secure = entry.boolean("tls", False)
+                entry.finish()
             try:
                 if not isinstance(item, str):
-                    raise ValueError("a string")
+                    raise ValueError('a "host:port" string' + (" or a table" if tls else ""))
                 address = parse_address(item)
             except ValueError as exc:
                 raise ConfigError(self.source, key, str(exc), item) from None
+            if secure:
+                address = Address(address.host, address.port, tls=True)
             for before, other in enumerate(found):
                 clash = _overlap(other, address)
                 if clash:
@@ -270,7 +289,7 @@ def _server(data: object, source: str) -> ServerConfig:
     table = _Table(data if data is not None else {}, "server", source)
     d = _SERVER_DEFAULTS
     server = ServerConfig(
-        listen=table.addresses("listen", d.listen),
+        listen=table.addresses("listen", d.listen, tls=True),
         max_header_bytes=table.integer(
             "max_header_bytes", d.max_header_bytes, minimum=256, maximum=MAX_BYTES
         ),
@@ -472,8 +491,21 @@ def _pool(name: str, data: object, source: str) -> PoolConfig:
         subprotocol_fallback=table.string(
             "subprotocol_fallback", d.subprotocol_fallback, FALLBACKS
         ),
+        tls=table.boolean("tls", d.tls),
+        tls_ca_file=table.string("tls_ca_file", d.tls_ca_file),
+        tls_server_name=table.string("tls_server_name", d.tls_server_name),
+        tls_insecure=table.boolean("tls_insecure", d.tls_insecure),
     )
     table.finish()
+    if pool.tls_ca_file:
+        ca_file = _path(source, pool.tls_ca_file)
+        if not Path(ca_file).is_file():
+            raise table.fail("tls_ca_file", "a readable PEM file", ca_file)
+        pool = dataclasses.replace(pool, tls_ca_file=ca_file)
+    if (pool.tls_ca_file or pool.tls_server_name or pool.tls_insecure) and not pool.tls:
+        raise table.fail(
+            "tls", "true when tls_ca_file, tls_server_name or tls_insecure is set", False
+        )
     _check_frames(pool, table)
     return pool
 
@@ -536,8 +568,64 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     pools = {name: _pool(name, value, source) for name, value in pools_data.items()}
     routes = _routes(top._get("routes"), pools, source)
     admin = _admin(top._get("admin"), source)
+    tls = _tls(top._get("tls"), source, server)
     top.finish()
-    return Config(server=server, pools=pools, routes=routes, source=source, admin=admin)
+    return Config(server=server, pools=pools, routes=routes, source=source, admin=admin, tls=tls)
+
+
+TLS_VERSIONS = ("1.2", "1.3")
+
+
+def _path(source: str, text: str) -> str:
+    """A file named in the config: relative to the config file's directory (to the
+    working directory for a config from the command line)."""
+    path = Path(text).expanduser()
+    if not path.is_absolute() and Path(source).is_file():
+        path = Path(source).resolve().parent / path
+    return str(path)
+
+
+def _tls(data: object, source: str, server: ServerConfig) -> TlsConfig:
+    """`[tls]`: required with a listener marked tls; each certificate's files must exist
+    (whether they hold a usable chain and key is the gateway's to say: `wsgate check`
+    and `serve` load them)."""
+    tls_listeners = [str(a) for a in server.listen if a.tls]
+    if data is None:
+        if tls_listeners:
+            raise ConfigError(
+                source,
+                "tls.certificates",
+                f"[[tls.certificates]] for the TLS listener {tls_listeners[0]}",
+            )
+        return TlsConfig()
+    table = _Table(data, "tls", source)
+    d = TlsConfig()
+    min_version = table.string("min_version", d.min_version, TLS_VERSIONS)
+    raw = table._get("certificates")
+    if not isinstance(raw, list) or not raw:
+        raise table.fail("certificates", "at least one [[tls.certificates]] table", raw)
+    certificates = []
+    for index, item in enumerate(raw):
+        entry = _Table(item, f"tls.certificates[{index}]", source)
+        cert = _path(source, entry.string("cert", None))
+        key = _path(source, entry.string("key", None))
+        names = tuple(n.lower().rstrip(".") for n in entry.strings("names", ()))
+        entry.finish()
+        for field_name, path in (("cert", cert), ("key", key)):
+            if not Path(path).is_file():
+                raise ConfigError(source, entry.key(field_name), "a readable PEM file", path)
+        for position, host in enumerate(names):
+            label = host[2:] if host.startswith("*.") else host
+            if not label or "*" in label or " " in label:
+                raise ConfigError(
+                    source,
+                    f"{entry.key('names')}[{position}]",
+                    'a host name, or "*.example.com"',
+                    host,
+                )
+        certificates.append(CertificateConfig(cert, key, names))
+    table.finish()
+    return TlsConfig(certificates=tuple(certificates), min_version=min_version)
 
 
 def load_config(path: str | Path) -> Config:

@@ -13,6 +13,9 @@ KIB = 1024
 class Address:
     host: str
     port: int
+    # A listener that terminates TLS ([tls] has its certificates). Not part of equality:
+    # two listeners on one address clash whatever they speak.
+    tls: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -84,6 +87,13 @@ class PoolConfig:
     eject_max_s: float = 60.0
     slow_start_s: float = 30.0
     health: HealthCheckConfig = field(default_factory=HealthCheckConfig)
+    # wss:// to the backends: TLS, the certificate verified against the system's CAs or
+    # tls_ca_file, for tls_server_name (default: the backend's host). tls_insecure skips
+    # the verification (a warning at start).
+    tls: bool = False
+    tls_ca_file: str = ""
+    tls_server_name: str = ""
+    tls_insecure: bool = False
 
     @property
     def addresses(self) -> tuple[Address, ...]:
@@ -140,6 +150,25 @@ class ServerConfig:
     proxy_protocol: bool = False  # expect a PROXY v1/v2 header on every connection
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateConfig:
+    """One certificate of the TLS listeners: its PEM chain (leaf first) and key, and the
+    SNI names it is chosen for (default: the DNS names in the certificate)."""
+
+    cert: str
+    key: str
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """`[tls]`: the certificates of every listener marked `tls = true`; the first is the
+    default, for a client that names no server or one no certificate is for."""
+
+    certificates: tuple[CertificateConfig, ...] = ()
+    min_version: str = "1.2"  # "1.2" or "1.3"
+
+
 ADMIN_PORT = 9180
 
 
@@ -164,3 +193,4 @@ class Config:
     routes: tuple[RouteConfig, ...]
     source: str = field(default="<defaults>")
     admin: AdminConfig = field(default_factory=AdminConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)

@@ -139,6 +139,7 @@ def run_check(args: argparse.Namespace) -> int:
     `wsgate lint` does: its findings are printed below the summary, and an error finding
     fails the check (1); warnings do not."""
     from wsgate.findings.model import Severity
+    from wsgate.gateway.tls import check_tls
     from wsgate.lint.engine import lint_config
     from wsgate.lint.loader import load
     from wsgate.lint.model import LintError
@@ -146,6 +147,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.file)
+        check_tls(config)  # the certificates and CA files load, as at start
         findings = lint_config(load(args.file, "wsgate"))
     except (ConfigError, LintError) as exc:
         print(f"wsgate: {exc}", file=sys.stderr)

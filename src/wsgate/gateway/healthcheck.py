@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 
 from wsgate.config.model import Address, HealthCheckConfig
 from wsgate.protocol.client_handshake import (
@@ -21,20 +22,33 @@ USER_AGENT = "wsgate-health"
 
 
 async def run_check(
-    check: HealthCheckConfig, address: Address, connect_timeout_s: float
+    check: HealthCheckConfig,
+    address: Address,
+    connect_timeout_s: float,
+    *,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str = "",
 ) -> tuple[bool, str]:
-    """Probe `address`; (ok, one line saying what was seen). Never raises."""
+    """Probe `address` (over TLS with `tls`: a wss:// backend); (ok, one line saying
+    what was seen). Never raises."""
     try:
         async with asyncio.timeout(check.timeout_s):
-            return await _probe(check, address)
+            return await _probe(check, address, tls, server_hostname or address.host)
     except TimeoutError:
         return False, f"no answer within {check.timeout_s:g} s"
     except OSError as exc:
         return False, exc.strerror or str(exc)
 
 
-async def _probe(check: HealthCheckConfig, address: Address) -> tuple[bool, str]:
-    reader, writer = await asyncio.open_connection(address.host, address.port)
+async def _probe(
+    check: HealthCheckConfig, address: Address, tls: ssl.SSLContext | None, server_hostname: str
+) -> tuple[bool, str]:
+    if tls is None:
+        reader, writer = await asyncio.open_connection(address.host, address.port)
+    else:
+        reader, writer = await asyncio.open_connection(
+            address.host, address.port, ssl=tls, server_hostname=server_hostname
+        )
     try:
         if check.kind == "tcp":
             return True, "connected"

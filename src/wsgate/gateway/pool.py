@@ -14,12 +14,14 @@ import errno
 import os
 import random
 import socket
+import ssl
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, cast
 
 from wsgate.config.model import Address, BackendConfig, PoolConfig
 from wsgate.errors import ConnectError as ConnectError  # re-exported
 from wsgate.gateway.healthcheck import run_check
+from wsgate.gateway.tls import client_context
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog, RateLimitedEvent
 from wsgate.policy.admission import (
@@ -161,6 +163,16 @@ def health_settings(config: PoolConfig) -> HealthSettings:
     )
 
 
+def tls_failure(address: Address, exc: ssl.SSLError) -> str:
+    """The words for a failed TLS handshake with a wss:// backend."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"Backend {address}: TLS certificate not verified ({exc.verify_message}): trust "
+            "its CA with tls_ca_file, or name the certificate's host with tls_server_name."
+        )
+    return f"Backend {address}: TLS handshake failed ({exc.reason or exc})."
+
+
 class Pool:
     """The adapter around a pool's `AdmissionController` (`admission`): it feeds the
     controller `loop.time()`, delivers its decisions to the waiters, keeps one timer at
@@ -188,6 +200,9 @@ class Pool:
                 config.retry_budget_ratio, config.retry_budget_min_per_s, metrics, config.name
             )
         self.budget = self.admission.budget
+        # wss:// backends: this context (ConfigError from here for a CA file that does
+        # not load); None for plain TCP.
+        self.tls = client_context(config)
         self._high_water = high_water
         self._expiry: asyncio.TimerHandle | None = None
         self._checks: list[asyncio.Task[None]] = []
@@ -357,9 +372,19 @@ class Pool:
         address = backend.address
         factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(backend)  # noqa: E731
         timeout = self.config.connect_timeout_s
+        tls = self.tls
         try:
             async with asyncio.timeout(timeout):
-                _, conn = await self.loop.create_connection(factory, address.host, address.port)
+                if tls is None:
+                    _, conn = await self.loop.create_connection(factory, address.host, address.port)
+                else:
+                    _, conn = await self.loop.create_connection(
+                        factory,
+                        address.host,
+                        address.port,
+                        ssl=tls,
+                        server_hostname=self.config.tls_server_name or address.host,
+                    )
         except TimeoutError:
             raise ConnectError(
                 "upstream_connect_timeout",
@@ -374,6 +399,8 @@ class Pool:
                 "upstream_connect_failed",
                 f"Backend {address}: the name does not resolve ({exc.strerror or exc}).",
             ) from None
+        except ssl.SSLError as exc:
+            raise ConnectError("upstream_connect_failed", tls_failure(address, exc)) from None
         except UnicodeError as exc:  # a name the IDNA codec refuses: an empty label, say
             raise ConnectError(
                 "upstream_connect_failed",
@@ -423,7 +450,13 @@ class Pool:
         # Spread the first checks so that all backends are not probed in the same instant.
         await asyncio.sleep(self.rng.uniform(0, min(1.0, health.interval_s)))
         while True:
-            ok, detail = await run_check(health, backend.address, self.config.connect_timeout_s)
+            ok, detail = await run_check(
+                health,
+                backend.address,
+                self.config.connect_timeout_s,
+                tls=self.tls,
+                server_hostname=self.config.tls_server_name,
+            )
             if not ok and detail in FD_ERROR_TEXTS:
                 # The gateway had no descriptor for the check: no verdict on the backend.
                 await asyncio.sleep(health.interval_s)

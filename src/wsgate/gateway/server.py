@@ -51,6 +51,7 @@ from wsgate.gateway.pool import (
 )
 from wsgate.gateway.router import Router
 from wsgate.gateway.states import BadTransitionError
+from wsgate.gateway.tls import ServerTls
 from wsgate.observe.log import JsonLog, RateLimitedEvent
 from wsgate.observe.metrics import Metrics
 from wsgate.policy.clients import ClientLimits
@@ -115,6 +116,8 @@ class Gateway:
         self.recorder = ErrorRecorder(self.metrics) if admin.enabled else None
         if self.recorder is not None:
             self.log.observer = self.recorder
+        # Certificates first: a chain that does not load stops the start (ConfigError).
+        self.tls = ServerTls(config.tls, config.source) if config.tls.certificates else None
         self.pools = {
             name: Pool(pool, high, self.log, self.metrics) for name, pool in config.pools.items()
         }
@@ -154,13 +157,7 @@ class Gateway:
         self.loop.set_exception_handler(self._on_loop_exception)
         for address in self.config.server.listen:
             try:
-                server = await self.loop.create_server(
-                    lambda: ClientConnection(self),
-                    address.host,
-                    address.port,
-                    backlog=LISTEN_BACKLOG,
-                    reuse_port=reuse_port or None,
-                )
+                server = await self._listen(address, reuse_port)
             except OSError as exc:
                 for opened in self._servers:
                     opened.close()
@@ -168,6 +165,13 @@ class Gateway:
             self._servers.append(server)
         for pool in self.pools.values():
             pool.start_checks()
+            if pool.config.tls_insecure:
+                self.log.event(
+                    "tls_insecure_backend",
+                    pool=pool.config.name,
+                    detail="tls_insecure: the backends' certificates are not verified; "
+                    "anyone on the path can read and change the traffic.",
+                )
         self._sweep()
         self._probe_descriptors()
         self.log.event(
@@ -187,6 +191,20 @@ class Gateway:
                     for opened in self._servers:
                         opened.close()
                     raise ListenError(self.config.admin.listen, exc) from None
+
+    async def _listen(self, address: Address, reuse_port: bool) -> asyncio.Server:
+        """One listener; TLS ones hand the handshake to `self.tls` (the header timeout
+        bounds it too)."""
+        tls = self.tls.default if address.tls and self.tls is not None else None
+        return await self.loop.create_server(
+            lambda: ClientConnection(self),
+            address.host,
+            address.port,
+            backlog=LISTEN_BACKLOG,
+            reuse_port=reuse_port or None,
+            ssl=tls,
+            ssl_handshake_timeout=self.config.server.header_timeout_s if tls else None,
+        )
 
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """An accept() that failed for lack of descriptors becomes one rate-limited line

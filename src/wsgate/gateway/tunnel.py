@@ -168,6 +168,11 @@ class Tunnel:
 
     # -- the client side (called by the client connection) -----------------------------------
     def from_client(self, data: bytes) -> None:
+        if self._closing is not None and not self.client.can_write_eof():
+            # TLS: no half-close told the client that we are done, so it waits for our
+            # TCP close; what it sends now is its answer (the close frame): end here.
+            self._finish_closing()
+            return
         self.bytes_up += len(data)
         self.last_activity = self.loop.time()
         self.upstream.write(data)

@@ -32,6 +32,8 @@ WARNING_EVENTS = frozenset(
         "out_of_file_descriptors",
         "parent_gone",
         "sighup_ignored",
+        "tls_alpn_refused",
+        "tls_insecure_backend",
     }
 )
 

@@ -65,18 +65,17 @@ def parse_header(text: str) -> tuple[str, str]:
 
 
 def resolve_target(url: str, allow_remote: bool) -> tuple[str, int, str, str]:
-    """(address to connect to, port, path with query, Host header) of a ws:// URL.
+    """(address to connect to, port, path with query, Host header) of a ws:// or wss://
+    URL.
 
     Only loopback is allowed without `allow_remote`; names other than localhost are not
     even resolved then, so no DNS query leaves the machine either."""
     parts = urlsplit(url)
-    if parts.scheme == "wss":
-        raise UsageError("wss:// is not supported yet: storm a plain ws:// port")
-    if parts.scheme != "ws":
-        raise UsageError(f"the URL must start with ws://, got {url!r}")
+    if parts.scheme not in ("ws", "wss"):
+        raise UsageError(f"the URL must start with ws:// or wss://, got {url!r}")
     host = parts.hostname
     try:
-        port = parts.port or 80
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
     except ValueError:
         raise UsageError(f"bad port in {url!r}") from None
     if not host:
@@ -114,8 +113,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "url",
         nargs="*",
-        help="ws://HOST:PORT/PATH (loopback only by default); several: round robin",
+        help="ws://HOST:PORT/PATH or wss://... (loopback only by default); several: round robin",
     )
+    p.add_argument("--cacert", metavar="FILE", help="wss://: trust the CA certificates in FILE")
+    p.add_argument("--insecure", action="store_true", help="wss://: do not verify the certificate")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--burst", type=int, metavar="N", help="N handshakes at once")
     mode.add_argument("--rate", metavar="R", help="R handshakes per second for --duration")
@@ -245,6 +246,8 @@ def build_config(args: argparse.Namespace) -> Any:
     if len(args.url) > 64:
         raise UsageError("at most 64 URLs")
     headers = tuple(parse_header(h) for h in args.header)
+    if args.cacert is not None and not Path(args.cacert).is_file():
+        raise UsageError(f"--cacert: no such file: {args.cacert}")
     targets = []
     for url in args.url:
         host, port, path, host_header = resolve_target(url, args.allow_remote)
@@ -257,6 +260,10 @@ def build_config(args: argparse.Namespace) -> Any:
                 origin=args.origin,
                 subprotocol=args.subprotocol,
                 headers=headers,
+                tls=urlsplit(url).scheme == "wss",
+                server_name=urlsplit(url).hostname or host,
+                cafile=args.cacert,
+                insecure=args.insecure,
             )
         )
     arrival = build_arrival(args)

@@ -14,6 +14,7 @@ import asyncio
 import errno
 import functools
 import os
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import cast
@@ -49,10 +50,28 @@ class Target:
     origin: str | None = None
     subprotocol: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    # wss://: TLS to `server_name` (SNI and the name verified), trusting the system's CAs
+    # or `cafile`; `insecure` verifies nothing. Plain data, so that a Target pickles to
+    # the worker processes; each builds its context once (`tls_context`).
+    tls: bool = False
+    server_name: str = ""
+    cafile: str | None = None
+    insecure: bool = False
 
     def uri(self) -> WebSocketURI:
         path, _, query = self.path.partition("?")
-        return WebSocketURI(False, self.connect_host, self.port, path or "/", query)
+        return WebSocketURI(self.tls, self.connect_host, self.port, path or "/", query)
+
+
+@functools.cache
+def tls_context(cafile: str | None, insecure: bool) -> ssl.SSLContext:
+    """The client context of a wss:// storm, one per process and settings."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
 
 
 def upgrade_request(target: Target, key: bytes) -> bytes:
@@ -123,6 +142,10 @@ def error_outcome(exc: BaseException) -> str:
         return stats.CLOSED
     if isinstance(exc, ProtocolError):  # not HTTP, or a head over MAX_HEAD_BYTES
         return stats.BAD_RESPONSE
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "error TLS certificate not verified"
+    if isinstance(exc, ssl.SSLError):
+        return f"error TLS {exc.reason or type(exc).__name__}"
     if isinstance(exc, OSError) and exc.errno is not None:
         return "error " + errno.errorcode.get(exc.errno, str(exc.errno))
     return "error " + type(exc).__name__
@@ -287,7 +310,16 @@ async def open_connection(target: Target, timeout_s: float) -> tuple[str, Connec
     wire = _Wire(loop)
     try:
         async with asyncio.timeout(timeout_s):
-            await loop.create_connection(lambda: wire, target.connect_host, target.port)
+            if target.tls:
+                await loop.create_connection(
+                    lambda: wire,
+                    target.connect_host,
+                    target.port,
+                    ssl=tls_context(target.cafile, target.insecure),
+                    server_hostname=target.server_name or target.connect_host,
+                )
+            else:
+                await loop.create_connection(lambda: wire, target.connect_host, target.port)
             assert wire.transport is not None
             wire.transport.write(upgrade_request(target, key))
             head = await wire.head
