@@ -29,6 +29,7 @@ from wsgate.gateway.commands import (
 from wsgate.gateway.core import ClientCore
 from wsgate.gateway.pool import Backend, ConnectError
 from wsgate.gateway.ports import GatewayView
+from wsgate.gateway.tls import refuse_alpn
 from wsgate.gateway.tunnel import Tunnel, make_tunnel
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog
@@ -109,38 +110,37 @@ class ClientConnection(asyncio.Protocol):
             self._running = False
 
     def _do(self, command: Command) -> None:
-        kind = type(command)
+        # Most frequent first; isinstance narrows the type without a cast() call.
         transport = self.transport
-        if kind is SendToClient:
+        if isinstance(command, SendToClient):
             if transport is not None and not transport.is_closing():
-                transport.write(cast(SendToClient, command).data)
-        elif kind is SendToUpstream:
+                transport.write(command.data)
+        elif isinstance(command, SendToUpstream):
             upstream = self.upstream
             if upstream is not None:
-                upstream.write(cast(SendToUpstream, command).data)
-        elif kind is Wakeup:
-            self._set_timer(cast(Wakeup, command).at)
-        elif kind is Log:
-            self._log(cast(Log, command))
-        elif kind is OpenUpstream:
-            self._open_upstream(cast(OpenUpstream, command))
-        elif kind is ReleaseUpstream:
-            self._release_upstream(cast(ReleaseUpstream, command))
-        elif kind is CloseClient:
-            self._close_client(cast(CloseClient, command).abort)
-        elif kind is ClientReading:
+                upstream.write(command.data)
+        elif isinstance(command, Wakeup):
+            self._set_timer(command.at)
+        elif isinstance(command, OpenUpstream):
+            self._open_upstream(command)
+        elif isinstance(command, ReleaseUpstream):
+            self._release_upstream(command)
+        elif isinstance(command, StartTunnel):
+            self._start_tunnel(command)
+        elif isinstance(command, Log):
+            self._log(command)
+        elif isinstance(command, CloseClient):
+            self._close_client(command.abort)
+        elif isinstance(command, ClientReading):
             if transport is not None and not transport.is_closing():
-                if cast(ClientReading, command).on:
+                if command.on:
                     transport.resume_reading()
                 else:
                     transport.pause_reading()
-        elif kind is StartTunnel:
-            self._start_tunnel(cast(StartTunnel, command))
-        elif kind is CloseTunnel:
-            close = cast(CloseTunnel, command)
+        elif isinstance(command, CloseTunnel):
             if self._tunnel is not None:
-                self._tunnel.close(close.code, close.text, reason=close.reason)
-        elif kind is CallSoon:
+                self._tunnel.close(command.code, command.text, reason=command.reason)
+        elif isinstance(command, CallSoon):
             self.loop.call_soon(self._proceed)
 
     def _log(self, command: Log) -> None:
@@ -267,7 +267,14 @@ class ClientConnection(asyncio.Protocol):
         high = self.gw.config.server.tunnel_high_water_bytes
         self.transport.set_write_buffer_limits(high=high, low=high // 4)
         self.gw.connection_opened(self)
-        self.core = ClientCore(self.gw, str(peer[0]) if peer else "-", self)
+        client_ip = str(peer[0]) if peer else "-"
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        if ssl_object is not None and refuse_alpn(
+            self.transport, ssl_object, client_ip, self.gw.log
+        ):
+            return
+        scheme = "http" if ssl_object is None else "https"
+        self.core = ClientCore(self.gw, client_ip, self, scheme)
         over = len(self.gw.connections) > self.gw.config.server.max_connections
         self._run(self.core.start(self.loop.time(), over_capacity=over))
 

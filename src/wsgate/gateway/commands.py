@@ -1,8 +1,9 @@
 """What the pure client core (`core.py`) asks its asyncio adapter (`client.py`) to do.
 
 The core never touches a socket, a timer or a log stream: every call into it returns a
-list of these commands, which the adapter carries out in order. Frozen and slotted, in
-the manner of h11's and wsproto's events; the adapter dispatches on the exact type.
+list of these commands, which the adapter carries out in order. Slotted dataclasses in the
+manner of h11's and wsproto's events, treated as immutable but not frozen: a frozen
+dataclass sets each field through object.__setattr__, and a handshake makes several.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendToClient:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CloseClient:
     """Close the client connection: flush what was written (or drop it, `abort`), and
     let go of the upstream connection the same way."""
@@ -24,21 +25,21 @@ class CloseClient:
     abort: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClientReading:
     """Pause (`on=False`) or resume reading from the client."""
 
     on: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Wakeup:
     """Call `ClientCore.timer` at `at` (the core's clock); None cancels the wakeup."""
 
     at: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpenUpstream:
     """Get a connection to `backend` (an idle keep-alive one, or a new one) and report
     `upstream_ready` or `upstream_failed`. `head_request`: the response has no body
@@ -50,12 +51,12 @@ class OpenUpstream:
     fresh: bool = False  # a new connection: the idle one just failed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendToUpstream:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReleaseUpstream:
     """Let go of the upstream connection: back to its pool's idle list when `reuse`,
     else closed (`abort`: at once, unsent bytes dropped)."""
@@ -64,7 +65,7 @@ class ReleaseUpstream:
     abort: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StartTunnel:
     """After a relayed 101: copy bytes both ways from now on, starting with `tail` (what
     the backend sent behind its 101) and `early` (what the client sent behind its
@@ -80,7 +81,7 @@ class StartTunnel:
     client: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CloseTunnel:
     """End the tunnel from the gateway's side with a close frame (RFC 6455 7.4.1)."""
 
@@ -89,13 +90,13 @@ class CloseTunnel:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallSoon:
     """Call `ClientCore.proceed` on the next turn of the loop (the next pipelined
     request starts after the current read is done with)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Log:
     """One JSON log line: `kind` is "error" (with `name` the cause code), "access" or
     "event" (with `name` the event)."""

@@ -73,12 +73,16 @@ class ClientCore:
         "now",
         "phase",
         "reader",
+        "scheme",
         "waiter",
     )
 
-    def __init__(self, gw: GatewayView, client_ip: str, waiter: Waiter) -> None:
+    def __init__(
+        self, gw: GatewayView, client_ip: str, waiter: Waiter, scheme: str = "http"
+    ) -> None:
         self.gw = gw
         self.client_ip = client_ip
+        self.scheme = scheme  # the listener's: "https" when it terminates TLS
         self.waiter = waiter  # what the pool calls back (the adapter)
         server = gw.config.server
         self.reader = RequestReader(
@@ -109,11 +113,15 @@ class ClientCore:
         ):
             if deadline is not None and (at is None or deadline < at):
                 at = deadline
+        out = self._out
         if at != self._wakeup_at:
             self._wakeup_at = at
-            self._out.append(Wakeup(at))
-        out, self._out = self._out, []
-        return out
+            out.append(Wakeup(at))
+        # One list for the core's whole life (the exchange appends to it too): hand out
+        # a copy and empty it.
+        done = out[:]
+        out.clear()
+        return done
 
     def _move(self, new: Phase) -> None:
         if new is not self.phase:
@@ -140,6 +148,11 @@ class ClientCore:
     # == ExchangeHost: what the exchange asks of the connection ============================
     def emit(self, command: Command) -> None:
         self._out.append(command)
+
+    @property
+    def commands(self) -> list[Command]:
+        """The list this call's commands go to: the exchange appends to it directly."""
+        return self._out
 
     def fail(self, cause: str, detail: str, *, retry_after_s: int | None = None) -> None:
         self._fail(cause, detail, retry_after_s=retry_after_s)
@@ -481,8 +494,9 @@ class ClientCore:
     def response_body(self, data: bytes) -> list[Command]:
         if self.exchange is not None:
             self.exchange.response_body(data)
-        out, self._out = self._out, []
-        return out
+        done = self._out[:]
+        self._out.clear()
+        return done
 
     def response_complete(self, now: float) -> list[Command]:
         self.now = now
@@ -549,8 +563,9 @@ class ClientCore:
             self._pause("upstream_full")
         else:
             self._resume("upstream_full")
-        out, self._out = self._out, []
-        return out
+        done = self._out[:]
+        self._out.clear()
+        return done
 
     # == errors and endings ===============================================================
     def _end(self) -> None:

@@ -65,8 +65,12 @@ class ExchangeHost(Protocol):
     @property
     def client_ip(self) -> str: ...
     @property
+    def scheme(self) -> str: ...
+    @property
     def now(self) -> float: ...
     def emit(self, command: Command) -> None: ...
+    @property
+    def commands(self) -> list[Command]: ...
     def fail(self, cause: str, detail: str, *, retry_after_s: int | None = None) -> None: ...
     def abort(self) -> None: ...
     def keep_alive_allowed(self) -> bool: ...
@@ -76,10 +80,11 @@ class ExchangeHost(Protocol):
 
 
 class Exchange:
-    __slots__ = ("has_upstream", "host", "request", "response_deadline", "stage")
+    __slots__ = ("has_upstream", "host", "out", "request", "response_deadline", "stage")
 
     def __init__(self, host: ExchangeHost, request: Request) -> None:
         self.host = host
+        self.out = host.commands  # where commands go (the host's list, appended to)
         self.request = request
         self.stage = Stage.WAITING
         self.has_upstream = False
@@ -171,7 +176,7 @@ class Exchange:
         request = self.request
         request.tried.add(backend)
         request.backend = backend
-        self.host.emit(
+        self.out.append(
             OpenUpstream(
                 backend,
                 head_request=request.method == b"HEAD",
@@ -197,14 +202,14 @@ class Exchange:
     def drop_upstream(self, *, abort: bool) -> None:
         if self.has_upstream:
             self.has_upstream = False
-            self.host.emit(ReleaseUpstream(abort=abort))
+            self.out.append(ReleaseUpstream(abort=abort))
 
     # == the upstream connection ==========================================================
     def ready(self, connect_ms: float | None) -> None:
         """The connection `OpenUpstream` asked for is attached: forward the request."""
         request = self.request
         if self.stage is not Stage.WAITING:
-            self.host.emit(ReleaseUpstream(reuse=True))
+            self.out.append(ReleaseUpstream(reuse=True))
             self.release_slot("aborted")
             return
         self.has_upstream = True
@@ -212,14 +217,14 @@ class Exchange:
             request.connect_ms = connect_ms
         assert request.backend is not None
         self._move(Stage.FORWARDED)
-        self.host.emit(
+        self.out.append(
             SendToUpstream(
                 forward_request_head(
                     request.method,
                     request.target,
                     request.headers,
                     client_ip=self.host.client_ip,
-                    scheme="http",
+                    scheme=self.host.scheme,
                     websocket=request.ws_key is not None,
                     framing=request.framing,
                     default_host=str(request.backend.address),
@@ -261,9 +266,9 @@ class Exchange:
     def send_body(self, body: bytes) -> None:
         if self.request.framing is Framing.CHUNKED:
             if body:
-                self.host.emit(SendToUpstream(b"%x\r\n" % len(body) + body + b"\r\n"))
+                self.out.append(SendToUpstream(b"%x\r\n" % len(body) + body + b"\r\n"))
         else:
-            self.host.emit(SendToUpstream(body))
+            self.out.append(SendToUpstream(body))
 
     def request_complete(self) -> None:
         """The client sent all of the request: the backend's time to answer starts."""
@@ -271,7 +276,7 @@ class Exchange:
         if not self.streaming_body:
             return
         if request.framing is Framing.CHUNKED:
-            self.host.emit(SendToUpstream(b"0\r\n\r\n"))
+            self.out.append(SendToUpstream(b"0\r\n\r\n"))
         if self.stage is Stage.FORWARDED:
             assert request.pool is not None
             self.response_deadline = self.host.now + request.pool.config.response_timeout_s
@@ -307,7 +312,7 @@ class Exchange:
             return
         if status < 200:
             if request.version == "1.1":
-                self.host.emit(SendToClient(interim_head(status, reason, headers)))
+                self.out.append(SendToClient(interim_head(status, reason, headers)))
             return
         self.response_deadline = None
         pool = request.pool
@@ -347,7 +352,7 @@ class Exchange:
         request.upstream_reusable = (
             keep_alive and upstream_framing is not Framing.CLOSE and not request.upgrade
         )
-        self.host.emit(
+        self.out.append(
             SendToClient(
                 response_head(
                     status,
@@ -365,20 +370,20 @@ class Exchange:
             return
         if self.request.framing_out is Framing.CHUNKED:
             if data:
-                self.host.emit(SendToClient(b"%x\r\n" % len(data)))
-                self.host.emit(SendToClient(data))
-                self.host.emit(SendToClient(b"\r\n"))
+                self.out.append(SendToClient(b"%x\r\n" % len(data)))
+                self.out.append(SendToClient(data))
+                self.out.append(SendToClient(b"\r\n"))
         else:
-            self.host.emit(SendToClient(data))
+            self.out.append(SendToClient(data))
 
     def response_complete(self) -> None:
         request = self.request
         if self.stage is not Stage.RESPONDING:
             return
         if request.framing_out is Framing.CHUNKED:
-            self.host.emit(SendToClient(b"0\r\n\r\n"))
+            self.out.append(SendToClient(b"0\r\n\r\n"))
         self.has_upstream = False
-        self.host.emit(ReleaseUpstream(reuse=request.upstream_reusable and request.complete))
+        self.out.append(ReleaseUpstream(reuse=request.upstream_reusable and request.complete))
         self.log_access()
         self._move(Stage.DONE)
         self.host.answered(request)
@@ -506,7 +511,7 @@ class Exchange:
             self.host.tunnel_opened(request.backend)  # the connection closes it
         request.status = 101
         self._move(Stage.UPGRADING)
-        self.host.emit(SendToClient(switching_protocols_head(reason, headers)))
+        self.out.append(SendToClient(switching_protocols_head(reason, headers)))
         self.log_access()
 
     def switch(self) -> None:
@@ -522,7 +527,7 @@ class Exchange:
 
     # == log lines ========================================================================
     def _log(self, kind: str, name: str, **fields: Any) -> None:
-        self.host.emit(Log(kind, name, fields))
+        self.out.append(Log(kind, name, fields))
 
     def log_access(self) -> None:
         if not self.host.gw.config.server.access_log:

@@ -171,20 +171,23 @@ class RequestReader:
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count_field(len(url))
+        self._field_bytes += len(url)
+        if self._field_bytes > self._max_head:
+            self._over_limit()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_field(len(name) + len(value) + 4)
+        # Counted here, once per field (a call per header is what a handshake costs most).
+        self._field_bytes += len(name) + len(value) + 4
+        if self._field_bytes > self._max_head:
+            self._over_limit()
         if self.state is Reader.HEAD:
             self._headers.append((name, value))
         # Trailer fields (after a chunked body) are counted, not kept: they are not
         # forwarded, and the request's headers were already sent.
 
-    def _count_field(self, size: int) -> None:
-        self._field_bytes += size
-        if self._field_bytes > self._max_head:
-            cause = "header_too_large" if self.state is Reader.HEAD else "trailer_too_large"
-            raise ProtocolError(cause, f"The limit is {self._max_head} bytes.")
+    def _over_limit(self) -> None:
+        cause = "header_too_large" if self.state is Reader.HEAD else "trailer_too_large"
+        raise ProtocolError(cause, f"The limit is {self._max_head} bytes.")
 
     def on_headers_complete(self) -> None:
         parser = self._parser
