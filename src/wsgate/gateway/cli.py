@@ -13,11 +13,13 @@ import socket
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 from wsgate.config import Config, ConfigError, load_config, single_pool_config
 from wsgate.config.load import check_admin, parse_address
+from wsgate.gateway import notify
 from wsgate.observe.log import FORMATS, LEVELS, JsonLog
 
 # Young objects allocated between two collections (CPython's default is 700).
@@ -29,7 +31,12 @@ def register(subparsers: Any) -> None:
         "serve",
         help="run the gateway",
         description="Run the WebSocket-aware reverse proxy. Either --config FILE, or "
-        "--listen and --upstream for a zero-config start that sends everything to one pool.",
+        "--listen and --upstream for a zero-config start that sends everything to one pool. "
+        "Each flag may come from its environment variable instead (WSGATE_CONFIG, "
+        "WSGATE_LISTEN, WSGATE_UPSTREAMS, WSGATE_WORKERS, WSGATE_ADMIN, WSGATE_PID_FILE, "
+        "WSGATE_LOG_FORMAT, WSGATE_LOG_LEVEL); the flag wins. SIGTERM drains at a pace, "
+        "SIGHUP reloads the config. Exit status: 0 after a drain, 1 when it cannot run "
+        "(a port in use, a worker that failed), 2 for a config or usage error.",
     )
     serve.add_argument("--config", "-c", metavar="FILE", help="TOML config file")
     serve.add_argument(
@@ -37,7 +44,8 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="HOST:PORT",
-        help="address to listen on (repeatable; default 127.0.0.1:8080)",
+        help="address to listen on (repeatable; default 127.0.0.1:8080); with --config, "
+        "replaces its [server] listen",
     )
     serve.add_argument(
         "--upstream",
@@ -49,7 +57,7 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
         help="worker processes sharing the port with SO_REUSEPORT (default 1)",
     )
@@ -59,8 +67,23 @@ def register(subparsers: Any) -> None:
         help="serve the admin listener (dashboard, /metrics, /healthz, /readyz, /api) on "
         "this address; overrides [admin] listen. A non-loopback address needs [admin] token",
     )
-    _log_options(serve)
+    serve.add_argument(
+        "--pid-file",
+        metavar="PATH",
+        help="write the gateway's PID here (removed at exit), for `wsgate reload`",
+    )
+    _log_options(serve, default=None)
     serve.set_defaults(handler=run_serve)
+
+    reload = subparsers.add_parser(
+        "reload",
+        help="make a running gateway re-read its config (SIGHUP by its pid file)",
+        description="Send SIGHUP to the gateway whose PID is in --pid-file (or "
+        "WSGATE_PID_FILE): it re-reads its config without closing tunnels. Exit status: 0 "
+        "signalled, 1 no such process, 2 no pid file given or readable.",
+    )
+    reload.add_argument("--pid-file", metavar="PATH", help="the PID file `serve` wrote")
+    reload.set_defaults(handler=run_reload)
 
     check = subparsers.add_parser(
         "check", help="validate a config file", description="Validate a wsgate TOML config."
@@ -90,28 +113,30 @@ def register(subparsers: Any) -> None:
     demo.set_defaults(handler=run_demo)
 
 
-def _log_options(parser: Any) -> None:
+def _log_options(parser: Any, default: str | None = "") -> None:
+    """--log-format and --log-level; `default=None` leaves them unset when not given
+    (serve fills them from the environment, then json and info)."""
     parser.add_argument(
         "--log-format",
         choices=FORMATS,
-        default="json",
+        default="json" if default == "" else default,
         help="log lines as JSON objects (default) or key=value text",
     )
     parser.add_argument(
         "--log-level",
         choices=LEVELS,
-        default="info",
+        default="info" if default == "" else default,
         help="the lowest level written (default info: every line)",
     )
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
     if args.config:
-        if args.upstream or args.listen:
-            raise ConfigError(
-                "command line", "", "either --config or --listen/--upstream, not both"
-            )
+        if args.upstream:
+            raise ConfigError("command line", "", "either --config or --upstream, not both")
         config = load_config(args.config)
+        if args.listen:
+            config = _listen_instead(config, args.listen)
     elif not args.upstream:
         raise ConfigError(
             "command line", "--upstream", "at least one --upstream HOST:PORT (or --config FILE)"
@@ -128,6 +153,12 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         check_admin(admin, "command line", "--admin (with [admin] token)")
         config = dataclasses.replace(config, admin=admin)
     return config
+
+
+def _listen_instead(config: Config, listen: list[str]) -> Config:
+    """The config with --listen (or WSGATE_LISTEN) in place of its [server] listen."""
+    replaced = single_pool_config(listen, ["127.0.0.1:1"]).server.listen
+    return dataclasses.replace(config, server=dataclasses.replace(config.server, listen=replaced))
 
 
 def _log(args: argparse.Namespace, config: Config) -> JsonLog:
@@ -168,7 +199,10 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from wsgate.gateway.environ import apply_environment
+
     try:
+        apply_environment(args, os.environ)
         config = _config_from_args(args)
     except ConfigError as exc:
         print(f"wsgate: {exc}", file=sys.stderr)
@@ -177,9 +211,59 @@ def run_serve(args: argparse.Namespace) -> int:
         print("wsgate: --workers: expected an integer >= 1", file=sys.stderr)
         return 2
     _raise_open_files_limit()
-    if args.workers == 1:
-        return _run_one(config, _log(args, config), reuse_port=False)
-    return _run_workers(config, _log(args, config), args.workers)
+    log = _log(args, config)
+    with _pid_file(args.pid_file) as written:
+        if not written:
+            return 1
+        if args.workers == 1:
+            return _run_one(config, log, reuse_port=False, notify=True)
+        return _run_workers(config, log, args.workers)
+
+
+@contextlib.contextmanager
+def _pid_file(path: str | None) -> Iterator[bool]:
+    """Write this process's PID to `path` for the run (False: it could not be written)."""
+    if not path:
+        yield True
+        return
+    pid_path = Path(path)
+    try:
+        pid_path.write_text(f"{os.getpid()}\n")
+    except OSError as exc:
+        _say(f"wsgate: --pid-file: cannot write {path}: {exc.strerror or exc}")
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            if pid_path.read_text().strip() == str(os.getpid()):
+                pid_path.unlink()
+
+
+def run_reload(args: argparse.Namespace) -> int:
+    """Signal the gateway named by its pid file to reload its config (SIGHUP)."""
+    path = args.pid_file or os.environ.get("WSGATE_PID_FILE", "")
+    if not path:
+        _say("wsgate reload: --pid-file PATH (or WSGATE_PID_FILE) names the gateway")
+        return 2
+    try:
+        text = Path(path).read_text().strip()
+        pid = int(text)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not a PID: {text!r}"
+        _say(f"wsgate reload: cannot read {path}: {reason or exc}")
+        return 2
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        _say(f"wsgate reload: no process {pid} (from {path}): is the gateway running?")
+        return 1
+    except PermissionError:
+        _say(f"wsgate reload: not allowed to signal process {pid} (from {path})")
+        return 1
+    print(f"wsgate reload: SIGHUP sent to {pid}; the gateway logs reload_done or reload_failed")
+    return 0
 
 
 def _raise_open_files_limit() -> None:
@@ -212,6 +296,8 @@ def _run_one(
     reuse_port: bool,
     parent_pid: int | None = None,
     run_dir: Path | None = None,
+    notify: bool = False,
+    ready_fd: int | None = None,
 ) -> int:
     import uvloop
 
@@ -224,7 +310,13 @@ def _run_one(
     try:
         uvloop.run(
             serve_until_signalled(
-                config, reuse_port=reuse_port, parent_pid=parent_pid, run_dir=run_dir, log=log
+                config,
+                reuse_port=reuse_port,
+                parent_pid=parent_pid,
+                run_dir=run_dir,
+                log=log,
+                notify=notify,
+                ready_fd=ready_fd,
             )
         )
     except ListenError as exc:
@@ -280,8 +372,10 @@ def _worker(
     parent_pid: int,
     run_dir: Path | None,
     admin_sock: socket.socket | None,
+    ready: tuple[int, int],
 ) -> NoReturn:
-    """The child side of fork(): the signal dispositions of a worker, then serve."""
+    """The child side of fork(): the signal dispositions of a worker, then serve. It
+    writes one byte to the `ready` pipe once it listens (the parent tells systemd)."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -290,8 +384,16 @@ def _worker(
         _die_with_parent(parent_pid)
         if admin_sock is not None:
             admin_sock.close()  # the admin process's
+        os.close(ready[0])
         signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
-        code = _run_one(config, log, reuse_port=True, parent_pid=parent_pid, run_dir=run_dir)
+        code = _run_one(
+            config,
+            log,
+            reuse_port=True,
+            parent_pid=parent_pid,
+            run_dir=run_dir,
+            ready_fd=ready[1],
+        )
     except BaseException:
         traceback.print_exc()
     finally:
@@ -361,6 +463,8 @@ def _run_workers(config: Config, log: JsonLog, workers: int) -> int:
         run_dir = _admin_run_dir(config)
 
     def forward(signum: int, _frame: object) -> None:
+        if signum != signal.SIGHUP:
+            notify.stopping(f"draining {workers} workers")
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
@@ -370,15 +474,18 @@ def _run_workers(config: Config, log: JsonLog, workers: int) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: log_sighup(log))
     status = 0
+    ready = os.pipe()
     try:
         for _ in range(workers):
             pid = os.fork()
             if pid == 0:
-                _worker(config, log, parent_pid, run_dir, admin_sock)
+                _worker(config, log, parent_pid, run_dir, admin_sock, ready)
             children.append(pid)
         if admin_sock is not None and run_dir is not None:
             pid = os.fork()
             if pid == 0:
+                os.close(ready[0])
+                os.close(ready[1])
                 _admin_process(config, log, parent_pid, run_dir, admin_sock)
             children.append(pid)
     except OSError as exc:
@@ -389,12 +496,31 @@ def _run_workers(config: Config, log: JsonLog, workers: int) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
     if admin_sock is not None:
         admin_sock.close()
+    os.close(ready[1])
+    if _workers_ready(ready[0], workers) and status == 0:
+        notify.ready(f"{workers} workers listening")
+    os.close(ready[0])
     for child in children:
         _, code = os.waitpid(child, 0)
         status = max(status, os.waitstatus_to_exitcode(code))
     if run_dir is not None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return status
+
+
+def _workers_ready(fd: int, workers: int) -> bool:
+    """Whether every worker wrote its byte before closing the pipe: each closes its end
+    once it listens, or dies, so the read ends either way."""
+    got = 0
+    while got < workers:
+        try:
+            chunk = os.read(fd, workers)
+        except InterruptedError:  # pragma: no cover (PEP 475 retries)
+            continue
+        if not chunk:
+            break
+        got += len(chunk)
+    return got >= workers
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ from typing import Any
 
 from wsgate.config.model import Address, Config
 from wsgate.errors import WsgateError
+from wsgate.gateway import notify as sd_notify
 from wsgate.gateway.admin import AdminServer
 from wsgate.gateway.client import ClientConnection
 from wsgate.gateway.monitor import ErrorRecorder, LocalSource, Monitor
@@ -522,10 +523,14 @@ async def serve_until_signalled(
     parent_pid: int | None = None,
     run_dir: Path | None = None,
     log: JsonLog | None = None,
+    notify: bool = False,
+    ready_fd: int | None = None,
 ) -> None:
     """Run a gateway until SIGINT or SIGTERM, then drain. SIGHUP is logged and ignored.
     A worker (`parent_pid` set) also drains when its parent is gone: the parent asks the
-    kernel for a SIGTERM then (PR_SET_PDEATHSIG), and this check covers the rest."""
+    kernel for a SIGTERM then (PR_SET_PDEATHSIG), and this check covers the rest.
+    Once listening: with `notify`, systemd is told (sd_notify READY=1, and STOPPING=1 at
+    the drain); a worker writes a byte to `ready_fd` instead, for its parent."""
     loop = asyncio.get_running_loop()
     gateway = Gateway(config, log)
     stop = asyncio.Event()
@@ -553,9 +558,18 @@ async def serve_until_signalled(
         loop.add_signal_handler(signum, on_stop_signal)
     loop.add_signal_handler(signal.SIGHUP, log_sighup, gateway.log)
     await gateway.start(reuse_port=reuse_port, run_dir=run_dir)
+    if notify:
+        sd_notify.ready("listening on " + ", ".join(gateway.bound_addresses()))
+    if ready_fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(ready_fd, b"1")
+        with contextlib.suppress(OSError):
+            os.close(ready_fd)
     if parent_pid is not None:
         check_parent()
     await stop.wait()
     if watch is not None:
         watch.cancel()
+    if notify:
+        sd_notify.stopping(f"draining {len(gateway.connections)} connections")
     await gateway.drain()
