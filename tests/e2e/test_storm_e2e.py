@@ -128,6 +128,19 @@ def test_status_and_wsgate_cause_are_counted(tmp_path: Path) -> None:
     assert result["summary"]["ok"] == 0
 
 
+def test_retry_after_values_are_counted(tmp_path: Path) -> None:
+    def busy(conn: ServerConnection, request: Request) -> Response:
+        response = conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+        response.headers["Retry-After"] = "7"
+        return response
+
+    with ws_server(process_request=busy) as port:
+        result = storm_json(tmp_path, f"ws://127.0.0.1:{port}/", "--burst", "10")
+    assert result["summary"]["outcomes"] == {"503": 10}
+    told = result["summary"]["retry_after_s"]
+    assert told["count"] == 10 and told["min"] == 7 and told["max"] == 7, told
+
+
 def test_refused_when_nothing_listens(tmp_path: Path) -> None:
     result = storm_json(tmp_path, f"ws://127.0.0.1:{free_port()}/", "--burst", "5")
     assert result["summary"]["outcomes"] == {"refused": 5}

@@ -130,6 +130,16 @@ def classify(head: ResponseHead, key: bytes, target: Target) -> str:
     return stats.status_outcome(head.status, cause, retry_after=retry_after)
 
 
+def retry_after_of(head: ResponseHead) -> int | None:
+    """The Retry-After seconds a refused handshake was told, if any (for the report)."""
+    if head.status == 101:
+        return None
+    for name, value in head.headers:
+        if name.lower() == b"retry-after":
+            return stats.retry_after_seconds(value)
+    return None
+
+
 def error_outcome(exc: BaseException) -> str:
     """The outcome key of a failure before a complete response head."""
     if isinstance(exc, TimeoutError):
@@ -302,9 +312,12 @@ class Connection:
             self.wire.transport.abort()
 
 
-async def open_connection(target: Target, timeout_s: float) -> tuple[str, Connection | None]:
-    """Connect and handshake within `timeout_s`: the outcome key, and the open connection
-    when the outcome is a 101 (the caller must close it)."""
+async def open_connection(
+    target: Target, timeout_s: float
+) -> tuple[str, Connection | None, int | None]:
+    """Connect and handshake within `timeout_s`: the outcome key, the open connection
+    when the outcome is a 101 (the caller must close it), and the Retry-After seconds of a
+    refusal that carried one."""
     loop = asyncio.get_running_loop()
     key = make_key(os.urandom(16))
     wire = _Wire(loop)
@@ -328,11 +341,11 @@ async def open_connection(target: Target, timeout_s: float) -> tuple[str, Connec
             wire.transport.abort()
         if isinstance(exc, asyncio.CancelledError):
             raise
-        return error_outcome(exc), None
+        return error_outcome(exc), None, None
     outcome = classify(head, key, target)
     if outcome != stats.OK:
         assert wire.transport is not None
         wire.transport.close()
-        return outcome, None
+        return outcome, None, retry_after_of(head)
     wire.start_frames(ClientProtocol(target.uri(), state=State.OPEN, max_size=None))
-    return outcome, Connection(wire)
+    return outcome, Connection(wire), None

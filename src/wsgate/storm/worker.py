@@ -93,8 +93,8 @@ async def _one(state: _State, payload: bytes) -> None:
     began = time.monotonic()
     conn: Connection | None = None
     try:
-        outcome, conn = await open_connection(target, job.timeout_s)
-        rec.record_handshake(state.now(), time.monotonic() - began, outcome)
+        outcome, conn, retry_after_s = await open_connection(target, job.timeout_s)
+        rec.record_handshake(state.now(), time.monotonic() - began, outcome, retry_after_s)
         if conn is None:
             return
         try:
