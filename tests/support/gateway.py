@@ -58,4 +58,8 @@ def gateway(
         for upstream in upstreams or []:
             argv += ["--upstream", f"127.0.0.1:{upstream}"]
     with running(argv, tmp_path / f"wsgate-{port}.log", port) as proc:
-        yield RunningGateway(port, proc)
+        running_gateway = RunningGateway(port, proc)
+        # The first port answers before the other listeners (a TLS one, say) are bound;
+        # the `listening` line comes once they all are.
+        running_gateway.wait_for_log("listening")
+        yield running_gateway
