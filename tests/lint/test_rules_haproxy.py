@@ -109,6 +109,20 @@ def test_httpchk_with_upgrade_expectation_is_clean_and_plain_backend_is_not_chec
     assert lint_text("haproxy", plain) == []
 
 
+def test_httpchk_to_another_port_is_not_a_websocket_check() -> None:
+    # The check goes to a health endpoint (`check port`), as in examples/haproxy.cfg.
+    text = cfg(
+        defaults_extra="    timeout tunnel 1h", backend_extra="    option httpchk GET /readyz"
+    ).replace("server s1 127.0.0.1:9000", "server s1 127.0.0.1:9000 check port 9180")
+    assert lint_text("haproxy", text) == []
+    one_on_the_service = text.replace(
+        "backend app_ws\n", "backend app_ws\n    server s0 127.0.0.1:9002 check\n"
+    )
+    assert [c[1] for c in codes(lint_text("haproxy", one_on_the_service))] == [
+        "haproxy_httpchk_no_upgrade"
+    ]
+
+
 def test_httpchk_in_defaults_is_inherited_by_the_websocket_backend() -> None:
     text = cfg(defaults_extra="    timeout tunnel 1h\n    option httpchk GET /")
     assert codes(lint_text("haproxy", text)) == [(7, "haproxy_httpchk_no_upgrade", "warning")]

@@ -346,6 +346,14 @@ class _Rules:
         expects = [" ".join(n.args) for n in proxy.lines("http-check") if n.args[:1] == ("expect",)]
         if any("101" in e for e in expects):
             return
+        servers = proxy.lines("server")
+        if servers and all(
+            "port" in (a.lower() for a in s.args) or "addr" in (a.lower() for a in s.args)
+            for s in servers
+        ):
+            # Every check goes to another port or address (a health endpoint such as
+            # wsgate's /readyz on its admin port), not to the WebSocket service itself.
+            return
         self.findings.append(
             finding(
                 "haproxy_httpchk_no_upgrade",
