@@ -34,6 +34,7 @@ TARGETS = (
     "wsgate-fixed",
     "wsgate-base",
     "wsgate-metrics",
+    "wsgate-frames",
 )
 # wsgate with other admission settings (bench/<name>.toml). They differ from `wsgate` only
 # while handshakes wait in its queue, so only the S1 storms run them.
@@ -43,6 +44,8 @@ S1_ONLY = frozenset({"wsgate-patient", "wsgate-fixed"})
 BASE_SRC_ENV = "WSGATE_BENCH_BASE_SRC"
 # `wsgate-metrics`: the `wsgate` target with the admin listener and its metrics on (the
 # `wsgate` target has none), to measure what counting costs on the hot path.
+# `wsgate-frames`: the `wsgate` target with frame-aware tunnels (keepalive and frame limits on,
+# never reached), to measure what reading both directions' frame headers costs (S3).
 
 
 def free_port() -> int:
