@@ -102,28 +102,30 @@ def echo_once(url: str, text: str) -> None:
 # -- D6: SIGHUP, and workers that end with their parent -------------------------------------
 
 
-def test_sighup_is_logged_and_ignored(tmp_path: Path) -> None:
-    # Before the fix SIGHUP killed the gateway (exit 129), silently, cutting every tunnel.
+def test_sighup_reloads_and_keeps_the_tunnel(tmp_path: Path) -> None:
+    # Before the fix SIGHUP killed the gateway (exit 129), silently, cutting every tunnel;
+    # then it was logged and ignored; now it reloads the config (the same flags here).
     with ws_server() as backend, gateway(tmp_path, upstreams=[backend]) as gw:
         with connect(f"{gw.url}/", open_timeout=20) as ws:
             ws.send("before")
             assert ws.recv(timeout=20) == "before"
             os.kill(gw.proc.pid, signal.SIGHUP)
             found = wait_for_records(
-                gw.proc, lambda rs: any(r["event"] == "sighup_ignored" for r in rs)
+                gw.proc, lambda rs: any(r["event"] == "reload_done" for r in rs)
             )
-            hup = next(r for r in found if r["event"] == "sighup_ignored")
-            assert hup["pid"] == gw.proc.pid
-            assert "not supported" in hup["detail"]
+            done = next(r for r in found if r["event"] == "reload_done")
+            assert done["pid"] == gw.proc.pid
+            assert done["backends_removed"] == [] and done["tunnels_closing"] == 0
             ws.send("after")
             assert ws.recv(timeout=20) == "after"
         assert gw.proc.popen.poll() is None
         echo_once(f"{gw.url}/", "new")
 
 
-def test_workers_ignore_sighup_and_end_with_a_killed_parent(tmp_path: Path) -> None:
+def test_workers_reload_on_sighup_and_end_with_a_killed_parent(tmp_path: Path) -> None:
     # Before the fix SIGHUP killed the parent (129) and the workers served on as orphans;
-    # a SIGKILLed parent left them serving forever.
+    # a SIGKILLed parent left them serving forever. SIGHUP now reloads: the parent passes
+    # it to every worker.
     with ws_server() as backend:
         port = free_port()
         config = tmp_path / "workers.toml"
@@ -150,13 +152,19 @@ backends = ["127.0.0.1:{backend}"]
                     ws.send("before")
                     assert ws.recv(timeout=20) == "before"
 
-                    # SIGHUP to the parent, then to each worker (as a terminal hangup
-                    # reaches the whole process group): each logs it and serves on.
-                    for index, pid in enumerate([parent, *sorted(workers)]):
+                    # SIGHUP to the parent: passed to both workers, each reloads; then
+                    # to each worker (as a terminal hangup reaches the whole process
+                    # group): it reloads and serves on.
+                    os.kill(parent, signal.SIGHUP)
+                    wait_for_records(proc, count_is("reload_done", 2))
+                    for index, pid in enumerate(sorted(workers)):
                         os.kill(pid, signal.SIGHUP)
-                        wait_for_records(proc, count_is("sighup_ignored", index + 1))
-                    hups = [r["pid"] for r in records(proc) if r["event"] == "sighup_ignored"]
-                    assert sorted(hups) == sorted([parent, *workers])
+                        wait_for_records(proc, count_is("reload_done", 3 + index))
+                    found = records(proc)
+                    forwarded = [r["pid"] for r in found if r["event"] == "reload_forwarded"]
+                    assert forwarded == [parent]
+                    reloads = [r["pid"] for r in found if r["event"] == "reload_done"]
+                    assert sorted(reloads) == sorted([*workers, *workers])
                     assert proc.popen.poll() is None
                     assert all(alive(pid) for pid in workers)
                     ws.send("after")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import ssl
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection
@@ -273,3 +275,57 @@ def test_a_drain_closes_tls_tunnels_at_its_pace(pki: tuple[Ca, Path], tmp_path: 
     assert [code for _, code in closes] == [1012] * 20
     seen = sorted(at - sigterm for at, _ in closes if at is not None)
     assert len(seen) == 20 and seen[0] >= 0.15 and seen[-1] < 2.5, seen
+
+
+def test_a_certificate_swapped_by_reload_while_a_tunnel_stays_open(
+    pki: tuple[Ca, Path], tmp_path: Path
+) -> None:
+    ca, shared = pki
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    for name in ("a.test", "b.test"):
+        for suffix in (".pem", ".key"):
+            (directory / f"{name}{suffix}").write_bytes((shared / f"{name}{suffix}").read_bytes())
+    tls_port = free_port()
+    with ws_server() as backend:
+        pools = f'[pools.app]\nbackends = ["127.0.0.1:{backend}"]\n'
+        with gateway(tmp_path, config=tls_gateway_config(directory, tls_port, pools)) as gw:
+
+            def open_ws() -> Any:
+                sock = socket.create_connection(("127.0.0.1", tls_port), timeout=20)
+                return connect(
+                    f"wss://a.test:{tls_port}/",
+                    sock=sock,
+                    ssl=client_ctx(ca),
+                    server_hostname="a.test",
+                    open_timeout=20,
+                )
+
+            def serial(ws: Any) -> str:
+                cert = ws.socket.getpeercert()
+                return str(cert["serialNumber"])
+
+            with open_ws() as held:
+                before = serial(held)
+                new_cert, new_key = make_leaf(
+                    tmp_path, ca, "a.test", san="DNS:a.test,IP:127.0.0.1", tag="-v2"
+                )
+                (directory / "a.test.pem").write_bytes(new_cert.read_bytes())
+                (directory / "a.test.key").write_bytes(new_key.read_bytes())
+                os.kill(gw.proc.pid, signal.SIGHUP)
+                done = json.loads(gw.wait_for_log('"reload_done"'))
+                assert done["certificates"] == 2
+                with open_ws() as fresh:
+                    assert serial(fresh) != before  # the new certificate
+                    fresh.send("new")
+                    assert fresh.recv(timeout=20) == "new"
+                held.send("old tunnel")  # the tunnel opened before the swap goes on
+                assert held.recv(timeout=20) == "old tunnel"
+                assert serial(held) == before
+                # A broken certificate on the next reload: logged, the new one stays.
+                (directory / "a.test.key").write_bytes((shared / "b.test.key").read_bytes())
+                os.kill(gw.proc.pid, signal.SIGHUP)
+                failed = json.loads(gw.wait_for_log('"reload_failed"'))
+                assert "tls.certificates[0]" in failed["error"]
+                with open_ws() as again:
+                    assert serial(again) != before

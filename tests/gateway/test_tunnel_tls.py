@@ -30,3 +30,12 @@ def test_a_silent_tls_client_still_waits_a_bounded_time() -> None:
     assert not ended
     loop.advance(0.2)
     assert ended
+
+
+def test_a_backend_that_ends_after_the_close_frames_ends_a_tls_tunnel_at_once() -> None:
+    tunnel, client, _, _, _, ended = open_tunnel()
+    client.can_write_eof = lambda: False  # type: ignore[method-assign]
+    tunnel.from_client(masked(0x8, struct.pack("!H", 1000)))  # the client closes
+    tunnel.on_upstream_tunnel_data(close_frame(1000, ""))  # the backend answers
+    tunnel.on_upstream_eof()  # and ends the TCP connection
+    assert ended and client.events[-1] == ("close", b"")

@@ -13,7 +13,7 @@ import socket
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -212,12 +212,17 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     _raise_open_files_limit()
     log = _log(args, config)
+
+    def reloader() -> Config:
+        """SIGHUP: the config again, from the same flags and variables as at start."""
+        return _config_from_args(args)
+
     with _pid_file(args.pid_file) as written:
         if not written:
             return 1
         if args.workers == 1:
-            return _run_one(config, log, reuse_port=False, notify=True)
-        return _run_workers(config, log, args.workers)
+            return _run_one(config, log, reuse_port=False, reloader=reloader, notify=True)
+        return _run_workers(config, log, args.workers, reloader)
 
 
 @contextlib.contextmanager
@@ -296,12 +301,14 @@ def _run_one(
     reuse_port: bool,
     parent_pid: int | None = None,
     run_dir: Path | None = None,
+    reloader: Callable[[], Config] | None = None,
     notify: bool = False,
     ready_fd: int | None = None,
 ) -> int:
     import uvloop
 
-    from wsgate.gateway.server import ListenError, os_error_reason, serve_until_signalled
+    from wsgate.gateway.process import serve_until_signalled
+    from wsgate.gateway.server import ListenError, os_error_reason
 
     # Until the gateway installs its own handler (which logs it): not the default, which
     # would end the process.
@@ -315,6 +322,7 @@ def _run_one(
                 parent_pid=parent_pid,
                 run_dir=run_dir,
                 log=log,
+                reloader=reloader,
                 notify=notify,
                 ready_fd=ready_fd,
             )
@@ -373,6 +381,7 @@ def _worker(
     run_dir: Path | None,
     admin_sock: socket.socket | None,
     ready: tuple[int, int],
+    reloader: Callable[[], Config] | None,
 ) -> NoReturn:
     """The child side of fork(): the signal dispositions of a worker, then serve. It
     writes one byte to the `ready` pipe once it listens (the parent tells systemd)."""
@@ -392,6 +401,7 @@ def _worker(
             reuse_port=True,
             parent_pid=parent_pid,
             run_dir=run_dir,
+            reloader=reloader,
             ready_fd=ready[1],
         )
     except BaseException:
@@ -439,12 +449,16 @@ def _admin_run_dir(config: Config) -> Path:
     return run_dir
 
 
-def _run_workers(config: Config, log: JsonLog, workers: int) -> int:
+def _run_workers(
+    config: Config,
+    log: JsonLog,
+    workers: int,
+    reloader: Callable[[], Config] | None = None,
+) -> int:
     """Fork `workers` processes that share each listening port (SO_REUSEPORT), and with
-    an admin listener one more process that serves it; forward SIGINT/SIGTERM to them by
-    PID, log and ignore SIGHUP, and wait for all. The children end with the parent
-    whatever ends it (see `_die_with_parent`)."""
-    from wsgate.gateway.server import log_sighup
+    an admin listener one more process that serves it; forward SIGINT/SIGTERM and SIGHUP
+    (each worker reloads its config) to them by PID, and wait for all. The children end
+    with the parent whatever ends it (see `_die_with_parent`)."""
 
     parent_pid = os.getpid()
     children: list[int] = []
@@ -472,14 +486,19 @@ def _run_workers(config: Config, log: JsonLog, workers: int) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: log_sighup(log))
+
+    def hangup(signum: int, frame: object) -> None:
+        log.event("reload_forwarded", workers=workers)
+        forward(signum, frame)
+
+    signal.signal(signal.SIGHUP, hangup)
     status = 0
     ready = os.pipe()
     try:
         for _ in range(workers):
             pid = os.fork()
             if pid == 0:
-                _worker(config, log, parent_pid, run_dir, admin_sock, ready)
+                _worker(config, log, parent_pid, run_dir, admin_sock, ready, reloader)
             children.append(pid)
         if admin_sock is not None and run_dir is not None:
             pid = os.fork()

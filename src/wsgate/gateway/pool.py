@@ -34,6 +34,7 @@ from wsgate.policy.admission import (
     Rejected,
 )
 from wsgate.policy.health import BackendHealth, HealthSettings
+from wsgate.policy.limits import AdaptiveLimit, FixedLimit
 from wsgate.policy.queue import WaitQueue
 from wsgate.policy.retry import RetryBudget
 
@@ -205,7 +206,7 @@ class Pool:
         self.tls = client_context(config)
         self._high_water = high_water
         self._expiry: asyncio.TimerHandle | None = None
-        self._checks: list[asyncio.Task[None]] = []
+        self._checks: dict[Backend, asyncio.Task[None]] = {}
         self._fd_log = RateLimitedEvent(
             log, "out_of_file_descriptors", FD_LOG_INTERVAL_S, self.loop
         )
@@ -443,7 +444,74 @@ class Pool:
         if self.config.health.kind == "none":
             return
         for backend in self.backends:
-            self._checks.append(self.loop.create_task(self._check_loop(backend)))
+            if backend not in self._checks:
+                self._checks[backend] = self.loop.create_task(self._check_loop(backend))
+
+    def stop_checks(self, backends: Sequence[Backend] | None = None) -> None:
+        for backend in list(self._checks) if backends is None else backends:
+            task = self._checks.pop(backend, None)
+            if task is not None:
+                task.cancel()
+
+    # -- reload ------------------------------------------------------------------------------
+    def reconfigure(self, config: PoolConfig, tls: ssl.SSLContext | None) -> list[Backend]:
+        """A reload: the pool's new settings and backends. A backend whose address stays
+        is the same object (its connections, tunnels, health, learned limit and admin
+        drain go on) with the new weight and limit; new ones start as at start-up.
+        Returns the backends that are gone: they take nothing new, their idle
+        connections are closed, and their tunnels are the gateway's to close."""
+        old = self.config
+        now = self.loop.time()
+        health = health_settings(config)
+        kept = {b.address: b for b in self.backends}
+        backends: list[Backend] = []
+        for backend_config in config.backends:
+            backend = kept.pop(backend_config.address, None)
+            if backend is None:
+                backend = Backend(backend_config, self, health, now)
+            else:
+                backend.weight = backend_config.weight
+                backend.health.s = health
+                if config.max_handshakes_per_backend != old.max_handshakes_per_backend:
+                    backend.limiter = (
+                        FixedLimit(config.max_handshakes_per_backend)
+                        if config.max_handshakes_per_backend
+                        else AdaptiveLimit()
+                    )
+            backends.append(backend)
+        gone = list(kept.values())
+        self.config = config
+        self.tls = tls
+        self.backends = backends
+        self.admission.reconfigure(admission_settings(config), backends)
+        if (config.retry_budget_ratio, config.retry_budget_min_per_s) != (
+            old.retry_budget_ratio,
+            old.retry_budget_min_per_s,
+        ):
+            self.admission.budget = (
+                MeteredBudget(
+                    config.retry_budget_ratio,
+                    config.retry_budget_min_per_s,
+                    self.metrics,
+                    config.name,
+                )
+                if self.metrics is not None
+                else RetryBudget(config.retry_budget_ratio, config.retry_budget_min_per_s)
+            )
+            self.budget = self.admission.budget
+        for backend in gone:
+            for conn in backend.idle:
+                conn.close()
+            backend.idle.clear()
+        # Checks follow the new backends, and restart when their settings changed.
+        self.stop_checks(gone if config.health == old.health else None)
+        self.start_checks()
+        if config.queue_timeout_s != old.queue_timeout_s and self._expiry is not None:
+            self._expiry.cancel()  # the queue's next timeout moved
+            self._expiry = None
+            self._arm_expiry()
+        self._dispatch()  # new backends or limits may take queued handshakes now
+        return gone
 
     async def _check_loop(self, backend: Backend) -> None:
         health = self.config.health
@@ -474,9 +542,11 @@ class Pool:
             await asyncio.sleep(health.interval_s)
 
     async def close(self) -> None:
-        for task in self._checks:
+        tasks = list(self._checks.values())
+        self._checks.clear()
+        for task in tasks:
             task.cancel()
-        for task in self._checks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._expiry is not None:

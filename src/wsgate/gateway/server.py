@@ -30,15 +30,16 @@ import errno
 import ipaddress
 import os
 import random
-import signal
 import socket
+import ssl
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from wsgate.config.diff import diff, listener_key
+from wsgate.config.load import ConfigError
 from wsgate.config.model import Address, Config
 from wsgate.errors import WsgateError
-from wsgate.gateway import notify as sd_notify
 from wsgate.gateway.admin import AdminServer
 from wsgate.gateway.client import ClientConnection
 from wsgate.gateway.monitor import ErrorRecorder, LocalSource, Monitor
@@ -52,7 +53,7 @@ from wsgate.gateway.pool import (
 )
 from wsgate.gateway.router import Router
 from wsgate.gateway.states import BadTransitionError
-from wsgate.gateway.tls import ServerTls
+from wsgate.gateway.tls import ServerTls, client_contexts
 from wsgate.observe.log import JsonLog, RateLimitedEvent
 from wsgate.observe.metrics import Metrics
 from wsgate.policy.clients import ClientLimits
@@ -67,6 +68,9 @@ ARRIVAL_GRACE_S = 1.0
 # Once stopping: how long the closed connections have to go (a close frame to flush, the
 # TCP close) before they are aborted.
 CLOSE_GRACE_S = 1.0
+# After a reload: how long tunnels to a removed backend that open late (their 101 was on
+# the way) are still looked for, at the least.
+DRAIN_LATE_S = 5.0
 
 
 class GatewayPhase(enum.Enum):
@@ -148,6 +152,14 @@ class Gateway:
         self._arrivals: dict[ClientConnection, asyncio.TimerHandle] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._servers: list[asyncio.Server] = []
+        # The same listeners by (host, port, tls) of their config entry, for a reload.
+        self._listeners: dict[tuple[str, int, bool], asyncio.Server] = {}
+        self._reuse_port = False
+        # The contexts TLS listeners were opened with: a reload points their SNI
+        # callback at the new certificates (see `reload`).
+        self._listener_contexts: list[ssl.SSLContext] = []
+        # Pools a reload removed: closed at stop, once their tunnels are gone.
+        self._retired: list[Pool] = []
         self._accept_log = RateLimitedEvent(self.log, "accept_failed", FD_LOG_INTERVAL_S, self.loop)
         self._fd_probe: asyncio.TimerHandle | None = None
 
@@ -156,6 +168,7 @@ class Gateway:
         the admin listener. `run_dir`: this is one worker of `serve --workers N`, whose
         admin process reads its snapshots there; the worker serves no admin listener."""
         self.loop.set_exception_handler(self._on_loop_exception)
+        self._reuse_port = reuse_port
         for address in self.config.server.listen:
             try:
                 server = await self._listen(address, reuse_port)
@@ -164,6 +177,7 @@ class Gateway:
                     opened.close()
                 raise ListenError(address, exc) from None
             self._servers.append(server)
+            self._listeners[listener_key(address)] = server
         for pool in self.pools.values():
             pool.start_checks()
             if pool.config.tls_insecure:
@@ -197,6 +211,8 @@ class Gateway:
         """One listener; TLS ones hand the handshake to `self.tls` (the header timeout
         bounds it too)."""
         tls = self.tls.default if address.tls and self.tls is not None else None
+        if tls is not None and tls not in self._listener_contexts:
+            self._listener_contexts.append(tls)
         return await self.loop.create_server(
             lambda: ClientConnection(self),
             address.host,
@@ -292,34 +308,62 @@ class Gateway:
         `drain_rate_per_s`; one that becomes a tunnel meanwhile (its 101 was on the way)
         is planned when the last planned one is closed, over what is left of the window.
         `stop` closes with 1001 what is still open at `deadline`."""
+        self._pace_tunnels(
+            "",
+            lambda backend: True,
+            (code, "server shutting down", "shutdown"),
+            window_s,
+            deadline,
+            rate_per_s=self.config.server.drain_rate_per_s,
+        )
+
+    def _pace_tunnels(
+        self,
+        key: str,
+        pick: Callable[[Backend], bool],
+        close_with: tuple[int, str, str],
+        window_s: float,
+        deadline: float,
+        *,
+        rate_per_s: float = 0.0,
+    ) -> int:
+        """Close the tunnels whose backend `pick` takes, at a pace (see
+        `close_tunnels_paced`), with `close_with` (code, text, reason); those that
+        appear meanwhile are planned after, until `deadline`. Returns how many now."""
         now = self.loop.time()
         victims = [
-            c for c in self.connections if c.tunnel_backend is not None and c not in self._asked
+            c
+            for c in self.connections
+            if (b := c.tunnel_backend) is not None and pick(b) and c not in self._asked
         ]
-        rate = self.config.server.drain_rate_per_s
-        if not victims:
-            return
+        if not victims or now >= deadline:
+            return 0
         self.rng.shuffle(victims)
-        times = close_times(len(victims), now, window_s=window_s, rate_per_s=rate, rng=self.rng)
+        times = close_times(
+            len(victims), now, window_s=window_s, rate_per_s=rate_per_s, rng=self.rng
+        )
+        code, text, reason = close_with
         self.log.event(
             "drain_closing",
+            reason=reason,
             tunnels=len(victims),
             window_s=round(window_s, 3),
-            rate_per_s=rate or None,
+            rate_per_s=rate_per_s or None,
             close_code=code,
             last_in_s=round(times[-1] - now, 3),
         )
         end = now + window_s
 
         def again() -> None:
-            self._drains.pop("", None)
+            self._drains.pop(key, None)
             left = max(0.0, min(end, deadline) - self.loop.time())
-            self.close_tunnels_paced(code, left, deadline)
+            self._pace_tunnels(key, pick, close_with, left, deadline, rate_per_s=rate_per_s)
 
         def close(conn: ClientConnection) -> None:
-            self._close_one(conn, code, "server shutting down", "shutdown")
+            self._close_one(conn, code, text, reason)
 
-        self._run_paced("", victims, times, close, again)
+        self._run_paced(key, victims, times, close, again)
+        return len(victims)
 
     def _run_paced(
         self,
@@ -413,7 +457,7 @@ class Gateway:
             for conn in list(self.connections):
                 if conn.transport is not None:
                     conn.transport.abort()
-        for pool in self.pools.values():
+        for pool in [*self.pools.values(), *self._retired]:
             await pool.close()
         for server in self._servers:
             with contextlib.suppress(Exception):
@@ -428,6 +472,96 @@ class Gateway:
         """STOPPING -> STOPPED: nothing of the gateway is left on the loop."""
         self._move(GatewayPhase.STOPPED)
         self.log.event("stopped")
+
+    # == reload ===========================================================================
+    async def reload(self, new: Config) -> bool:
+        """Apply `new` without closing a tunnel whose backend stays: listeners opened and
+        closed, certificates swapped (every TLS listener's SNI callback moves to the new
+        ones, so the next handshake has them), routes, limits and pools replaced, kept
+        backends kept (see config/diff.py), new handshakes on the new config at once,
+        queued ones in their places. Tunnels to a backend that is gone are closed with
+        1012 over `drain_window_s`. Nothing changes when the new certificates, CA files
+        or listeners cannot be had: False, and a `reload_failed` line."""
+        if self.phase is not GatewayPhase.RUNNING:
+            self.log.event("reload_failed", error=f"the gateway is {self.phase.value}")
+            return False
+        try:
+            tls = ServerTls(new.tls, new.source) if new.tls.certificates else None
+            contexts = client_contexts(new.pools)
+        except ConfigError as exc:
+            self.log.event("reload_failed", error=str(exc))
+            return False
+        change = diff(self.config, new)
+        old_tls, self.tls = self.tls, tls
+        opened: list[tuple[Address, asyncio.Server]] = []
+        for address in change.listen_open:
+            try:
+                opened.append((address, await self._listen(address, self._reuse_port)))
+            except OSError as exc:
+                for _, listener in opened:
+                    listener.close()
+                self.tls = old_tls
+                self.log.event("reload_failed", error=str(ListenError(address, exc)))
+                return False
+        if tls is not None:
+            for ctx in self._listener_contexts:
+                ctx.sni_callback = tls.on_sni
+        self.config = new
+        self.router = Router(new.routes)
+        settings = new.server
+        limits = self.client_limits
+        limits.max_connections = settings.client_max_connections
+        limits.rate = settings.client_handshake_rate
+        limits.burst = settings.client_handshake_burst
+        self.trusted_proxies = [
+            ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies
+        ]
+        gone: set[Backend] = set()
+        for name in change.pools_removed:
+            pool = self.pools.pop(name)
+            pool.turn_away_waiters()
+            pool.stop_checks()
+            gone.update(pool.backends)
+            self._retired.append(pool)
+        for name in change.pools_kept:
+            gone.update(self.pools[name].reconfigure(new.pools[name], contexts.get(name)))
+        high = settings.tunnel_high_water_bytes
+        for name in change.pools_added:
+            pool = Pool(new.pools[name], high, self.log, self.metrics)
+            self.pools[name] = pool
+            pool.start_checks()
+        for pool in self.pools.values():
+            if pool.config.tls_insecure and pool.config.name in change.pools_added:
+                self.log.event("tls_insecure_backend", pool=pool.config.name)
+        for address, listener in opened:
+            self._servers.append(listener)
+            self._listeners[listener_key(address)] = listener
+        for address in change.listen_close:
+            closed = self._listeners.pop(listener_key(address), None)
+            if closed is not None:
+                closed.close()
+                self._servers.remove(closed)
+        closing = 0
+        if gone:
+            window = settings.drain_window_s
+            closing = self._pace_tunnels(
+                "reload",
+                gone.__contains__,
+                (CloseCode.SERVICE_RESTART, "backend removed", "backend_removed"),
+                window,
+                self.loop.time() + max(window, DRAIN_LATE_S),
+            )
+        self.log.event(
+            "reload_done",
+            source=new.source,
+            **change.summary,
+            certificates=len(new.tls.certificates),
+            tunnels_closing=closing,
+            addresses=self.bound_addresses(),
+        )
+        if self.monitor is not None:
+            self.monitor.publish()
+        return True
 
     # == the connections' and tasks' bookkeeping (called by the adapter) ==================
     def connection_opened(self, conn: ClientConnection) -> None:
@@ -501,75 +635,3 @@ class Gateway:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
-
-
-SIGHUP_DETAIL = (
-    "Reloading the config is not supported yet: SIGHUP changes nothing. "
-    "Restart the gateway (SIGTERM drains it) to load a new config."
-)
-PARENT_CHECK_S = 1.0
-
-
-def log_sighup(log: JsonLog) -> None:
-    """SIGHUP is logged and ignored until reload exists; by default it would kill the
-    gateway and cut every tunnel (a terminal hangup, or `systemctl reload`)."""
-    log.event("sighup_ignored", detail=SIGHUP_DETAIL)
-
-
-async def serve_until_signalled(
-    config: Config,
-    *,
-    reuse_port: bool = False,
-    parent_pid: int | None = None,
-    run_dir: Path | None = None,
-    log: JsonLog | None = None,
-    notify: bool = False,
-    ready_fd: int | None = None,
-) -> None:
-    """Run a gateway until SIGINT or SIGTERM, then drain. SIGHUP is logged and ignored.
-    A worker (`parent_pid` set) also drains when its parent is gone: the parent asks the
-    kernel for a SIGTERM then (PR_SET_PDEATHSIG), and this check covers the rest.
-    Once listening: with `notify`, systemd is told (sd_notify READY=1, and STOPPING=1 at
-    the drain); a worker writes a byte to `ready_fd` instead, for its parent."""
-    loop = asyncio.get_running_loop()
-    gateway = Gateway(config, log)
-    stop = asyncio.Event()
-    watch: asyncio.TimerHandle | None = None
-
-    def parent_gone() -> bool:
-        if parent_pid is None or os.getppid() == parent_pid or stop.is_set():
-            return False
-        gateway.log.event("parent_gone", parent_pid=parent_pid)
-        return True
-
-    def on_stop_signal() -> None:
-        parent_gone()  # says why, when the SIGTERM is the parent's death signal
-        stop.set()
-
-    def check_parent() -> None:
-        nonlocal watch
-        if parent_gone():
-            stop.set()
-            return
-        watch = loop.call_later(PARENT_CHECK_S, check_parent)
-
-    # Before listening: a signal that comes as soon as the port answers finds them.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_stop_signal)
-    loop.add_signal_handler(signal.SIGHUP, log_sighup, gateway.log)
-    await gateway.start(reuse_port=reuse_port, run_dir=run_dir)
-    if notify:
-        sd_notify.ready("listening on " + ", ".join(gateway.bound_addresses()))
-    if ready_fd is not None:
-        with contextlib.suppress(OSError):
-            os.write(ready_fd, b"1")
-        with contextlib.suppress(OSError):
-            os.close(ready_fd)
-    if parent_pid is not None:
-        check_parent()
-    await stop.wait()
-    if watch is not None:
-        watch.cancel()
-    if notify:
-        sd_notify.stopping(f"draining {len(gateway.connections)} connections")
-    await gateway.drain()

@@ -115,7 +115,7 @@ class ServerTls:
                 self.by_name.setdefault(name, ctx)
         self.default = self.contexts[0]
         for ctx in self.contexts:
-            ctx.sni_callback = self._on_sni
+            ctx.sni_callback = self.on_sni
 
     def context_for(self, server_name: str | None) -> ssl.SSLContext:
         """The context whose certificate is for `server_name`: an exact name first, then
@@ -128,7 +128,9 @@ class ServerTls:
             found = self.by_name.get("*." + name.split(".", 1)[1])
         return found or self.default
 
-    def _on_sni(self, ssl_object: ssl.SSLObject, server_name: str | None, _ctx: Any) -> None:
+    def on_sni(self, ssl_object: ssl.SSLObject, server_name: str | None, _ctx: Any) -> None:
+        """The SNI callback of every context, and of a listener's older context after a
+        reload: the handshake moves to the certificate for the name."""
         chosen = self.context_for(server_name)
         if chosen is not ssl_object.context:
             ssl_object.context = chosen

@@ -214,11 +214,12 @@ class Tunnel:
             return
         if not self._backend_sent_close() and not self.client_eof:
             self._broken("backend closed the connection without a close frame")
-        elif self.client_eof:
+        elif self.client_eof or not self.client.can_write_eof():
+            # TLS cannot half-close: a backend closes TCP once both close frames have
+            # passed, so the client has nothing left to say either.
             self._finish("closed", close_client=True)
         else:
-            if self.client.can_write_eof():
-                self.client.write_eof()
+            self.client.write_eof()
             self._set_timer(CLOSE_GRACE_S, lambda: self._finish("closed", close_client=True))
 
     def on_upstream_lost(self, exc: Exception | None) -> None:

@@ -31,6 +31,7 @@ WARNING_EVENTS = frozenset(
         "backend_ejected",
         "out_of_file_descriptors",
         "parent_gone",
+        "reload_failed",
         "sighup_ignored",
         "tls_alpn_refused",
         "tls_insecure_backend",

@@ -186,7 +186,7 @@ class Metrics:
         )
         self.reloads = Counter(
             "wsgate_reloads",
-            "Config reload requests (SIGHUP); result unsupported until reload exists.",
+            "Config reloads (SIGHUP): result ok, failed (the old config stays) or unsupported.",
             ["result"],
             registry=r,
         )

@@ -132,6 +132,18 @@ class AdmissionController(Generic[B, W]):
         # `dispatch` again when their ejection ends; it empties the list.
         self.ejected: list[B] = []
 
+    def reconfigure(self, settings: AdmissionSettings, backends: Sequence[B]) -> None:
+        """A reload: new knobs and backends. The waiters keep their places (a new queue
+        timeout counts from when each joined; a smaller size turns nobody away), slots
+        held stay held (a backend that is gone gives its back as its handshakes end), and
+        the measured drain rate goes on. The retry budget is the adapter's to replace."""
+        self.settings = settings
+        self.backends = list(backends)
+        self.balancer = make_balancer(settings.balance, self.backends)
+        self._sticky = settings.balance == "consistent_hash"
+        self.queue.max_size = settings.queue_size
+        self.queue.timeout_s = settings.queue_timeout_s
+
     # -- choosing a backend ---------------------------------------------------------------
     def _eligible(self, now: float, exclude: Container[object]) -> list[B]:
         return [b for b in self.backends if b not in exclude and b.health.available(now)]

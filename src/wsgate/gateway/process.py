@@ -1,0 +1,162 @@
+"""The gateway as a process: its signals, until it has drained.
+
+    SIGTERM, SIGINT   drain (see server.py), then return
+    SIGHUP            reload: read the config again (`reloader`) and apply it
+                      (`Gateway.reload`); an invalid one is logged and changes nothing.
+                      Without a reloader, logged and ignored (`sighup_ignored`).
+    parent gone       a worker of `serve --workers N` drains too
+
+With `notify`, systemd hears READY=1 once the gateway listens, RELOADING=1 and READY=1
+around a reload, STOPPING=1 when the drain begins (gateway/notify.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from wsgate.config.load import ConfigError
+from wsgate.config.model import Config
+from wsgate.gateway import notify as sd_notify
+from wsgate.gateway.server import Gateway
+from wsgate.observe.log import JsonLog
+
+SIGHUP_DETAIL = (
+    "Reloading the config needs the process started by `wsgate serve`: SIGHUP changes "
+    "nothing here. Restart the gateway (SIGTERM drains it) to load a new config."
+)
+PARENT_CHECK_S = 1.0
+
+
+def log_sighup(log: JsonLog) -> None:
+    """SIGHUP where nothing reloads: logged, not the default (which would kill the
+    gateway and cut every tunnel: a terminal hangup, or `systemctl reload`)."""
+    log.event("sighup_ignored", detail=SIGHUP_DETAIL)
+
+
+class Reloads:
+    """One reload at a time: a SIGHUP during a reload runs one more after it, so that
+    the last config written is the one applied."""
+
+    def __init__(self, gateway: Gateway, reloader: Callable[[], Config], *, notify: bool) -> None:
+        self.gateway = gateway
+        self.reloader = reloader
+        self.notify = notify
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def request(self) -> None:
+        if self._task is not None:
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                self._again = False
+                await self._once()
+                if not self._again:
+                    return
+        finally:
+            self._task = None
+
+    async def _once(self) -> None:
+        gateway = self.gateway
+        metrics = gateway.metrics
+        if self.notify:
+            sd_notify.reloading("reloading the config")
+        try:
+            new = self.reloader()
+        except ConfigError as exc:
+            gateway.log.event("reload_failed", error=str(exc))
+            ok = False
+        else:
+            ok = await gateway.reload(new)
+        if metrics is not None:
+            metrics.reload("ok" if ok else "failed")
+        if self.notify:
+            addresses = ", ".join(gateway.bound_addresses())
+            sd_notify.ready(
+                f"listening on {addresses}" + ("" if ok else " (reload failed: see the log)")
+            )
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+
+
+async def serve_until_signalled(
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    parent_pid: int | None = None,
+    run_dir: Path | None = None,
+    log: JsonLog | None = None,
+    reloader: Callable[[], Config] | None = None,
+    notify: bool = False,
+    ready_fd: int | None = None,
+) -> None:
+    """Run a gateway until SIGINT or SIGTERM, then drain; SIGHUP reloads with `reloader`.
+    A worker (`parent_pid` set) also drains when its parent is gone: the parent asks the
+    kernel for a SIGTERM then (PR_SET_PDEATHSIG), and this check covers the rest.
+    Once listening: with `notify`, systemd is told (sd_notify); a worker writes a byte to
+    `ready_fd` instead, for its parent."""
+    loop = asyncio.get_running_loop()
+    gateway = Gateway(config, log)
+    stop = asyncio.Event()
+    watch: asyncio.TimerHandle | None = None
+    reloads = Reloads(gateway, reloader, notify=notify) if reloader is not None else None
+
+    def parent_gone() -> bool:
+        if parent_pid is None or os.getppid() == parent_pid or stop.is_set():
+            return False
+        gateway.log.event("parent_gone", parent_pid=parent_pid)
+        return True
+
+    def on_stop_signal() -> None:
+        parent_gone()  # says why, when the SIGTERM is the parent's death signal
+        stop.set()
+
+    def check_parent() -> None:
+        nonlocal watch
+        if parent_gone():
+            stop.set()
+            return
+        watch = loop.call_later(PARENT_CHECK_S, check_parent)
+
+    def on_hangup() -> None:
+        if reloads is None:
+            log_sighup(gateway.log)
+        elif stop.is_set():
+            gateway.log.event("reload_failed", error="the gateway is draining")
+        else:
+            reloads.request()
+
+    # Before listening: a signal that comes as soon as the port answers finds them.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_stop_signal)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    await gateway.start(reuse_port=reuse_port, run_dir=run_dir)
+    if notify:
+        sd_notify.ready("listening on " + ", ".join(gateway.bound_addresses()))
+    if ready_fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(ready_fd, b"1")
+        with contextlib.suppress(OSError):
+            os.close(ready_fd)
+    if parent_pid is not None:
+        check_parent()
+    await stop.wait()
+    if watch is not None:
+        watch.cancel()
+    if reloads is not None:
+        await reloads.wait()  # a reload under way ends first: no half-applied config
+    if notify:
+        sd_notify.stopping(f"draining {len(gateway.connections)} connections")
+    await gateway.drain()
