@@ -123,3 +123,26 @@ def test_a_reload_that_cannot_be_applied_changes_nothing(run: Runner, tmp_path: 
             await gw.stop()
 
     run(main())
+
+
+def test_a_workers_admin_drain_of_a_backend_a_reload_removed_is_skipped(
+    run: Runner, tmp_path: Path
+) -> None:
+    from wsgate.gateway.monitor import CONTROL_FILE, Monitor
+
+    async def main() -> None:
+        gw = Gateway(config([1, 2]), JsonLog(io.StringIO()))
+        await gw.start()
+        try:
+            monitor = Monitor(gw, tmp_path)
+            control = tmp_path / CONTROL_FILE
+            control.write_text(json.dumps({"drained": {"127.0.0.1:2": 1.0}}))
+            monitor._follow_control(control)
+            assert gw.pools["app"].backends[1].health.drained
+            assert await gw.reload(config([1]))
+            control.write_text(json.dumps({"drained": {"127.0.0.1:9": 1.0}}))
+            monitor._follow_control(control)  # neither 2 (gone) nor 9 (never) raises
+        finally:
+            await gw.drain(0)
+
+    run(main())

@@ -355,11 +355,14 @@ class Monitor:
             return
         self._control_mtime = mtime
         wanted = read_control(path)
+        # A backend a reload removed is no longer there to drain or enable: skipped.
         for name in set(self._drained) - set(wanted):
-            self.gw.drain_backend(name, False, 0.0)
+            with contextlib.suppress(KeyError):
+                self.gw.drain_backend(name, False, 0.0)
         for name, over_s in wanted.items():
             if name not in self._drained:
-                self.gw.drain_backend(name, True, over_s)
+                with contextlib.suppress(KeyError):
+                    self.gw.drain_backend(name, True, over_s)
         self._drained = wanted
 
     def stop(self) -> None:
