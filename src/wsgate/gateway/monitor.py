@@ -17,21 +17,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
+from wsgate.config.model import Config
 from wsgate.findings import CATALOGUE
+from wsgate.gateway.pool import Pool
 from wsgate.observe.metrics import Metrics, scrape_registry
 
-if TYPE_CHECKING:
-    from wsgate.gateway.server import Gateway
+class Gateway(Protocol):
+    """What the monitor reads of the running gateway (server.Gateway): a Protocol, so
+    that the monitor and the admin listener need not import the server that starts them."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def config(self) -> Config: ...
+    @property
+    def pools(self) -> Mapping[str, Pool]: ...
+    @property
+    def connections(self) -> Collection[object]: ...
+    @property
+    def phase(self) -> enum.Enum: ...
+    @property
+    def metrics(self) -> Metrics | None: ...
+    @property
+    def recorder(self) -> ErrorRecorder | None: ...
+    def bound_addresses(self) -> list[str]: ...
+    def drain_backend(self, name: str, drained: bool, over_s: float) -> int: ...
+
 
 TICK_S = 0.5  # how often a gateway takes its snapshot
 RECENT_ERRORS = 50  # errors kept for the dashboard, per process
