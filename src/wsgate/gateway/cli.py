@@ -85,6 +85,17 @@ def register(subparsers: Any) -> None:
     reload.add_argument("--pid-file", metavar="PATH", help="the PID file `serve` wrote")
     reload.set_defaults(handler=run_reload)
 
+    upgrade = subparsers.add_parser(
+        "upgrade",
+        help="hand a running gateway over to the wsgate now installed (SIGUSR2)",
+        description="Send SIGUSR2 to the gateway whose PID is in --pid-file (or "
+        "WSGATE_PID_FILE): it starts the wsgate now installed with the same command line, "
+        "hands it its listening sockets, and drains its own tunnels with 1012 once the new "
+        "one listens. Exit status as for reload.",
+    )
+    upgrade.add_argument("--pid-file", metavar="PATH", help="the PID file `serve` wrote")
+    upgrade.set_defaults(handler=run_upgrade)
+
     check = subparsers.add_parser(
         "check", help="validate a config file", description="Validate a wsgate TOML config."
     )
@@ -217,29 +228,53 @@ def run_serve(args: argparse.Namespace) -> int:
         """SIGHUP: the config again, from the same flags and variables as at start."""
         return _config_from_args(args)
 
-    with _pid_file(args.pid_file) as written:
+    from wsgate.gateway.upgrade import take_inherited
+
+    # A binary upgrade's successor: the listening sockets of the gateway it replaces.
+    inherited, upgrade_fd = take_inherited()
+    with _pid_file(args.pid_file, later=upgrade_fd is not None) as (written, write_pid):
         if not written:
             return 1
         if args.workers == 1:
-            return _run_one(config, log, reuse_port=False, reloader=reloader, notify=True)
+            return _run_one(
+                config,
+                log,
+                reuse_port=False,
+                reloader=reloader,
+                notify=True,
+                ready_fd=upgrade_fd,
+                inherited=inherited,
+                on_listening=write_pid,
+            )
         return _run_workers(config, log, args.workers, reloader)
 
 
 @contextlib.contextmanager
-def _pid_file(path: str | None) -> Iterator[bool]:
-    """Write this process's PID to `path` for the run (False: it could not be written)."""
+def _pid_file(
+    path: str | None, *, later: bool = False
+) -> Iterator[tuple[bool, Callable[[], None]]]:
+    """Write this process's PID to `path` for the run: (False when it could not be
+    written, a function that writes it). With `later` (a binary upgrade's successor) it
+    is written once the gateway listens, by that function: the old gateway's stays until
+    then. Removed at exit if it still names this process."""
     if not path:
-        yield True
+        yield True, lambda: None
         return
     pid_path = Path(path)
+
+    def write() -> None:
+        with contextlib.suppress(OSError):
+            pid_path.write_text(f"{os.getpid()}\n")
+
+    if not later:
+        try:
+            pid_path.write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            _say(f"wsgate: --pid-file: cannot write {path}: {exc.strerror or exc}")
+            yield False, write
+            return
     try:
-        pid_path.write_text(f"{os.getpid()}\n")
-    except OSError as exc:
-        _say(f"wsgate: --pid-file: cannot write {path}: {exc.strerror or exc}")
-        yield False
-        return
-    try:
-        yield True
+        yield True, write
     finally:
         with contextlib.suppress(OSError):
             if pid_path.read_text().strip() == str(os.getpid()):
@@ -248,26 +283,38 @@ def _pid_file(path: str | None) -> Iterator[bool]:
 
 def run_reload(args: argparse.Namespace) -> int:
     """Signal the gateway named by its pid file to reload its config (SIGHUP)."""
+    return _signal_gateway(args, "reload", signal.SIGHUP, "reload_done or reload_failed")
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    """Signal the gateway named by its pid file to hand over to the wsgate now installed
+    (SIGUSR2)."""
+    return _signal_gateway(args, "upgrade", signal.SIGUSR2, "upgrade_handover or upgrade_failed")
+
+
+def _signal_gateway(
+    args: argparse.Namespace, command: str, signum: signal.Signals, lines: str
+) -> int:
     path = args.pid_file or os.environ.get("WSGATE_PID_FILE", "")
     if not path:
-        _say("wsgate reload: --pid-file PATH (or WSGATE_PID_FILE) names the gateway")
+        _say(f"wsgate {command}: --pid-file PATH (or WSGATE_PID_FILE) names the gateway")
         return 2
     try:
         text = Path(path).read_text().strip()
         pid = int(text)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else f"not a PID: {text!r}"
-        _say(f"wsgate reload: cannot read {path}: {reason or exc}")
+        _say(f"wsgate {command}: cannot read {path}: {reason or exc}")
         return 2
     try:
-        os.kill(pid, signal.SIGHUP)
+        os.kill(pid, signum)
     except ProcessLookupError:
-        _say(f"wsgate reload: no process {pid} (from {path}): is the gateway running?")
+        _say(f"wsgate {command}: no process {pid} (from {path}): is the gateway running?")
         return 1
     except PermissionError:
-        _say(f"wsgate reload: not allowed to signal process {pid} (from {path})")
+        _say(f"wsgate {command}: not allowed to signal process {pid} (from {path})")
         return 1
-    print(f"wsgate reload: SIGHUP sent to {pid}; the gateway logs reload_done or reload_failed")
+    print(f"wsgate {command}: {signum.name} sent to {pid}; the gateway logs {lines}")
     return 0
 
 
@@ -304,6 +351,8 @@ def _run_one(
     reloader: Callable[[], Config] | None = None,
     notify: bool = False,
     ready_fd: int | None = None,
+    inherited: dict[tuple[str, int, bool], socket.socket] | None = None,
+    on_listening: Callable[[], None] | None = None,
 ) -> int:
     import uvloop
 
@@ -313,6 +362,7 @@ def _run_one(
     # Until the gateway installs its own handler (which logs it): not the default, which
     # would end the process.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     _tune_gc()
     try:
         uvloop.run(
@@ -325,6 +375,9 @@ def _run_one(
                 reloader=reloader,
                 notify=notify,
                 ready_fd=ready_fd,
+                inherited=inherited,
+                on_listening=on_listening,
+                upgradable=parent_pid is None,
             )
         )
     except ListenError as exc:
@@ -356,7 +409,7 @@ def _tune_gc() -> None:
 
 # The signals the workers' parent handles; blocked while it forks, so that none finds a
 # child between fork() and the child's own handlers (it would run the parent's there).
-PARENT_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+PARENT_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2})
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -390,6 +443,7 @@ def _worker(
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the gateway's own handler
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         _die_with_parent(parent_pid)
         if admin_sock is not None:
             admin_sock.close()  # the admin process's
@@ -425,6 +479,7 @@ def _admin_process(
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         _die_with_parent(parent_pid)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
         drain_s = config.server.drain_timeout_s + CLOSE_GRACE_S + 2.0
@@ -492,6 +547,10 @@ def _run_workers(
         forward(signum, frame)
 
     signal.signal(signal.SIGHUP, hangup)
+    signal.signal(
+        signal.SIGUSR2,
+        lambda _s, _f: log.event("upgrade_failed", error="not with --workers N: restart it"),
+    )
     status = 0
     ready = os.pipe()
     try:

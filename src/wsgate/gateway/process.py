@@ -4,6 +4,8 @@
     SIGHUP            reload: read the config again (`reloader`) and apply it
                       (`Gateway.reload`); an invalid one is logged and changes nothing.
                       Without a reloader, logged and ignored (`sighup_ignored`).
+    SIGUSR2           binary upgrade (gateway/upgrade.py): start the successor, hand it
+                      the listening sockets, then drain with 1012 (one process only)
     parent gone       a worker of `serve --workers N` drains too
 
 With `notify`, systemd hears READY=1 once the gateway listens, RELOADING=1 and READY=1
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,17 +104,23 @@ async def serve_until_signalled(
     reloader: Callable[[], Config] | None = None,
     notify: bool = False,
     ready_fd: int | None = None,
+    inherited: dict[tuple[str, int, bool], socket.socket] | None = None,
+    on_listening: Callable[[], None] | None = None,
+    upgradable: bool = False,
 ) -> None:
     """Run a gateway until SIGINT or SIGTERM, then drain; SIGHUP reloads with `reloader`.
     A worker (`parent_pid` set) also drains when its parent is gone: the parent asks the
     kernel for a SIGTERM then (PR_SET_PDEATHSIG), and this check covers the rest.
-    Once listening: with `notify`, systemd is told (sd_notify); a worker writes a byte to
-    `ready_fd` instead, for its parent."""
+    Once listening: `on_listening` is called (the pid file); with `notify`, systemd is
+    told (sd_notify); a byte is written to `ready_fd` (a worker's parent, or the gateway
+    this successor replaces, which hands over its `inherited` sockets)."""
     loop = asyncio.get_running_loop()
     gateway = Gateway(config, log)
     stop = asyncio.Event()
     watch: asyncio.TimerHandle | None = None
     reloads = Reloads(gateway, reloader, notify=notify) if reloader is not None else None
+    handed_over = False
+    upgrading: asyncio.Task[None] | None = None
 
     def parent_gone() -> bool:
         if parent_pid is None or os.getppid() == parent_pid or stop.is_set():
@@ -138,11 +147,34 @@ async def serve_until_signalled(
         else:
             reloads.request()
 
+    async def upgrade() -> None:
+        nonlocal handed_over, upgrading
+        from wsgate.gateway.upgrade import start_successor
+
+        try:
+            if await start_successor(gateway, notify=notify) is not None:
+                handed_over = True
+                stop.set()
+        finally:
+            upgrading = None
+
+    def on_upgrade() -> None:
+        nonlocal upgrading
+        if not upgradable:
+            gateway.log.event("upgrade_failed", error="not with --workers N: restart it")
+        elif stop.is_set() or upgrading is not None:
+            gateway.log.event("upgrade_failed", error="the gateway is draining or upgrading")
+        else:
+            upgrading = loop.create_task(upgrade())
+
     # Before listening: a signal that comes as soon as the port answers finds them.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_stop_signal)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
-    await gateway.start(reuse_port=reuse_port, run_dir=run_dir)
+    loop.add_signal_handler(signal.SIGUSR2, on_upgrade)
+    await gateway.start(reuse_port=reuse_port, run_dir=run_dir, inherited=inherited)
+    if on_listening is not None:
+        on_listening()
     if notify:
         sd_notify.ready("listening on " + ", ".join(gateway.bound_addresses()))
     if ready_fd is not None:
@@ -157,6 +189,8 @@ async def serve_until_signalled(
         watch.cancel()
     if reloads is not None:
         await reloads.wait()  # a reload under way ends first: no half-applied config
-    if notify:
+    if upgrading is not None:
+        upgrading.cancel()  # SIGTERM during an upgrade: this one drains as usual
+    if notify and not handed_over:
         sd_notify.stopping(f"draining {len(gateway.connections)} connections")
-    await gateway.drain()
+    await gateway.drain(handed_over=handed_over)

@@ -155,6 +155,7 @@ class Gateway:
         # The same listeners by (host, port, tls) of their config entry, for a reload.
         self._listeners: dict[tuple[str, int, bool], asyncio.Server] = {}
         self._reuse_port = False
+        self._inherited: dict[tuple[str, int, bool], socket.socket] = {}
         # The contexts TLS listeners were opened with: a reload points their SNI
         # callback at the new certificates (see `reload`).
         self._listener_contexts: list[ssl.SSLContext] = []
@@ -163,12 +164,21 @@ class Gateway:
         self._accept_log = RateLimitedEvent(self.log, "accept_failed", FD_LOG_INTERVAL_S, self.loop)
         self._fd_probe: asyncio.TimerHandle | None = None
 
-    async def start(self, *, reuse_port: bool = False, run_dir: Path | None = None) -> None:
+    async def start(
+        self,
+        *,
+        reuse_port: bool = False,
+        run_dir: Path | None = None,
+        inherited: dict[tuple[str, int, bool], socket.socket] | None = None,
+    ) -> None:
         """Listen, start the health checks and, with an `[admin]` table, the monitor and
         the admin listener. `run_dir`: this is one worker of `serve --workers N`, whose
-        admin process reads its snapshots there; the worker serves no admin listener."""
+        admin process reads its snapshots there; the worker serves no admin listener.
+        `inherited`: listening sockets handed over by the gateway this one replaces (a
+        binary upgrade), used for the listeners with the same key instead of binding."""
         self.loop.set_exception_handler(self._on_loop_exception)
         self._reuse_port = reuse_port
+        self._inherited = dict(inherited or {})
         for address in self.config.server.listen:
             try:
                 server = await self._listen(address, reuse_port)
@@ -178,6 +188,9 @@ class Gateway:
                 raise ListenError(address, exc) from None
             self._servers.append(server)
             self._listeners[listener_key(address)] = server
+        for unused in self._inherited.values():
+            unused.close()  # a listener the new config no longer has
+        self._inherited.clear()
         for pool in self.pools.values():
             pool.start_checks()
             if pool.config.tls_insecure:
@@ -213,6 +226,16 @@ class Gateway:
         tls = self.tls.default if address.tls and self.tls is not None else None
         if tls is not None and tls not in self._listener_contexts:
             self._listener_contexts.append(tls)
+        sock = self._inherited.pop(listener_key(address), None)
+        if sock is not None:
+            # Already bound and listening, its queue shared with the old gateway: not a
+            # connection waiting in it is lost in the handover.
+            return await self.loop.create_server(
+                lambda: ClientConnection(self),
+                sock=sock,
+                ssl=tls,
+                ssl_handshake_timeout=self.config.server.header_timeout_s if tls else None,
+            )
         return await self.loop.create_server(
             lambda: ClientConnection(self),
             address.host,
@@ -222,6 +245,15 @@ class Gateway:
             ssl=tls,
             ssl_handshake_timeout=self.config.server.header_timeout_s if tls else None,
         )
+
+    def listener_fds(self) -> dict[str, int]:
+        """The descriptor of each listener that has exactly one socket, by its key
+        ("host port tls"): what a successor inherits in a binary upgrade."""
+        found = {}
+        for (host, port, tls), server in self._listeners.items():
+            if len(server.sockets) == 1:
+                found[f"{host} {port} {int(tls)}"] = server.sockets[0].fileno()
+        return found
 
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """An accept() that failed for lack of descriptors becomes one rate-limited line
@@ -286,14 +318,27 @@ class Gateway:
         was, self.phase = self.phase, new
         self.log.event("phase", phase=new.value, was=was.value, **fields)
 
-    async def drain(self, timeout_s: float | None = None, *, close_code: int | None = None) -> None:
+    async def drain(
+        self,
+        timeout_s: float | None = None,
+        *,
+        close_code: int | None = None,
+        handed_over: bool = False,
+    ) -> None:
         """Shut down in the fixed order: drain for `timeout_s` (default: the config's
         `drain_timeout_s`), closing the tunnels at a pace with `close_code` (default:
-        `drain_close_code`) after the grace, then stop. See the module docstring."""
+        `drain_close_code`) after the grace, then stop. See the module docstring.
+        `handed_over`: a successor accepts on the same sockets (a binary upgrade), so
+        stop listening at once, skip the grace, and close the tunnels with 1012."""
         server = self.config.server
         timeout = server.drain_timeout_s if timeout_s is None else timeout_s
         code = server.drain_close_code if close_code is None else close_code
         grace, window = drain_window(server.drain_grace_s, server.drain_window_s, timeout)
+        if handed_over:
+            for listener in self._servers:
+                listener.close()  # the successor's copies of the sockets stay open
+            grace, window = 0.0, min(server.drain_window_s, timeout)
+            code = CloseCode.SERVICE_RESTART
         start = self.loop.time()
         deadline = start + timeout
         self.begin_drain(timeout, grace_s=grace, window_s=window, close_code=code)
