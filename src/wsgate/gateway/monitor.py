@@ -33,6 +33,7 @@ from wsgate.findings import CATALOGUE
 from wsgate.gateway.pool import Pool
 from wsgate.observe.metrics import Metrics, scrape_registry
 
+
 class Gateway(Protocol):
     """What the monitor reads of the running gateway (server.Gateway): a Protocol, so
     that the monitor and the admin listener need not import the server that starts them."""
