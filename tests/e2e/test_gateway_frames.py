@@ -155,13 +155,15 @@ def raw_backend() -> Iterator[tuple[int, list[RawPeer]]]:
             return  # the gateway's health check: a connect, nothing more
         key = keys[0]
         accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+        peer = RawPeer(conn, client=False, pending=head.split(b"\r\n\r\n", 1)[1])
+        peer.path = head.split(b" ", 2)[1]
+        # Recorded before the 101 goes out: a client that has its 101 finds its peer here
+        # (appended after, a test could look before the backend's thread got there).
+        peers.append(peer)
         conn.sendall(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
         )
-        peer = RawPeer(conn, client=False, pending=head.split(b"\r\n\r\n", 1)[1])
-        peer.path = head.split(b" ", 2)[1]
-        peers.append(peer)
         peer.closed.wait(600)
 
     with raw_server(behaviour) as port:
