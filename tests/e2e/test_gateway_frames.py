@@ -9,9 +9,7 @@ its PID; every wait is bounded and generous, and no test asserts on speed.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -34,10 +32,10 @@ from tests.support.procs import free_port, nginx
 from tests.support.raw import raw_server, read_head, upgrade_request
 from wsgate.protocol.frame_relay import KEEPALIVE_PREFIX
 from wsgate.protocol.frames import apply_mask
+from wsgate.protocol.handshake import accept_value
 
 pytestmark = pytest.mark.e2e
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 WAIT_S = 30.0
 
 
@@ -154,7 +152,7 @@ def raw_backend() -> Iterator[tuple[int, list[RawPeer]]]:
         if not keys:
             return  # the gateway's health check: a connect, nothing more
         key = keys[0]
-        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+        accept = accept_value(key)
         peer = RawPeer(conn, client=False, pending=head.split(b"\r\n\r\n", 1)[1])
         peer.path = head.split(b" ", 2)[1]
         # Recorded before the 101 goes out: a client that has its 101 finds its peer here

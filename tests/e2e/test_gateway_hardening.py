@@ -20,6 +20,7 @@ import httptools
 from tests.support.gateway import gateway
 from tests.support.http_backend import http_backend
 from tests.support.raw import KEY, raw_request, raw_server, upgrade_request
+from wsgate.protocol.handshake import accept_value
 
 # A gateway that routes /public only: a request for /admin that reaches the backend
 # was never routed by the gateway, so it was smuggled.
@@ -408,12 +409,7 @@ def test_heads_a_proxy_must_refuse(tmp_path: Path) -> None:
 
 def test_a_websocket_through_the_hardened_gateway_still_works(tmp_path: Path) -> None:
     # The checks above must not touch a valid handshake: a 101 from a raw backend.
-    import base64
-    import hashlib
-
-    accept = base64.b64encode(
-        hashlib.sha1((KEY + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
-    )
+    accept = accept_value(KEY.encode())
 
     def upgrade_then_echo(conn: socket.socket) -> None:
         conn.settimeout(30)

@@ -31,9 +31,7 @@ declares is read (and belongs to that request) before the next request starts.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -41,7 +39,8 @@ from dataclasses import dataclass, field
 
 import httptools
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from wsgate.protocol.handshake import accept_value as handshake_accept
+
 BEHAVIOURS = ("ok", "chunked", "early404", "ws101", "refuse400", "close")
 EARLY = frozenset({"early404", "refuse400", "close"})
 RECV_TIMEOUT_S = 30.0
@@ -93,7 +92,7 @@ class Log:
 
 
 def accept_value(key: bytes) -> bytes:
-    return base64.b64encode(hashlib.sha1(key.strip() + GUID).digest())
+    return handshake_accept(key.strip())
 
 
 def _answer(status: int, reason: bytes, target: bytes, body: bytes, *, chunked: bool) -> bytes:

@@ -146,9 +146,6 @@ class ClientCore:
         return self.phase is Phase.IDLE and self.active is None and not self._queue
 
     # == ExchangeHost: what the exchange asks of the connection ============================
-    def emit(self, command: Command) -> None:
-        self._out.append(command)
-
     @property
     def commands(self) -> list[Command]:
         """The list this call's commands go to: the exchange appends to it directly."""
