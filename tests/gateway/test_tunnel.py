@@ -13,14 +13,9 @@ from typing import Any, cast
 import pytest
 
 from wsgate.config.model import Address, BackendConfig, PoolConfig
-from wsgate.gateway.tunnel import (
-    CLOSE_TIMEOUT_S,
-    FrameTunnel,
-    Tunnel,
-    make_tunnel,
-    relay_settings,
-)
-from wsgate.protocol.frame_relay import KEEPALIVE_PREFIX
+from wsgate.gateway.frame_tunnel import FrameTunnel
+from wsgate.gateway.tunnel import Tunnel, make_tunnel, relay_settings
+from wsgate.protocol.frame_relay import CLOSE_TIMEOUT_S, KEEPALIVE_PREFIX
 from wsgate.protocol.frames import apply_mask, close_frame
 
 KEY = b"\x0a\x0b\x0c\x0d"
