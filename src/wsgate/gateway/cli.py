@@ -5,25 +5,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import gc
 import os
-import shutil
 import signal
-import socket
 import sys
-import tempfile
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from wsgate.config import Config, ConfigError, load_config, single_pool_config
 from wsgate.config.load import check_admin, parse_address
-from wsgate.gateway import notify
+from wsgate.gateway.launch import raise_open_files_limit, run_one, say
+from wsgate.gateway.workers import run_workers
 from wsgate.observe.log import FORMATS, LEVELS, JsonLog
-
-# Young objects allocated between two collections (CPython's default is 700).
-GC_GEN0_THRESHOLD = 10_000
 
 
 def register(subparsers: Any) -> None:
@@ -221,7 +214,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("wsgate: --workers: expected an integer >= 1", file=sys.stderr)
         return 2
-    _raise_open_files_limit()
+    raise_open_files_limit()
     log = _log(args, config)
 
     def reloader() -> Config:
@@ -236,7 +229,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if not written:
             return 1
         if args.workers == 1:
-            return _run_one(
+            return run_one(
                 config,
                 log,
                 reuse_port=False,
@@ -246,7 +239,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 inherited=inherited,
                 on_listening=write_pid,
             )
-        return _run_workers(config, log, args.workers, reloader)
+        return run_workers(config, log, args.workers, reloader)
 
 
 @contextlib.contextmanager
@@ -270,7 +263,7 @@ def _pid_file(
         try:
             pid_path.write_text(f"{os.getpid()}\n")
         except OSError as exc:
-            _say(f"wsgate: --pid-file: cannot write {path}: {exc.strerror or exc}")
+            say(f"wsgate: --pid-file: cannot write {path}: {exc.strerror or exc}")
             yield False, write
             return
     try:
@@ -297,308 +290,25 @@ def _signal_gateway(
 ) -> int:
     path = args.pid_file or os.environ.get("WSGATE_PID_FILE", "")
     if not path:
-        _say(f"wsgate {command}: --pid-file PATH (or WSGATE_PID_FILE) names the gateway")
+        say(f"wsgate {command}: --pid-file PATH (or WSGATE_PID_FILE) names the gateway")
         return 2
     try:
         text = Path(path).read_text().strip()
         pid = int(text)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else f"not a PID: {text!r}"
-        _say(f"wsgate {command}: cannot read {path}: {reason or exc}")
+        say(f"wsgate {command}: cannot read {path}: {reason or exc}")
         return 2
     try:
         os.kill(pid, signum)
     except ProcessLookupError:
-        _say(f"wsgate {command}: no process {pid} (from {path}): is the gateway running?")
+        say(f"wsgate {command}: no process {pid} (from {path}): is the gateway running?")
         return 1
     except PermissionError:
-        _say(f"wsgate {command}: not allowed to signal process {pid} (from {path})")
+        say(f"wsgate {command}: not allowed to signal process {pid} (from {path})")
         return 1
     print(f"wsgate {command}: {signum.name} sent to {pid}; the gateway logs {lines}")
     return 0
-
-
-def _raise_open_files_limit() -> None:
-    """Raise the soft RLIMIT_NOFILE to the hard one, as nginx (worker_rlimit_nofile) and
-    Go programs do: every proxied connection holds two descriptors, so the usual soft
-    limit of 1024 would stop the gateway near 500 connections. The figure is in the
-    "listening" line (open_files_limit)."""
-    try:
-        import resource
-    except ImportError:  # not a Unix
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard
-    if hard == resource.RLIM_INFINITY:
-        # Linux refuses an infinite soft limit for descriptors; fs.nr_open is the ceiling.
-        try:
-            target = int(Path("/proc/sys/fs/nr_open").read_text())
-        except (OSError, ValueError):
-            return
-    if soft == resource.RLIM_INFINITY or soft >= target:
-        return
-    with contextlib.suppress(OSError, ValueError):  # macOS caps it lower (OPEN_MAX)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-def _run_one(
-    config: Config,
-    log: JsonLog,
-    *,
-    reuse_port: bool,
-    parent_pid: int | None = None,
-    run_dir: Path | None = None,
-    reloader: Callable[[], Config] | None = None,
-    notify: bool = False,
-    ready_fd: int | None = None,
-    inherited: dict[tuple[str, int, bool], socket.socket] | None = None,
-    on_listening: Callable[[], None] | None = None,
-) -> int:
-    import uvloop
-
-    from wsgate.gateway.process import serve_until_signalled
-    from wsgate.gateway.server import ListenError, os_error_reason
-
-    # Until the gateway installs its own handler (which logs it): not the default, which
-    # would end the process.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    _tune_gc()
-    try:
-        uvloop.run(
-            serve_until_signalled(
-                config,
-                reuse_port=reuse_port,
-                parent_pid=parent_pid,
-                run_dir=run_dir,
-                log=log,
-                reloader=reloader,
-                notify=notify,
-                ready_fd=ready_fd,
-                inherited=inherited,
-                on_listening=on_listening,
-                upgradable=parent_pid is None,
-            )
-        )
-    except ListenError as exc:
-        _say(f"wsgate: {exc}")
-        return 1
-    except OSError as exc:
-        _say(f"wsgate: {os_error_reason(exc)}")
-        return 1
-    return 0
-
-
-def _say(line: str) -> None:
-    """One line on stderr in one write: the workers of `--workers N` share the stream,
-    and print() writes the newline apart, so two workers' lines could run together."""
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
-def _tune_gc() -> None:
-    """Every handshake allocates a few dozen container objects, so with the default
-    thresholds (700, 10, 10) the cyclic collector ran every few handshakes and took about
-    6 % of the gateway's CPU in S2 (py-spy). Freeze what startup made (config, code) so that
-    no collection walks it again, and let the young generation grow larger between
-    collections: garbage cycles (a connection and its tunnel) wait a little longer."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
-
-
-# The signals the workers' parent handles; blocked while it forks, so that none finds a
-# child between fork() and the child's own handlers (it would run the parent's there).
-PARENT_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2})
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """In a worker right after fork(): have the kernel send SIGTERM when the parent ends,
-    however it ends (SIGKILL included), so that the worker drains instead of serving on
-    as an orphan. A parent that died before prctl() took effect is seen by getppid()."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
-def _worker(
-    config: Config,
-    log: JsonLog,
-    parent_pid: int,
-    run_dir: Path | None,
-    admin_sock: socket.socket | None,
-    ready: tuple[int, int],
-    reloader: Callable[[], Config] | None,
-) -> NoReturn:
-    """The child side of fork(): the signal dispositions of a worker, then serve. It
-    writes one byte to the `ready` pipe once it listens (the parent tells systemd)."""
-    code = 1
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the gateway's own handler
-        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-        _die_with_parent(parent_pid)
-        if admin_sock is not None:
-            admin_sock.close()  # the admin process's
-        os.close(ready[0])
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
-        code = _run_one(
-            config,
-            log,
-            reuse_port=True,
-            parent_pid=parent_pid,
-            run_dir=run_dir,
-            reloader=reloader,
-            ready_fd=ready[1],
-        )
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(code)  # never back into the parent's code
-
-
-def _admin_process(
-    config: Config, log: JsonLog, parent_pid: int, run_dir: Path, sock: socket.socket
-) -> NoReturn:
-    """The child side of fork() that serves the admin listener for all workers: it
-    reads their snapshots and metrics files in `run_dir` (see gateway.monitor)."""
-    code = 1
-    try:
-        import uvloop
-
-        from wsgate.gateway.admin import serve_admin_process
-        from wsgate.gateway.server import CLOSE_GRACE_S
-
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-        _die_with_parent(parent_pid)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
-        drain_s = config.server.drain_timeout_s + CLOSE_GRACE_S + 2.0
-        uvloop.run(serve_admin_process(config.admin, sock, run_dir, log, drain_s))
-        code = 0
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def _admin_run_dir(config: Config) -> Path:
-    """A fresh directory for the workers' snapshots and, with metrics on, their
-    prometheus_client files; set before the first fork so that every worker writes there."""
-    run_dir = Path(tempfile.mkdtemp(prefix="wsgate-admin-"))
-    if config.admin.metrics:
-        from wsgate.gateway.monitor import METRICS_DIR
-        from wsgate.observe.metrics import use_multiprocess_dir
-
-        (run_dir / METRICS_DIR).mkdir()
-        use_multiprocess_dir(run_dir / METRICS_DIR)
-    return run_dir
-
-
-def _run_workers(
-    config: Config,
-    log: JsonLog,
-    workers: int,
-    reloader: Callable[[], Config] | None = None,
-) -> int:
-    """Fork `workers` processes that share each listening port (SO_REUSEPORT), and with
-    an admin listener one more process that serves it; forward SIGINT/SIGTERM and SIGHUP
-    (each worker reloads its config) to them by PID, and wait for all. The children end
-    with the parent whatever ends it (see `_die_with_parent`)."""
-
-    parent_pid = os.getpid()
-    children: list[int] = []
-    run_dir: Path | None = None
-    admin_sock: socket.socket | None = None
-    if config.admin.enabled:
-        from wsgate.gateway.admin import bind
-
-        try:
-            admin_sock = bind(config.admin)
-        except OSError as exc:
-            from wsgate.gateway.server import os_error_reason
-
-            _say(f"wsgate: cannot listen on {config.admin.listen}: {os_error_reason(exc)}")
-            return 1
-        run_dir = _admin_run_dir(config)
-
-    def forward(signum: int, _frame: object) -> None:
-        if signum != signal.SIGHUP:
-            notify.stopping(f"draining {workers} workers")
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
-
-    signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-
-    def hangup(signum: int, frame: object) -> None:
-        log.event("reload_forwarded", workers=workers)
-        forward(signum, frame)
-
-    signal.signal(signal.SIGHUP, hangup)
-    signal.signal(
-        signal.SIGUSR2,
-        lambda _s, _f: log.event("upgrade_failed", error="not with --workers N: restart it"),
-    )
-    status = 0
-    ready = os.pipe()
-    try:
-        for _ in range(workers):
-            pid = os.fork()
-            if pid == 0:
-                _worker(config, log, parent_pid, run_dir, admin_sock, ready, reloader)
-            children.append(pid)
-        if admin_sock is not None and run_dir is not None:
-            pid = os.fork()
-            if pid == 0:
-                os.close(ready[0])
-                os.close(ready[1])
-                _admin_process(config, log, parent_pid, run_dir, admin_sock)
-            children.append(pid)
-    except OSError as exc:
-        print(f"wsgate: cannot start a worker: {exc.strerror or exc}", file=sys.stderr)
-        forward(signal.SIGTERM, None)
-        status = 1
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
-    if admin_sock is not None:
-        admin_sock.close()
-    os.close(ready[1])
-    if _workers_ready(ready[0], workers) and status == 0:
-        notify.ready(f"{workers} workers listening")
-    os.close(ready[0])
-    for child in children:
-        _, code = os.waitpid(child, 0)
-        status = max(status, os.waitstatus_to_exitcode(code))
-    if run_dir is not None:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    return status
-
-
-def _workers_ready(fd: int, workers: int) -> bool:
-    """Whether every worker wrote its byte before closing the pipe: each closes its end
-    once it listens, or dies, so the read ends either way."""
-    got = 0
-    while got < workers:
-        try:
-            chunk = os.read(fd, workers)
-        except InterruptedError:  # pragma: no cover (PEP 475 retries)
-            continue
-        if not chunk:
-            break
-        got += len(chunk)
-    return got >= workers
 
 
 def run_demo(args: argparse.Namespace) -> int:
