@@ -1,5 +1,5 @@
 """gateway/tls.py without sockets: TLS handshakes between memory BIOs, the server side
-from `ServerTls` (certificates by SNI, TLS 1.2+, ALPN http/1.1, the ClientHello kept),
+from `ServerTls` (certificates by SNI, TLS 1.2+, ALPN http/1.1 then h2, the name asked kept),
 the backend side from `client_context`. Certificates made with the openssl command."""
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from wsgate.gateway.tls import (
     ServerTls,
     certificate_names,
     client_context,
-    client_hello,
+    requested_server_name,
 )
-from wsgate.protocol.tls_hello import ClientHello
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +82,7 @@ def test_the_certificate_is_chosen_by_sni(certs: tuple[Ca, dict[str, tuple[Path,
         client, server = handshake(tls.default, verifying(ca, ["http/1.1"]), name)
         assert client.selected_alpn_protocol() == "http/1.1"
         assert client.version() in ("TLSv1.2", "TLSv1.3")
-        hello = client_hello(server)
-        assert hello == ClientHello(name, ("http/1.1",))
+        assert requested_server_name(server) == name
     # No name, or one no certificate is for: the first certificate (a.test).
     assert tls.context_for(None) is tls.default
     assert tls.context_for("other.test") is tls.default
@@ -111,13 +109,18 @@ def test_names_in_the_config_win_over_the_certificates(
     assert certificate_names(str(b_cert)) == ("b.test", "*.b.test")
 
 
-def test_h2_only_client_is_seen(certs: tuple[Ca, dict[str, tuple[Path, Path]]]) -> None:
+def test_h2_only_client_is_chosen_h2(certs: tuple[Ca, dict[str, tuple[Path, Path]]]) -> None:
     ca, leaves = certs
     tls = ServerTls(tls_config(leaves))
     client, server = handshake(tls.default, verifying(ca, ["h2"]), "a.test")
-    assert client.selected_alpn_protocol() is None  # the ssl module carries on without
-    hello = client_hello(server)
-    assert hello is not None and hello.refuses_http11
+    # Chosen h2 so that it can be told HTTP_1_1_REQUIRED in HTTP/2 (gateway/client.py).
+    assert client.selected_alpn_protocol() == server.selected_alpn_protocol() == "h2"
+    both, _ = handshake(tls.default, verifying(ca, ["h2", "http/1.1"]), "a.test")
+    assert both.selected_alpn_protocol() == "http/1.1"
+    no_sni = verifying(ca)
+    no_sni.check_hostname = False
+    _, nameless = handshake(tls.default, no_sni, None)
+    assert requested_server_name(nameless) is None
 
 
 def test_tls_1_2_is_the_floor_and_1_3_can_be_required(

@@ -3,12 +3,11 @@ http/1.1) and the contexts for wss:// backends (verification on unless told othe
 
 One `ServerTls` serves every TLS listener. Its first certificate is the default; the SNI
 callback moves a handshake to the context of the certificate for the name the client
-asked for (exact, or "*.example.com" for one label). Each context offers only
-`http/1.1` by ALPN. The `ssl` module carries on without ALPN when a client offers only
-protocols the server lacks, so the ClientHello is read as it arrives (the context's
-message callback, protocol/tls_hello.py) and kept on the connection's SSLObject: the
-adapter then answers an h2-only client with HTTP/2's GOAWAY HTTP_1_1_REQUIRED and a log
-line, instead of a confusing failure later.
+asked for (exact, or "*.example.com" for one label), and remembers the name for the log.
+Each context offers `http/1.1`, then `h2` (protocol/alpn.py): a client offering both gets
+http/1.1, and one offering h2 without http/1.1 gets h2, which the adapter reads after the
+handshake (`SSLObject.selected_alpn_protocol()`) and answers with HTTP/2's GOAWAY
+HTTP_1_1_REQUIRED and a log line, instead of a confusing failure later.
 
 Building a `ServerTls` loads every certificate: a chain that does not load, or a key that
 does not match, is a ConfigError naming the key, so `wsgate check`, `serve` and a reload
@@ -17,23 +16,22 @@ refuse it the same way (a reload keeps the certificates it had).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import ssl
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from wsgate.config.load import ConfigError
 from wsgate.config.model import Config, PoolConfig, TlsConfig
 from wsgate.observe.log import JsonLog
-from wsgate.protocol.tls_hello import (
+from wsgate.protocol.alpn import (
     H2_HTTP_1_1_REQUIRED,
     HTTP11,
-    ClientHello,
-    parse_client_hello,
+    SERVER_PROTOCOLS,
+    needs_http11_required,
 )
 
-_HELLO_ATTR = "_wsgate_client_hello"
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
@@ -56,25 +54,14 @@ def certificate_names(path: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _on_message(
-    conn: Any, direction: str, _version: Any, content_type: Any, msg_type: Any, data: bytes
-) -> None:
-    """The context's message callback: keep the ClientHello's offer on the SSLObject."""
-    if (
-        direction == "read"
-        and content_type == ssl._TLSContentType.HANDSHAKE  # type: ignore[attr-defined]
-        and msg_type == ssl._TLSMessageType.CLIENT_HELLO  # type: ignore[attr-defined]
-    ):
-        hello = parse_client_hello(bytes(data))
-        if hello is not None:
-            with contextlib.suppress(AttributeError):
-                setattr(conn, _HELLO_ATTR, hello)
+# The name each TLS client asked for by SNI, kept while its connection lives: the server
+# side of an SSLObject has no public attribute for it after the handshake.
+_requested_names: weakref.WeakKeyDictionary[ssl.SSLObject, str] = weakref.WeakKeyDictionary()
 
 
-def client_hello(ssl_object: object) -> ClientHello | None:
-    """What the client offered in its ClientHello (None when it was not seen)."""
-    hello = getattr(ssl_object, _HELLO_ATTR, None)
-    return hello if isinstance(hello, ClientHello) else None
+def requested_server_name(ssl_object: ssl.SSLObject) -> str | None:
+    """The server name the client asked for by SNI (None when it sent none)."""
+    return _requested_names.get(ssl_object)
 
 
 def server_context(
@@ -88,11 +75,8 @@ def server_context(
         raise ConfigError(
             source, where, "a PEM certificate chain and the private key that matches it", str(exc)
         ) from None
-    ctx.set_alpn_protocols([HTTP11])
+    ctx.set_alpn_protocols(list(SERVER_PROTOCOLS))
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    # Private in CPython (since 3.8) but the only way to see the client's ALPN offer.
-    with contextlib.suppress(AttributeError):
-        ctx._msg_callback = _on_message  # type: ignore[attr-defined]
     return ctx
 
 
@@ -131,6 +115,8 @@ class ServerTls:
     def on_sni(self, ssl_object: ssl.SSLObject, server_name: str | None, _ctx: Any) -> None:
         """The SNI callback of every context, and of a listener's older context after a
         reload: the handshake moves to the certificate for the name."""
+        if server_name:
+            _requested_names[ssl_object] = server_name
         chosen = self.context_for(server_name)
         if chosen is not ssl_object.context:
             ssl_object.context = chosen
@@ -164,21 +150,20 @@ def client_contexts(pools: Mapping[str, PoolConfig]) -> dict[str, ssl.SSLContext
     return found
 
 
-def refuse_alpn(transport: Any, ssl_object: object, client_ip: str, log: JsonLog) -> bool:
-    """A TLS client that offered application protocols but not http/1.1 (an h2-only
-    client): HTTP/2's GOAWAY HTTP_1_1_REQUIRED, a log line, and the connection closed.
-    True when it was refused."""
-    hello = client_hello(ssl_object)
-    if hello is None or not hello.refuses_http11:
+def refuse_alpn(transport: Any, ssl_object: ssl.SSLObject, client_ip: str, log: JsonLog) -> bool:
+    """A TLS client that offered h2 but not http/1.1 (so was chosen h2): HTTP/2's GOAWAY
+    HTTP_1_1_REQUIRED, a log line, and the connection closed. True when it was refused."""
+    selected = ssl_object.selected_alpn_protocol()
+    if not needs_http11_required(selected):
         return False
     log.event(
         "tls_alpn_refused",
         client=client_ip,
-        server_name=hello.server_name,
-        offered=list(hello.alpn or ()),
-        detail="The client offered only protocols other than http/1.1 by ALPN; wsgate "
-        "serves HTTP/1.1 (WebSockets over HTTP/2, RFC 8441, are not supported): it was "
-        "told HTTP_1_1_REQUIRED.",
+        server_name=requested_server_name(ssl_object),
+        alpn=selected,
+        detail="The client offered h2 and not http/1.1 by ALPN; wsgate serves HTTP/1.1 "
+        "(WebSockets over HTTP/2, RFC 8441, are not supported): it was told "
+        "HTTP_1_1_REQUIRED.",
     )
     transport.write(H2_HTTP_1_1_REQUIRED)
     transport.close()
