@@ -127,6 +127,7 @@ class FakeGateway:
     trusted_proxies: Sequence[Any] = ()
     rng: random.Random = field(default_factory=lambda: random.Random(1))
     draining: bool = False
+    client_script: bytes = b"export class Fake {}\n"
 
 
 class FakeWaiter:
@@ -143,7 +144,11 @@ class FakeWaiter:
 
 
 def make(
-    backends: int = 2, *, server: ServerConfig | None = None, **pool: Any
+    backends: int = 2,
+    *,
+    server: ServerConfig | None = None,
+    overload_answer: str = "auto",
+    **pool: Any,
 ) -> tuple[ClientCore, FakePool, FakeGateway]:
     pool_config = PoolConfig(
         "app",
@@ -153,7 +158,7 @@ def make(
     config = Config(
         server=server or ServerConfig(access_log=False),
         pools={"app": pool_config},
-        routes=(RouteConfig("app"),),
+        routes=(RouteConfig("app", overload_answer=overload_answer),),
     )
     fake = FakePool(pool_config)
     gw = FakeGateway(config, Router(config.routes), {"app": fake}, ClientLimits(0, 0.0, 20))
@@ -552,3 +557,90 @@ def test_a_clients_request_id_is_kept_and_logged() -> None:
     out = core.timer(60.1)  # no answer: 504, and its error line names the request
     (line,) = [c for c in out if isinstance(c, Log) and c.kind == "error"]
     assert line.fields["request_id"] == "abc-123"
+
+
+# -- the overload answer a browser can read (issue 15) --------------------------------------
+BROWSER_UPGRADE = UPGRADE.replace(
+    b"Host: gw.test\r\n", b"Host: gw.test\r\nOrigin: http://gw.test\r\n"
+)
+
+
+def close_of(data: bytes) -> tuple[int, str]:
+    """The 101's close frame: its code and reason (a server frame: unmasked, short)."""
+    head, frame = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert frame[0] == 0x88 and frame[1] == len(frame) - 2
+    return int.from_bytes(frame[2:4], "big"), frame[4:].decode()
+
+
+@pytest.mark.parametrize(
+    ("answer", "request_bytes", "closes"),
+    [
+        ("auto", BROWSER_UPGRADE, True),
+        ("auto", UPGRADE, False),
+        ("close", UPGRADE, True),
+        ("http", BROWSER_UPGRADE, False),
+    ],
+)
+def test_a_full_queue_is_a_1013_close_for_browsers(
+    answer: str, request_bytes: bytes, closes: bool
+) -> None:
+    core, pool, _ = make(overload_answer=answer)
+    pool.answers = [Rejected("overloaded_queue_full", "4096 wait.", 12)]
+    core.start(0.0, over_capacity=False)
+    out = core.client_data(request_bytes, 0.1)
+    if closes:
+        assert close_of(sent(out)) == (1013, "retry-after=12; cause=overloaded_queue_full")
+        head = sent(out).split(b"\r\n\r\n", 1)[0]
+        assert b"Sec-WebSocket-Accept: " + accept_value(KEY) in head
+        assert b"Retry-After: 12" in head
+    else:
+        assert status_and_cause(sent(out)) == (503, "overloaded_queue_full")
+    assert CloseClient() in out
+    assert errors(out) == ["overloaded_queue_full"]
+    assert ("done", "127.0.0.1:9001", "ok") not in pool.calls  # no backend involved
+
+
+def test_shutting_down_is_a_1012_close_and_a_rate_limit_a_1008() -> None:
+    core, _, gw = make(overload_answer="close")
+    gw.draining = True
+    core.start(0.0, over_capacity=False)
+    assert close_of(sent(core.client_data(UPGRADE, 0.1))) == (
+        1012,
+        "retry-after=1; cause=shutting_down",
+    )
+    core, _, gw = make(
+        overload_answer="close",
+        server=ServerConfig(access_log=False, client_handshake_rate=1.0, client_handshake_burst=1),
+    )
+    gw.client_limits = ClientLimits(0, 1.0, 1)
+    core.start(0.0, over_capacity=False)
+    core.client_data(UPGRADE, 0.1)
+    other, _, _ = make(overload_answer="close")
+    other.gw = gw  # the same per-client limits: a second handshake from that client
+    other.start(0.2, over_capacity=False)
+    code, reason = close_of(sent(other.client_data(UPGRADE, 0.2)))
+    assert code == 1008 and reason.endswith("; cause=client_rate_limited")
+    assert reason.startswith("retry-after=")
+
+
+def test_a_refusal_without_retry_after_stays_http_even_for_browsers() -> None:
+    core, _, _ = make(overload_answer="close")
+    core.start(0.0, over_capacity=False)
+    bad = BROWSER_UPGRADE.replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8")
+    assert status_and_cause(sent(core.client_data(bad, 0.1))) == (426, "unsupported_version")
+
+
+def test_the_client_script_is_served_at_its_path_and_the_connection_kept() -> None:
+    core, pool, gw = make(server=ServerConfig(access_log=False, client_script_path="/ws.js"))
+    core.start(0.0, over_capacity=False)
+    out = core.client_data(b"GET /ws.js?v=2 HTTP/1.1\r\nHost: gw.test\r\n\r\n", 0.1)
+    head, body = sent(out).split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Type: text/javascript; charset=utf-8" in head
+    assert b"Connection: keep-alive" in head
+    assert body == gw.client_script
+    assert CloseClient() not in out and pool.calls == []
+    # The next request on the connection goes to a backend as usual.
+    out = core.client_data(GET, 0.2)
+    assert any(isinstance(c, OpenUpstream) for c in out)

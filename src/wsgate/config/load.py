@@ -28,6 +28,8 @@ from wsgate.config.model import (
 from wsgate.errors import InputError
 from wsgate.protocol.handshake_policy import FALLBACKS, TOKEN, parse_origin
 
+OVERLOAD_ANSWERS = ("auto", "http", "close")
+
 BALANCERS = ("least_conn", "round_robin", "weighted", "consistent_hash")
 HEALTH_KINDS = ("tcp", "http", "websocket", "none")
 _SERVER_DEFAULTS = ServerConfig()
@@ -331,6 +333,7 @@ def _server(data: object, source: str) -> ServerConfig:
         ),
         trusted_proxies=table.strings("trusted_proxies", d.trusted_proxies),
         proxy_protocol=table.boolean("proxy_protocol", d.proxy_protocol),
+        client_script_path=table.string("client_script_path", d.client_script_path),
     )
     table.finish()
     for index, network in enumerate(server.trusted_proxies):
@@ -340,6 +343,11 @@ def _server(data: object, source: str) -> ServerConfig:
             raise ConfigError(
                 source, f"server.trusted_proxies[{index}]", "an address or CIDR network", network
             ) from None
+    path = server.client_script_path
+    if path and (not path.startswith("/") or "?" in path or " " in path):
+        raise table.fail(
+            "client_script_path", '"" (off) or a path such as "/wsgate-client.js"', path
+        )
     return server
 
 
@@ -545,6 +553,7 @@ def _routes(data: object, pools: dict[str, PoolConfig], source: str) -> tuple[Ro
             pool=table.string("pool", None),
             host=table.string("host", "*").lower(),
             path_prefix=table.string("path_prefix", "/"),
+            overload_answer=table.string("overload_answer", "auto", OVERLOAD_ANSWERS),
         )
         table.finish()
         if route.pool not in pools:

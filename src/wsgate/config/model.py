@@ -115,6 +115,11 @@ class RouteConfig:
     pool: str
     host: str = "*"
     path_prefix: str = "/"
+    # How a WebSocket handshake turned away for overload, shutdown or a rate limit is
+    # answered: "http" (503/429 with Retry-After), "close" (a 101 and at once a close
+    # frame 1013/1012/1008 whose reason says "retry-after=N; cause=...", which a browser
+    # can read), or "auto": "close" when the request carries an Origin (a browser).
+    overload_answer: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,9 @@ class ServerConfig:
     # The client address comes from X-Forwarded-For only when the peer is one of these.
     trusted_proxies: tuple[str, ...] = ()
     proxy_protocol: bool = False  # expect a PROXY v1/v2 header on every connection
+    # The gateway itself answers GET at this path with wsgate-client.js (the reconnecting
+    # browser client); "" leaves every path to the backends.
+    client_script_path: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from wsgate.gateway.answers import error_answer, error_fields, script_answer
 from wsgate.gateway.commands import (
     CallSoon,
     ClientReading,
@@ -30,7 +31,6 @@ from wsgate.gateway.commands import (
 from wsgate.gateway.exchange import Exchange
 from wsgate.gateway.ports import GatewayView
 from wsgate.gateway.reader import RequestReader
-from wsgate.gateway.responses import error_response
 from wsgate.gateway.states import (
     PHASE_MOVES,
     BadTransitionError,
@@ -38,7 +38,6 @@ from wsgate.gateway.states import (
     Reader,
     Request,
     Stage,
-    ms,
 )
 from wsgate.policy.buckets import jittered_retry_after
 from wsgate.policy.clients import client_address
@@ -388,16 +387,21 @@ class ClientCore:
         if request.error is not None:
             self._fail(request.error.cause, request.error.reason)
             return
+        host = get_one(request.headers, b"host")
+        route = self.gw.router.route_for(host, request.target)
+        if route is not None:
+            request.overload_answer = route.overload_answer
         if self.gw.draining:
             self._fail("shutting_down", "", retry_after_s=1)
             return
-        host = get_one(request.headers, b"host")
-        pool_name = self.gw.router.pool_for(host, request.target)
-        if pool_name is None:
+        if self._client_script(request):
+            return
+        if route is None:
             shown = (host or b"").decode("latin-1")
             path = request.target.split(b"?", 1)[0].decode("latin-1")
             self._fail("no_route", f"Host {shown!r}, path {path!r}.")
             return
+        pool_name = route.pool
         pool = request.pool = self.gw.pools[pool_name]
         given = get_one(request.headers, b"x-request-id")
         if given:
@@ -433,6 +437,31 @@ class ClientCore:
             pool.budget.on_attempt(self.now)
         self.exchange = Exchange(self, request)
         self.exchange.begin()
+
+    def _client_script(self, request: Request) -> bool:
+        """Answer GET/HEAD of the client script's path, when one is set."""
+        path = self.gw.config.server.client_script_path
+        if (
+            not path
+            or request.method not in (b"GET", b"HEAD")
+            or request.framing is not Framing.NONE
+            or request.ws_key is not None
+            or request.target.split(b"?", 1)[0] != path.encode()
+        ):
+            return False
+        request.complete = True  # a bodiless head is the whole request
+        keep = request.keep_alive and self.keep_alive_allowed()
+        request.close_after = not keep
+        self._out.append(
+            SendToClient(
+                script_answer(
+                    self.gw.client_script, head_only=request.method == b"HEAD", keep_alive=keep
+                )
+            )
+        )
+        request.status = 200
+        self.answered(request)
+        return True
 
     # == events: the pool (through the adapter, which is the pool's waiter) ================
     def admitted(self, backend: Backend, now: float) -> list[Command]:
@@ -585,33 +614,15 @@ class ClientCore:
         """Answer with an explained error when nothing of an answer was sent; then close."""
         request = self.active
         self._out.append(
-            Log(
-                "error",
-                cause,
-                {
-                    "request_id": request.request_id if request else None,
-                    "client": self.client_ip,
-                    "method": request.method.decode("latin-1") if request else None,
-                    "target": request.target.decode("latin-1") if request else None,
-                    "pool": request.pool.config.name if request and request.pool else None,
-                    "backend": request.backend.name if request and request.backend else None,
-                    "detail": detail,
-                    "connect_ms": ms(request.connect_ms) if request else None,
-                    "total_ms": ms((self.now - request.received_at) * 1000) if request else None,
-                },
-            )
+            Log("error", cause, error_fields(request, self.client_ip, detail, self.now))
         )
         exchange = self.exchange
         if self.phase in (Phase.IDLE, Phase.BUSY) and (
             exchange is None or not exchange.answer_started
         ):
-            extra: tuple[tuple[str, str], ...] = ()
-            if cause == "unsupported_version":
-                extra = (("Sec-WebSocket-Version", "13"),)
+            answer = request.overload_answer if request is not None else "http"
             self._out.append(
-                SendToClient(
-                    error_response(cause, detail, retry_after_s=retry_after_s, extra_headers=extra)
-                )
+                SendToClient(error_answer(request, cause, detail, retry_after_s, answer))
             )
         if exchange is not None:
             exchange.drop_upstream(abort=True)

@@ -40,15 +40,20 @@ class Router:
 
     def pool_for(self, host: bytes | None, target: bytes) -> str | None:
         """The pool name for a request's Host header and request target, or None."""
+        route = self.route_for(host, target)
+        return route.pool if route is not None else None
+
+    def route_for(self, host: bytes | None, target: bytes) -> RouteConfig | None:
+        """The route for a request's Host header and request target, or None."""
         name = host_without_port(host) if host else ""
         path = target.split(b"?", 1)[0].decode("latin-1")
         best: tuple[int, int] | None = None
-        chosen: str | None = None
+        chosen: RouteConfig | None = None
         for route in self._routes:
             rank = _host_rank(route.host, name)
             if rank is None or not _path_matches(route.path_prefix, path):
                 continue
             score = (rank, len(route.path_prefix))
             if best is None or score > best:
-                best, chosen = score, route.pool
+                best, chosen = score, route
         return chosen

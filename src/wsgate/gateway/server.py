@@ -33,6 +33,7 @@ import random
 import socket
 import ssl
 from collections.abc import Callable, Coroutine
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,10 @@ class Gateway:
             ipaddress.ip_network(n, strict=False) for n in server.trusted_proxies
         ]
         self.rng = random.Random()
+        # The reconnecting browser client, served at server.client_script_path.
+        self.client_script = (
+            resources.files("wsgate.gateway").joinpath("wsgate-client.js").read_bytes()
+        )
         self.phase = GatewayPhase.RUNNING
         # What STOPPING must end: the live client connections and the tasks they started.
         self.connections: set[ClientConnection] = set()

@@ -120,6 +120,7 @@ class Request:
     # every log line of the exchange and its tunnel, and the backend gets it.
     request_id: str = ""
     request_id_made: bool = False
+    overload_answer: str = "http"  # its route's: how a turned-away handshake is answered
     # The answer towards the client and from the backend (RESPONDING only).
     framing_out: Framing = Framing.NONE
     upstream_framing: Framing = Framing.NONE
