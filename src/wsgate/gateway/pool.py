@@ -10,51 +10,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import os
 import random
-import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, cast
 
 from wsgate.config.model import Address, BackendConfig, PoolConfig
 from wsgate.errors import ConnectError as ConnectError  # re-exported
+from wsgate.gateway.dial import FD_ERROR_TEXTS, FD_LOG_INTERVAL_S, dial, open_files_limit
 from wsgate.gateway.healthcheck import run_check
+from wsgate.gateway.pool_metrics import AdmissionMeter
+from wsgate.gateway.pool_settings import (
+    AdminHealth,
+    admission_settings,
+    health_settings,
+    retry_budget,
+)
 from wsgate.gateway.tls import client_context
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog, RateLimitedEvent
 from wsgate.policy.admission import (
     QUEUED,
     AdmissionController,
-    AdmissionSettings,
     Applicant,
     BackendState,
     Queued,
     Rejected,
 )
-from wsgate.policy.health import BackendHealth, HealthSettings
+from wsgate.policy.health import HealthSettings
 from wsgate.policy.limits import AdaptiveLimit, FixedLimit
 from wsgate.policy.queue import WaitQueue
-from wsgate.policy.retry import RetryBudget
 
 if TYPE_CHECKING:
     from wsgate.observe.metrics import Metrics
 
 IDLE_UPSTREAM_TIMEOUT_S = 60.0
-# EMFILE (this process) and ENFILE (the whole system): out of file descriptors.
-OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
-FD_ERROR_TEXTS = frozenset(os.strerror(code) for code in OUT_OF_DESCRIPTORS)
-FD_LOG_INTERVAL_S = 5.0  # at most one out_of_file_descriptors line per pool this often
-
-
-def open_files_limit() -> int | None:
-    """The soft RLIMIT_NOFILE: how many descriptors this process may hold."""
-    try:
-        import resource
-    except ImportError:  # not a Unix
-        return None
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class Waiter(Applicant, Protocol):
@@ -66,43 +56,6 @@ class Waiter(Applicant, Protocol):
     def hash_key(self) -> bytes | None: ...
     def excluded(self) -> frozenset[Backend]: ...
     def __hash__(self) -> int: ...
-
-
-class AdminHealth(BackendHealth):
-    """A backend's health plus the operator's word: a backend `drained` through the admin
-    API takes no new handshakes or requests, whatever its checks say."""
-
-    def __init__(self, settings: HealthSettings, now: float) -> None:
-        super().__init__(settings, now)
-        self.drained = False
-
-    def available(self, now: float) -> bool:
-        return not self.drained and super().available(now)
-
-
-class MeteredBudget(RetryBudget):
-    """The pool's retry budget, counting the retries it allows and refuses."""
-
-    def __init__(self, ratio: float, min_per_s: float, metrics: Metrics, pool: str) -> None:
-        super().__init__(ratio, min_per_s)
-        self.metrics = metrics
-        self.pool = pool
-
-    def try_retry(self, now: float) -> bool:
-        allowed = super().try_retry(now)
-        self.metrics.retry(self.pool, allowed)
-        return allowed
-
-
-# A refusal's cause as an admission decision (see `Metrics.admission`); a queue timeout
-# is `queue_timeout` from the queue's timer and `shed` when predicted.
-REFUSALS = {
-    "overloaded_queue_full": "queue_full",
-    "overloaded_queue_timeout": "shed",
-    "no_healthy_upstream": "no_healthy_upstream",
-    "at_capacity": "at_capacity",
-    "shutting_down": "shutting_down",
-}
 
 
 class Backend(BackendState):
@@ -139,41 +92,6 @@ class Backend(BackendState):
 Decisions = Sequence[tuple[Waiter, Backend | Rejected]]
 
 
-def admission_settings(config: PoolConfig) -> AdmissionSettings:
-    return AdmissionSettings(
-        pool=config.name,
-        balance=config.balance,
-        max_handshakes=config.max_handshakes,
-        max_connections_per_backend=config.max_connections_per_backend,
-        queue_size=config.queue_size,
-        queue_timeout_s=config.queue_timeout_s,
-        retry_after_s=config.retry_after_s,
-        retry_budget_ratio=config.retry_budget_ratio,
-        retry_budget_min_per_s=config.retry_budget_min_per_s,
-    )
-
-
-def health_settings(config: PoolConfig) -> HealthSettings:
-    return HealthSettings(
-        rise=config.health.rise,
-        fall=config.health.fall,
-        eject_after=config.eject_after_failures,
-        eject_base_s=config.eject_base_s,
-        eject_max_s=config.eject_max_s,
-        slow_start_s=config.slow_start_s,
-    )
-
-
-def tls_failure(address: Address, exc: ssl.SSLError) -> str:
-    """The words for a failed TLS handshake with a wss:// backend."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return (
-            f"Backend {address}: TLS certificate not verified ({exc.verify_message}): trust "
-            "its CA with tls_ca_file, or name the certificate's host with tls_server_name."
-        )
-    return f"Backend {address}: TLS handshake failed ({exc.reason or exc})."
-
-
 class Pool:
     """The adapter around a pool's `AdmissionController` (`admission`): it feeds the
     controller `loop.time()`, delivers its decisions to the waiters, keeps one timer at
@@ -186,8 +104,7 @@ class Pool:
         self.config = config
         self.log = log
         self.metrics = metrics
-        # When each queued handshake joined the line (kept only for the metrics).
-        self._queued_at: dict[Waiter, float] = {}
+        self.meter = AdmissionMeter(metrics, config.name) if metrics is not None else None
         self.loop = asyncio.get_running_loop()
         now = self.loop.time()
         health = health_settings(config)
@@ -197,9 +114,7 @@ class Pool:
             admission_settings(config), self.backends, self.rng
         )
         if metrics is not None:
-            self.admission.budget = MeteredBudget(
-                config.retry_budget_ratio, config.retry_budget_min_per_s, metrics, config.name
-            )
+            self.admission.budget = retry_budget(config, metrics)
         self.budget = self.admission.budget
         # wss:// backends: this context (ConfigError from here for a CA file that does
         # not load); None for plain TCP.
@@ -233,22 +148,14 @@ class Pool:
         answer = self.admission.admit(waiter, now, front=front)
         if answer is QUEUED and self._expiry is None:
             self._arm_expiry()
-        metrics = self.metrics
-        if metrics is not None:
-            name = self.config.name
-            if answer is QUEUED:
-                self._queued_at[waiter] = now
-                metrics.admission(name, "queued")
-            elif isinstance(answer, Rejected):
-                metrics.admission(name, REFUSALS.get(answer.cause, answer.cause))
-            else:
-                metrics.admission(name, "admitted")
+        if self.meter is not None:
+            self.meter.answered(waiter, answer, now)
         return answer
 
     def cancel(self, waiter: Waiter) -> None:
         self.admission.cancel(waiter)
-        if self._queued_at:
-            self._queued_at.pop(waiter, None)
+        if self.meter is not None:
+            self.meter.cancelled(waiter)
 
     def turn_away_waiters(self) -> int:
         """The gateway starts to drain: every queued handshake gets 503 shutting_down with
@@ -296,8 +203,8 @@ class Pool:
     def _deliver(self, decisions: Decisions, *, timeout: str = "shed") -> None:
         """Give each waiter its answer. `timeout`: what a queue timeout is here (the
         metrics' decision): `shed` when predicted, `queue_timeout` from the timer."""
-        if self.metrics is not None:
-            self._count(decisions, timeout)
+        if self.meter is not None:
+            self.meter.delivered(decisions, timeout, self.loop.time())
         for waiter, answer in decisions:
             if isinstance(answer, Rejected):
                 waiter.rejected(answer.cause, answer.detail, answer.retry_after_s)
@@ -314,22 +221,6 @@ class Pool:
         if not drained:
             self._dispatch()  # its slots are to be had again
         return True
-
-    def _count(self, decisions: Decisions, timeout: str) -> None:
-        metrics = self.metrics
-        assert metrics is not None
-        now = self.loop.time()
-        name = self.config.name
-        for waiter, answer in decisions:
-            since = self._queued_at.pop(waiter, None)
-            if since is not None:
-                metrics.queue_wait(name, now - since)
-            if not isinstance(answer, Rejected):
-                metrics.admission(name, "dequeued")
-            elif answer.cause == "overloaded_queue_timeout":
-                metrics.admission(name, timeout)
-            else:
-                metrics.admission(name, REFUSALS.get(answer.cause, answer.cause))
 
     def _dispatch(self) -> None:
         self._deliver(self.admission.dispatch(self.loop.time()))
@@ -371,59 +262,24 @@ class Pool:
     async def connect(self, backend: Backend) -> UpstreamConnection:
         """A new connection to `backend`, or ConnectError with the cause."""
         address = backend.address
-        factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(backend)  # noqa: E731
-        timeout = self.config.connect_timeout_s
-        tls = self.tls
-        try:
-            async with asyncio.timeout(timeout):
-                if tls is None:
-                    _, conn = await self.loop.create_connection(factory, address.host, address.port)
-                else:
-                    _, conn = await self.loop.create_connection(
-                        factory,
-                        address.host,
-                        address.port,
-                        ssl=tls,
-                        server_hostname=self.config.tls_server_name or address.host,
-                    )
-        except TimeoutError:
-            raise ConnectError(
-                "upstream_connect_timeout",
-                f"Backend {address} did not accept within {timeout:g} s.",
-            ) from None
-        except ConnectionRefusedError:
-            raise ConnectError(
-                "upstream_connect_refused", f"Backend {address} refused the connection."
-            ) from None
-        except socket.gaierror as exc:
-            raise ConnectError(
-                "upstream_connect_failed",
-                f"Backend {address}: the name does not resolve ({exc.strerror or exc}).",
-            ) from None
-        except ssl.SSLError as exc:
-            raise ConnectError("upstream_connect_failed", tls_failure(address, exc)) from None
-        except UnicodeError as exc:  # a name the IDNA codec refuses: an empty label, say
-            raise ConnectError(
-                "upstream_connect_failed",
-                f"Backend {address}: the name is not a valid host name ({exc.__cause__ or exc}).",
-            ) from None
-        except OSError as exc:
-            if exc.errno in OUT_OF_DESCRIPTORS:
-                # The gateway's own condition, not the backend's: no ejection, no retry.
-                self._fd_log.emit(
-                    pool=self.config.name,
-                    backend=backend.name,
-                    errno=errno.errorcode[exc.errno],
-                    open_files_limit=open_files_limit(),
-                )
-                raise ConnectError(
-                    "out_of_file_descriptors",
-                    f"No file descriptor left for a connection to backend {address} "
-                    f"({exc.strerror or exc}).",
-                ) from None
-            raise ConnectError(
-                "upstream_connect_failed", f"Backend {address}: {exc.strerror or exc}."
-            ) from None
+
+        def out_of_descriptors(name: str) -> None:
+            self._fd_log.emit(
+                pool=self.config.name,
+                backend=backend.name,
+                errno=name,
+                open_files_limit=open_files_limit(),
+            )
+
+        conn = await dial(
+            lambda: UpstreamConnection(backend),
+            address,
+            loop=self.loop,
+            timeout_s=self.config.connect_timeout_s,
+            tls=self.tls,
+            server_hostname=self.config.tls_server_name or address.host,
+            on_out_of_descriptors=out_of_descriptors,
+        )
         assert conn.transport is not None
         conn.transport.set_write_buffer_limits(high=self._high_water, low=self._high_water // 4)
         backend.open.add(conn)
@@ -488,16 +344,7 @@ class Pool:
             old.retry_budget_ratio,
             old.retry_budget_min_per_s,
         ):
-            self.admission.budget = (
-                MeteredBudget(
-                    config.retry_budget_ratio,
-                    config.retry_budget_min_per_s,
-                    self.metrics,
-                    config.name,
-                )
-                if self.metrics is not None
-                else RetryBudget(config.retry_budget_ratio, config.retry_budget_min_per_s)
-            )
+            self.admission.budget = retry_budget(config, self.metrics)
             self.budget = self.admission.budget
         for backend in gone:
             for conn in backend.idle:

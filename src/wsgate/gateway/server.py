@@ -43,15 +43,10 @@ from wsgate.config.model import Address, Config
 from wsgate.errors import WsgateError
 from wsgate.gateway.admin import AdminServer
 from wsgate.gateway.client import ClientConnection
+from wsgate.gateway.dial import FD_LOG_INTERVAL_S, OUT_OF_DESCRIPTORS, open_files_limit
 from wsgate.gateway.monitor import ErrorRecorder, LocalSource, Monitor
 from wsgate.gateway.pacer import PacedCloser
-from wsgate.gateway.pool import (
-    FD_LOG_INTERVAL_S,
-    OUT_OF_DESCRIPTORS,
-    Backend,
-    Pool,
-    open_files_limit,
-)
+from wsgate.gateway.pool import Backend, Pool
 from wsgate.gateway.router import Router
 from wsgate.gateway.states import BadTransitionError
 from wsgate.gateway.tls import ServerTls, client_contexts
