@@ -23,6 +23,7 @@ from websockets.http11 import Request, Response
 
 from tests.support.backends import ws_server
 from tests.support.procs import free_port
+from wsgate.policy.backoff import Backoff, BackoffConfig, Closed, Retry
 from wsgate.protocol.close_reason import parse_close_reason
 
 pytestmark = pytest.mark.e2e
@@ -178,33 +179,82 @@ def test_the_page_reads_close_reasons_as_close_reason_py_does(harness: Any) -> N
     assert found[0] == {"retryAfterS": 12, "cause": "overloaded_queue_full"}
 
 
-SEEDED_RANDOM = """(draws) => { let i = 0; return () => draws[i++]; }"""
+class ScriptedRandom(random.Random):
+    """A random.Random whose draws are a given list: backoff.py and the page then draw
+    the same numbers, so their delays must agree to the float."""
+
+    def __init__(self, draws: list[float]) -> None:
+        super().__init__(0)
+        self.draws = iter(draws)
+
+    def random(self) -> float:
+        return next(self.draws)
 
 
-def test_backoff_windows_double_to_the_cap_with_full_jitter(harness: Any) -> None:
-    draws = [random.Random(15).random() for _ in range(12)]
-    delays = harness.evaluate(
-        f"""(draws) => {{
-          const random = ({SEEDED_RANDOM})(draws);
-          const policy = {{ ...wsgate.DEFAULT_POLICY, baseDelayMs: 500, maxDelayMs: 8000 }};
-          return draws.map((_, i) =>
-            wsgate.decideAfterClose({{ code: 1006, reason: "" }}, i + 1, policy, random));
-        }}""",
-        draws,
+# A crowd's worth of failures: refused handshakes (1006) that widen the window to the
+# cap, hints small and large (and beyond max_hint_s), a hint on a code that carries one
+# by accident, a hint-less overload, and at last a hint-less 1008.
+CLOSES = [
+    *[(1006, "")] * 7,
+    (1013, "retry-after=1; cause=overloaded_queue_full"),
+    (1013, "retry-after=12; cause=overloaded_queue_full"),
+    (1012, "retry-after=3; cause=shutting_down"),
+    (1001, "retry-after=400"),
+    (1011, "retry-after=2"),
+    (1013, "cause=overloaded_queue_full"),
+    (1008, "retry-after=30; cause=client_rate_limited"),
+    (1000, ""),
+    (1008, "cause=forbidden_origin"),
+]
+# Knobs away from the defaults, so that each must reach the right place.
+PYTHON_CONFIG = {"base_s": 0.2, "cap_s": 5.0, "multiplier": 3.0, "hint_spread_ratio": 0.25}
+PAGE_POLICY = {"baseDelayMs": 200, "maxDelayMs": 5000, "multiplier": 3, "hintSpreadRatio": 0.25}
+
+
+def python_delays(draws: list[float], **config: Any) -> list[float | None]:
+    backoff = Backoff(BackoffConfig(**config), ScriptedRandom(draws))
+    delays: list[float | None] = []
+    for i, (code, reason) in enumerate(CLOSES):
+        decision = backoff.failed(Closed(code, reason), now=float(i))
+        delays.append(decision.delay_s * 1000 if isinstance(decision, Retry) else None)
+    return delays
+
+
+def page_delays(page: Any, draws: list[float], policy: dict[str, Any]) -> list[float | None]:
+    found: list[float | None] = page.evaluate(
+        """([draws, closes, options]) => {
+          let i = 0;
+          const random = () => draws[i++];
+          const policy = { ...wsgate.DEFAULT_POLICY, ...options };
+          return closes.map(([code, reason], n) => {
+            const decision = wsgate.decideAfterClose({ code, reason }, n + 1, policy, random);
+            return decision.retry ? decision.delayMs : null;
+          });
+        }""",
+        [draws, CLOSES, policy],
     )
-    windows = [min(8000, 500 * 2**i) for i in range(12)]
-    assert windows[:6] == [500, 1000, 2000, 4000, 8000, 8000]
-    for decision, draw, window in zip(delays, draws, windows, strict=True):
-        assert decision["retry"] is True
-        assert decision["retryAfterS"] is None
-        assert decision["delayMs"] == pytest.approx(draw * window)
-    # The extremes of the draw: nothing at all and (almost) the whole window.
-    edges = harness.evaluate(
-        """() => [0, 0.999999].map((u) => wsgate.decideAfterClose(
-             { code: 1006, reason: "" }, 40, wsgate.DEFAULT_POLICY, () => u).delayMs)"""
-    )
-    assert edges[0] == 0
-    assert 29_999 < edges[1] < 30_000
+    return found
+
+
+def test_the_page_draws_the_delays_backoff_py_draws(harness: Any) -> None:
+    seeded = random.Random(15)
+    draws = [seeded.random() for _ in CLOSES]
+    for config, policy in [({}, {}), (PYTHON_CONFIG, PAGE_POLICY)]:
+        expected = python_delays(draws, **config)
+        found = page_delays(harness, draws, policy)
+        assert found == pytest.approx(expected), (config, found, expected)
+        assert expected[-1] is None  # the hint-less 1008 gives up
+        assert None not in expected[:-1]
+    # The windows double up to the cap: with draws of 1 the delays are the windows.
+    assert page_delays(harness, [1.0] * len(CLOSES), {})[:7] == [
+        500,
+        1000,
+        2000,
+        4000,
+        8000,
+        16000,
+        30000,
+    ]
 
 
 def decide(page: Any, code: int, reason: str, attempt: int = 1, **policy: Any) -> Any:
@@ -217,33 +267,31 @@ def decide(page: Any, code: int, reason: str, attempt: int = 1, **policy: Any) -
 
 def test_close_codes_and_hints_decide_the_retry(harness: Any) -> None:
     told = decide(harness, 1013, "retry-after=2; cause=overloaded_queue_full")
-    # Told 2 s: 2 s plus half of the first 500 ms window (the draw is 0.5).
+    # Told 2 s: 2 s plus half of the spread (the draw is 0.5), which is at least 1 s.
     assert told == {
         "retry": True,
-        "delayMs": 2250,
+        "delayMs": 2500,
         "retryAfterS": 2,
         "cause": "overloaded_queue_full",
     }
-    for code in (1001, 1012):
-        assert decide(harness, code, "retry-after=5")["delayMs"] == 5250
+    # Told 10 s: the spread is half the hint; told 400 s: believed up to 300 s.
+    assert decide(harness, 1012, "retry-after=10")["delayMs"] == 12500
+    assert decide(harness, 1001, "retry-after=400")["delayMs"] == 315_000
+    assert decide(harness, 1013, "retry-after=10", honourHints=False)["delayMs"] == 250
     # A hint-less overload and a refused handshake (1006): back-off only.
     assert decide(harness, 1013, "cause=overloaded_queue_full")["delayMs"] == 250
     assert decide(harness, 1006, "", attempt=3)["delayMs"] == 1000
-    # A retry-after on a code that does not ask to come back later is no hint.
-    assert decide(harness, 1011, "retry-after=60")["delayMs"] == 250
 
     # 1008 gives up unless told when to come back (a rate limit).
-    assert decide(harness, 1008, "cause=forbidden_origin") == {
-        "retry": False,
-        "why": "close code 1008",
-        "retryAfterS": None,
-        "cause": "forbidden_origin",
-    }
-    assert decide(harness, 1008, "retry-after=30; cause=rate_limited")["delayMs"] == 30250
-    # Configured codes give up; maxAttempts in a row gives up.
+    gave_up = decide(harness, 1008, "cause=forbidden_origin")
+    assert gave_up["retry"] is False
+    assert gave_up["why"].startswith("the server closed with 1008")
+    assert gave_up["cause"] == "forbidden_origin"
+    assert decide(harness, 1008, "retry-after=30; cause=rate_limited")["delayMs"] == 37_500
+    # Configured codes give up; maxAttempts failures in a row give up.
     assert decide(harness, 4401, "", giveUpCodes=[4401])["retry"] is False
     assert decide(harness, 1008, "", giveUpCodes=[])["retry"] is True
-    assert decide(harness, 1006, "", attempt=3, maxAttempts=3)["why"] == "3 attempts"
+    assert decide(harness, 1006, "", attempt=3, maxAttempts=3)["why"].startswith("3 attempts")
 
 
 def test_send_queues_while_disconnected_up_to_the_bound(harness: Any) -> None:

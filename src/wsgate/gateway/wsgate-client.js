@@ -22,15 +22,22 @@
  *   url                 ws:// or wss:// URL (a relative one is resolved against the page).
  *   options.protocols   subprotocols, as for `new WebSocket(url, protocols)`.
  *   options.binaryType  "blob" (default) or "arraybuffer", set on every socket.
- *   options.baseDelayMs first back-off window (default 500).
- *   options.maxDelayMs  cap of the back-off window (default 30000).
- *   options.maxAttempts give up after this many attempts in a row that did not stay
- *                       open (default Infinity).
+ *   The policy's options are backoff.py's BackoffConfig, in milliseconds:
+ *   options.baseDelayMs first back-off window (default 500), multiplied by
+ *   options.multiplier  (default 2) after each failure in a row, up to
+ *   options.maxDelayMs  (default 30000). A delay is a uniform draw in the window.
+ *   options.hintSpreadRatio, options.hintSpreadMinMs, options.maxHintMs
+ *                       a close reason's retry-after=H is a floor: the delay is H plus
+ *                       a draw in [0, max(hintSpreadMinMs, H * hintSpreadRatio)] (at most
+ *                       maxDelayMs), so that clients told the same H spread out;
+ *                       defaults 0.5, 1000, 300000 (H is believed up to 5 minutes).
+ *   options.honourHints false ignores retry-after (default true).
+ *   options.maxAttempts give up after this many failures in a row (default Infinity).
  *   options.giveUpCodes close codes after which retrying cannot help (default [1008];
- *                       1008 with a retry-after in its reason is retried as told).
- *   options.stableAfterMs a connection open this long resets the back-off (default
- *                       5000): an overload answer opens and closes at once, and must
- *                       not reset it.
+ *                       a 1008 with a retry-after is a rate limit, and waited out).
+ *   options.stableAfterMs a connection open this long resets the failure count
+ *                       (default 5000): an overload answer opens and closes at once,
+ *                       and must still meet a growing delay.
  *   options.queueLimit  messages `send()` keeps while disconnected (default 100); 0
  *                       refuses them.
  *   options.random      a function returning [0, 1) (default Math.random); tests seed it.
@@ -49,41 +56,39 @@
  *                       server then closes is lost, as with a plain WebSocket.
  *   close(code, reason) closes the socket and stops reconnecting (code default 1000).
  *   state               "connecting" | "open" | "waiting" | "closed".
- *   attempt             attempts in a row that have not (yet) stayed open.
+ *   attempt             attempts in a row that have not (yet) stayed open, this one
+ *                       included: the failures count of the policy.
  *   queued              messages waiting for a connection.
  *
  * The policy, pure and exported for tests and for other transports:
  *   parseCloseReason(text)                     -> {retryAfterS, cause}
- *   backoffWindowMs(attempt, policy)           -> the full-jitter window of that attempt
- *   decideAfterClose(close, attempt, policy, random) -> {retry, delayMs?, why?, ...}
+ *   backoffWindowMs(failures, policy)          -> the full-jitter window after that many
+ *   decideAfterClose(close, failures, policy, random) -> {retry, delayMs?, why?, ...}
  */
 
-/** The largest retry-after a reason may ask for (a day), as close_reason.py clamps it. */
+/** The largest retry-after a reason may carry (a day), as close_reason.py clamps it. */
 export const MAX_RETRY_AFTER_S = 86400;
 
 export const CLOSE_NORMAL = 1000;
-export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY_VIOLATION = 1008;
-export const CLOSE_SERVICE_RESTART = 1012;
-export const CLOSE_TRY_AGAIN_LATER = 1013;
 
-/** Close codes whose server asks to come back later: a retry-after in the reason is honoured. */
-export const HINTED_CODES = Object.freeze([
-  CLOSE_GOING_AWAY,
-  CLOSE_POLICY_VIOLATION,
-  CLOSE_SERVICE_RESTART,
-  CLOSE_TRY_AGAIN_LATER,
-]);
-
+/** The policy's knobs, those of backoff.py's BackoffConfig in milliseconds. */
 export const DEFAULT_POLICY = Object.freeze({
   baseDelayMs: 500,
   maxDelayMs: 30000,
+  multiplier: 2,
+  hintSpreadRatio: 0.5,
+  hintSpreadMinMs: 1000,
+  maxHintMs: 300000,
+  honourHints: true,
   maxAttempts: Infinity,
   giveUpCodes: Object.freeze([CLOSE_POLICY_VIOLATION]),
   stableAfterMs: 5000,
 });
 
 const DEFAULT_QUEUE_LIMIT = 100;
+// backoff.py bounds the exponent the same way, so both draw the same windows.
+const MAX_EXPONENT = 64;
 
 /** Thrown by send() when the message can be neither sent nor queued. */
 export class WsgateQueueFullError extends Error {
@@ -122,45 +127,59 @@ export function parseCloseReason(text) {
 }
 
 /**
- * The full-jitter window of attempt `attempt` (0 for the first retry): base * 2^attempt,
- * capped at maxDelayMs. The delay is a uniform draw in [0, window).
- * @param {number} attempt
- * @param {{baseDelayMs: number, maxDelayMs: number}} policy
+ * The full-jitter window after `failures` failures in a row (1 for the first):
+ * base * multiplier^(failures - 1), capped at maxDelayMs. The delay is a uniform draw
+ * in [0, window].
+ * @param {number} failures
+ * @param {typeof DEFAULT_POLICY} policy
  */
-export function backoffWindowMs(attempt, policy) {
-  // 2 ** 1024 is Infinity: the cap holds whatever the attempt.
-  return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(attempt, 0));
+export function backoffWindowMs(failures, policy) {
+  const exponent = Math.min(Math.max(failures - 1, 0), MAX_EXPONENT);
+  return Math.min(policy.maxDelayMs, policy.baseDelayMs * policy.multiplier ** exponent);
 }
 
 /**
- * What to do after a socket closed. Pure: the close, the attempt count and a random
- * source in, a decision out.
- *  - a configured give-up code (default 1008) without a retry-after: give up;
- *  - `maxAttempts` attempts in a row: give up;
- *  - 1001/1008/1012/1013 with a retry-after: wait that long plus a full-jitter draw of
- *    this attempt's window, so that clients told the same time do not all come at once;
- *  - anything else (1006 for a refused handshake, a dropped connection, a hint-less
- *    1013): a full-jitter draw of this attempt's window.
+ * What to do after a socket closed; the policy of backoff.py's Backoff.failed. Pure:
+ * the close, the failures in a row (this one included) and a random source in.
+ *  - a give-up code (default 1008) without a retry-after in its reason: give up;
+ *  - `maxAttempts` failures in a row: give up;
+ *  - a retry-after of H seconds in the reason: a floor, not a moment (clients told the
+ *    same H would come back together): H plus a draw in [0, spread], the spread
+ *    H * hintSpreadRatio, at least hintSpreadMinMs and at most maxDelayMs; H is believed
+ *    up to maxHintMs;
+ *  - anything else (1006 for a refused handshake, whose status a browser cannot read; a
+ *    dropped connection; a hint-less 1013): a draw in [0, backoffWindowMs].
  * @param {{code: number, reason: string}} close
- * @param {number} attempt attempts in a row so far that did not stay open (1 after the first)
+ * @param {number} failures
  * @param {typeof DEFAULT_POLICY} policy
  * @param {() => number} random
  * @returns {{retry: true, delayMs: number, retryAfterS: number|null, cause: string|null}
  *         | {retry: false, why: string, retryAfterS: number|null, cause: string|null}}
  */
-export function decideAfterClose(close, attempt, policy, random) {
+export function decideAfterClose(close, failures, policy, random) {
   const hint = parseCloseReason(close.reason);
-  const hinted = HINTED_CODES.includes(close.code) && hint.retryAfterS !== null;
-  const retryAfterS = hinted ? hint.retryAfterS : null;
-  if (policy.giveUpCodes.includes(close.code) && !hinted) {
-    return { retry: false, why: `close code ${close.code}`, retryAfterS, cause: hint.cause };
+  const retryAfterS = policy.honourHints ? hint.retryAfterS : null;
+  const cause = hint.cause;
+  if (policy.giveUpCodes.includes(close.code) && retryAfterS === null) {
+    const why = `the server closed with ${close.code}${close.reason ? ` (${close.reason})` : ""} and no retry-after`;
+    return { retry: false, why, retryAfterS, cause };
   }
-  if (attempt >= policy.maxAttempts) {
-    return { retry: false, why: `${attempt} attempts`, retryAfterS, cause: hint.cause };
+  if (failures >= policy.maxAttempts) {
+    const why = `${failures} attempts failed in a row (last: close ${close.code})`;
+    return { retry: false, why, retryAfterS, cause };
   }
-  const jitterMs = random() * backoffWindowMs(attempt - 1, policy);
-  const delayMs = (hinted ? retryAfterS * 1000 : 0) + jitterMs;
-  return { retry: true, delayMs, retryAfterS, cause: hint.cause };
+  let delayMs;
+  if (retryAfterS === null) {
+    delayMs = random() * backoffWindowMs(failures, policy);
+  } else {
+    const floorMs = Math.min(retryAfterS * 1000, policy.maxHintMs);
+    const spreadMs = Math.min(
+      policy.maxDelayMs,
+      Math.max(policy.hintSpreadMinMs, floorMs * policy.hintSpreadRatio),
+    );
+    delayMs = floorMs + random() * spreadMs;
+  }
+  return { retry: true, delayMs, retryAfterS, cause };
 }
 
 /** A WebSocket that reconnects by the policy above; see the header for its API. */
@@ -183,13 +202,12 @@ export class WsgateClient extends EventTarget {
     this.#url = new URL(url, globalThis.location?.href).href;
     this.#protocols = options.protocols ?? [];
     this.#binaryType = options.binaryType ?? "blob";
-    this.#policy = Object.freeze({
-      baseDelayMs: options.baseDelayMs ?? DEFAULT_POLICY.baseDelayMs,
-      maxDelayMs: options.maxDelayMs ?? DEFAULT_POLICY.maxDelayMs,
-      maxAttempts: options.maxAttempts ?? DEFAULT_POLICY.maxAttempts,
-      giveUpCodes: Object.freeze([...(options.giveUpCodes ?? DEFAULT_POLICY.giveUpCodes)]),
-      stableAfterMs: options.stableAfterMs ?? DEFAULT_POLICY.stableAfterMs,
-    });
+    const policy = {};
+    for (const [key, fallback] of Object.entries(DEFAULT_POLICY)) {
+      policy[key] = options[key] ?? fallback;
+    }
+    policy.giveUpCodes = Object.freeze([...policy.giveUpCodes]);
+    this.#policy = Object.freeze(policy);
     this.#random = options.random ?? Math.random;
     this.#queueLimit = options.queueLimit ?? DEFAULT_QUEUE_LIMIT;
     this.#connect();
