@@ -16,6 +16,10 @@ WsgateError
  +-- ListenError           gateway.server: a listen address that cannot be bound (exit 1)
  +-- BadTransitionError    gateway.states: a state move the tables forbid (a bug, not input)
  +-- StormError            storm.runner: a storm that could not run (exit 1); a RuntimeError
+ +-- ClientError           client.errors: what wsgate.client raises to its caller
+ |    +-- GaveUpError      the back-off policy gave up: retrying cannot help
+ |    +-- NotConnectedError  a send while disconnected that cannot be queued
+ |    +-- ClientClosedError  the caller closed the connection
  +-- _ClosedError          storm.client: the peer closed before the response head (internal)
 ```
 
