@@ -132,10 +132,15 @@ class ReconnectingConnection:
         await self.close()
 
     async def _start_and_wait(self) -> ReconnectingConnection:
-        if self._supervisor is None:
-            self._supervisor = asyncio.create_task(self._supervise(), name=f"wsgate {self.url}")
+        self.start()
         await self.wait_connected()
         return self
+
+    def start(self) -> None:
+        """Start connecting without waiting (`await conn` starts and waits); call it
+        from a running event loop. Calling it again does nothing."""
+        if self._supervisor is None and not self._closing:
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"wsgate {self.url}")
 
     async def wait_connected(self) -> None:
         """Return once connected (`on_connect` has run and the queue is sent); raise
