@@ -39,6 +39,7 @@ from wsgate.gateway.commands import (
 from wsgate.gateway.core import ClientCore
 from wsgate.gateway.router import Router
 from wsgate.gateway.states import PHASE_MOVES, BadTransitionError, Phase, Stage
+from wsgate.gateway.upstream_side import UpstreamSide
 from wsgate.policy.admission import QUEUED, Rejected
 from wsgate.policy.clients import ClientLimits
 from wsgate.policy.retry import RetryBudget
@@ -136,11 +137,11 @@ class FakeWaiter:
 
     def excluded(self) -> frozenset[Any]:
         assert self.core is not None
-        return self.core.excluded()
+        return UpstreamSide(self.core).excluded()
 
     def hash_key(self) -> bytes | None:
         assert self.core is not None
-        return self.core.hash_key()
+        return UpstreamSide(self.core).hash_key()
 
 
 def make(
@@ -218,7 +219,7 @@ def test_a_websocket_handshake_from_bytes_to_tunnel() -> None:
     assert out == [OpenUpstream(backend, head_request=False, head_limit=65536), Wakeup(None)]
     assert core.exchange is not None and core.exchange.stage is Stage.WAITING
 
-    out = core.upstream_ready(1.5, 0.6)
+    out = UpstreamSide(core).upstream_ready(1.5, 0.6)
     head = upstream_bytes(out)
     request_id = head.split(b"X-Request-Id: ", 1)[1].split(b"\r\n", 1)[0].decode()
     assert len(request_id) == 16 and int(request_id, 16) >= 0  # made by the gateway
@@ -228,7 +229,9 @@ def test_a_websocket_handshake_from_bytes_to_tunnel() -> None:
     assert out[-1] == Wakeup(60.6)  # the response timeout
     assert core.exchange is not None and core.exchange.stage is Stage.FORWARDED
 
-    out = core.response_head(101, b"Switching Protocols", "1.1", switching(), True, 0.7)
+    out = UpstreamSide(core).response_head(
+        101, b"Switching Protocols", "1.1", switching(), True, 0.7
+    )
     assert sent(out).startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
     assert out[-1] == Wakeup(None)
     assert pool.calls[-2:] == [
@@ -236,7 +239,7 @@ def test_a_websocket_handshake_from_bytes_to_tunnel() -> None:
         ("done", "127.0.0.1:9001", "ok"),
     ]
 
-    out = core.upstream_upgrade(b"\x81\x02hi", 0.8)
+    out = UpstreamSide(core).upstream_upgrade(b"\x81\x02hi", 0.8)
     # The tunnel takes over: it gives back the tunnel's count and the client's when it
     # ends, and the core holds nothing more (the adapter drops it).
     assert out == [
@@ -266,11 +269,11 @@ def test_a_plain_request_and_keep_alive() -> None:
     core.start(0.0, over_capacity=False)
     out = core.client_data(GET, 0.1)
     assert isinstance(out[0], OpenUpstream)
-    core.upstream_ready(None, 0.1)
-    out = core.response_head(200, b"OK", "1.1", sized(), True, 0.2)
+    UpstreamSide(core).upstream_ready(None, 0.1)
+    out = UpstreamSide(core).response_head(200, b"OK", "1.1", sized(), True, 0.2)
     assert sent(out) == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
-    assert core.response_body(b"ok") == [SendToClient(b"ok")]
-    out = core.response_complete(0.3)
+    assert UpstreamSide(core).response_body(b"ok") == [SendToClient(b"ok")]
+    out = UpstreamSide(core).response_complete(0.3)
     assert without_logs(out) == [ReleaseUpstream(reuse=True), Wakeup(75.3)]
     assert core.idle
     # Nothing more from the client: the keep-alive timeout closes it, silently.
@@ -283,14 +286,14 @@ def test_pipelined_requests_are_answered_in_order() -> None:
     core.start(0.0, over_capacity=False)
     out = core.client_data(GET + GET.replace(b"/page", b"/second"), 0.1)
     assert sum(isinstance(c, OpenUpstream) for c in out) == 1  # one at a time
-    core.upstream_ready(None, 0.1)
-    core.response_head(200, b"OK", "1.1", sized(), True, 0.2)
-    core.response_body(b"ok")
-    out = core.response_complete(0.3)
+    UpstreamSide(core).upstream_ready(None, 0.1)
+    UpstreamSide(core).response_head(200, b"OK", "1.1", sized(), True, 0.2)
+    UpstreamSide(core).response_body(b"ok")
+    out = UpstreamSide(core).response_complete(0.3)
     assert CallSoon() in out  # the next request starts on the next turn of the loop
     out = core.proceed(0.3)
     assert isinstance(out[0], OpenUpstream)
-    assert upstream_bytes(core.upstream_ready(None, 0.3)).startswith(b"GET /second ")
+    assert upstream_bytes(UpstreamSide(core).upstream_ready(None, 0.3)).startswith(b"GET /second ")
 
 
 def test_the_header_timeout_answers_408() -> None:
@@ -316,7 +319,7 @@ def test_a_queued_handshake_waits_then_is_admitted() -> None:
     pool.answers = [QUEUED]
     core.start(0.0, over_capacity=False)
     assert without_logs(core.client_data(UPGRADE, 0.1)) == [Wakeup(None)]
-    out = core.admitted(cast(Any, pool.backends[1]), 3.0)
+    out = UpstreamSide(core).admitted(cast(Any, pool.backends[1]), 3.0)
     assert out == [OpenUpstream(pool.backends[1], head_request=False, head_limit=65536)]
 
 
@@ -325,7 +328,7 @@ def test_a_queued_handshake_that_is_turned_away_gets_503_with_retry_after() -> N
     pool.answers = [QUEUED]
     core.start(0.0, over_capacity=False)
     core.client_data(UPGRADE, 0.1)
-    out = core.rejected("overloaded_queue_timeout", "Waited 30 s.", 7, 30.1)
+    out = UpstreamSide(core).rejected("overloaded_queue_timeout", "Waited 30 s.", 7, 30.1)
     assert status_and_cause(sent(out)) == (503, "overloaded_queue_timeout")
     assert b"Retry-After: 7\r\n" in sent(out)
     assert errors(out) == ["overloaded_queue_timeout"]
@@ -356,7 +359,7 @@ def test_a_refused_connect_is_retried_on_the_other_backend() -> None:
     core, pool, _ = make()
     core.start(0.0, over_capacity=False)
     core.client_data(UPGRADE, 0.1)
-    out = core.upstream_failed("upstream_connect_refused", "refused", 0.2)
+    out = UpstreamSide(core).upstream_failed("upstream_connect_refused", "refused", 0.2)
     assert ("done", "127.0.0.1:9001", "failed") in pool.calls
     assert ("admit", True) in pool.calls  # back to the front of the line
     assert [c for c in out if isinstance(c, OpenUpstream)] == [
@@ -369,7 +372,7 @@ def test_when_every_backend_failed_the_last_failure_explains() -> None:
     core, _, _ = make(backends=1, retries=0)
     core.start(0.0, over_capacity=False)
     core.client_data(UPGRADE, 0.1)
-    out = core.upstream_failed("upstream_connect_refused", "Backend refused.", 0.2)
+    out = UpstreamSide(core).upstream_failed("upstream_connect_refused", "Backend refused.", 0.2)
     assert status_and_cause(sent(out)) == (502, "upstream_connect_refused")
 
 
@@ -377,7 +380,7 @@ def test_d9_out_of_descriptors_is_not_the_backends_fault() -> None:
     core, pool, _ = make()
     core.start(0.0, over_capacity=False)
     core.client_data(UPGRADE, 0.1)
-    out = core.upstream_failed("out_of_file_descriptors", "EMFILE.", 0.2)
+    out = UpstreamSide(core).upstream_failed("out_of_file_descriptors", "EMFILE.", 0.2)
     assert status_and_cause(sent(out)) == (503, "out_of_file_descriptors")
     assert b"Retry-After: 5\r\n" in sent(out)
     assert ("done", "127.0.0.1:9001", "aborted") in pool.calls  # no failure counted
@@ -389,7 +392,7 @@ def test_the_response_timeout_counts_against_the_backend() -> None:
     core, pool, _ = make()
     core.start(0.0, over_capacity=False)
     core.client_data(UPGRADE, 0.1)
-    core.upstream_ready(None, 0.1)
+    UpstreamSide(core).upstream_ready(None, 0.1)
     out = core.timer(60.1)
     assert status_and_cause(sent(out)) == (504, "upstream_handshake_timeout")
     assert ("done", "127.0.0.1:9001", "dropped") in pool.calls
@@ -411,11 +414,11 @@ def test_d1_a_refused_upgrade_does_not_give_its_connection_back() -> None:
     core, _, _ = make()
     core.start(0.0, over_capacity=False)
     core.client_data(UPGRADE, 0.1)
-    core.upstream_ready(None, 0.1)
-    out = core.response_head(404, b"Not Found", "1.1", sized(b"no"), True, 0.2)
+    UpstreamSide(core).upstream_ready(None, 0.1)
+    out = UpstreamSide(core).response_head(404, b"Not Found", "1.1", sized(b"no"), True, 0.2)
     assert b"Connection: close\r\n" in sent(out)
-    core.response_body(b"no")
-    out = core.response_complete(0.3)
+    UpstreamSide(core).response_body(b"no")
+    out = UpstreamSide(core).response_complete(0.3)
     assert ReleaseUpstream(reuse=False) in out
     assert out[-1] == CloseClient()
 
@@ -435,7 +438,7 @@ def test_d3_a_trailer_over_the_limit_gets_431() -> None:
     head = b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     out = core.client_data(head + b"5\r\nhello\r\n0\r\n", 0.1)
     assert isinstance(out[0], OpenUpstream)
-    core.upstream_ready(None, 0.1)
+    UpstreamSide(core).upstream_ready(None, 0.1)
     out = core.client_data(b"X-T: " + b"v" * 2000 + b"\r\n\r\n", 0.2)
     assert status_and_cause(sent(out)) == (431, "trailer_too_large")
     assert ReleaseUpstream(abort=True) in out
@@ -445,8 +448,8 @@ def test_d4_an_oversized_response_head_is_a_502_without_a_retry() -> None:
     core, pool, _ = make()
     core.start(0.0, over_capacity=False)
     core.client_data(GET, 0.1)
-    core.upstream_ready(None, 0.1)
-    out = core.upstream_bad_response(
+    UpstreamSide(core).upstream_ready(None, 0.1)
+    out = UpstreamSide(core).upstream_bad_response(
         "response head over 65536 bytes", "upstream_header_too_large", 0.2
     )
     assert status_and_cause(sent(out)) == (502, "upstream_header_too_large")
@@ -459,11 +462,11 @@ def test_d5_a_stalled_body_gets_408_and_paused_time_does_not_count() -> None:
     core.start(0.0, over_capacity=False)
     out = core.client_data(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nx", 0.0)
     assert out[-1] == Wakeup(30.0)
-    core.upstream_ready(None, 0.0)
+    UpstreamSide(core).upstream_ready(None, 0.0)
     # The backend cannot take more for a while: reading pauses, and the body timer waits.
-    assert core.upstream_write_paused(True) == [ClientReading(False)]
+    assert UpstreamSide(core).upstream_write_paused(True) == [ClientReading(False)]
     assert without_logs(core.timer(30.0)) == [Wakeup(60.0)]
-    assert core.upstream_write_paused(False) == [ClientReading(True)]
+    assert UpstreamSide(core).upstream_write_paused(False) == [ClientReading(True)]
     out = core.timer(60.0)
     assert status_and_cause(sent(out)) == (408, "body_timeout")
     assert not any(call[0] == "failure" for call in pool.calls)
@@ -476,10 +479,10 @@ def test_d10_a_pipelined_head_over_the_limit_is_refused_in_its_turn() -> None:
     out = core.client_data(GET + big, 0.1)
     assert sent(out) == b""  # nothing yet: the first request is answered first
     assert ClientReading(False) in out
-    core.upstream_ready(None, 0.1)
-    core.response_head(200, b"OK", "1.1", sized(), True, 0.2)
-    core.response_body(b"ok")
-    core.response_complete(0.3)
+    UpstreamSide(core).upstream_ready(None, 0.1)
+    UpstreamSide(core).response_head(200, b"OK", "1.1", sized(), True, 0.2)
+    UpstreamSide(core).response_body(b"ok")
+    UpstreamSide(core).response_complete(0.3)
     out = core.proceed(0.3)
     assert status_and_cause(sent(out)) == (431, "header_too_large")
 
@@ -513,8 +516,8 @@ def test_a_backend_that_breaks_framing_before_the_answer_is_retried() -> None:
     core, _, _ = make()
     core.start(0.0, over_capacity=False)
     core.client_data(UPGRADE, 0.1)
-    core.upstream_ready(None, 0.1)
-    out = core.upstream_bad_response("bad status line", "upstream_bad_response", 0.2)
+    UpstreamSide(core).upstream_ready(None, 0.1)
+    out = UpstreamSide(core).upstream_bad_response("bad status line", "upstream_bad_response", 0.2)
     assert [c.backend.name for c in out if isinstance(c, OpenUpstream)] == ["127.0.0.1:9002"]
 
 
@@ -522,8 +525,10 @@ def test_a_wrong_accept_is_a_502() -> None:
     core, pool, _ = make()
     core.start(0.0, over_capacity=False)
     core.client_data(UPGRADE, 0.1)
-    core.upstream_ready(None, 0.1)
-    out = core.response_head(101, b"Switching", "1.1", switching(b"x" * 24), True, 0.2)
+    UpstreamSide(core).upstream_ready(None, 0.1)
+    out = UpstreamSide(core).response_head(
+        101, b"Switching", "1.1", switching(b"x" * 24), True, 0.2
+    )
     assert status_and_cause(sent(out)) == (502, "upstream_bad_accept")
     assert ("done", "127.0.0.1:9001", "failed") in pool.calls
 
@@ -539,11 +544,11 @@ def test_an_answer_that_ends_during_a_drain_closes_the_connection() -> None:
     core, _, gw = make()
     core.start(0.0, over_capacity=False)
     core.client_data(GET, 0.1)
-    core.upstream_ready(None, 0.1)
-    core.response_head(200, b"OK", "1.1", sized(), True, 0.2)
+    UpstreamSide(core).upstream_ready(None, 0.1)
+    UpstreamSide(core).response_head(200, b"OK", "1.1", sized(), True, 0.2)
     gw.draining = True  # the drain starts while the body streams
-    core.response_body(b"ok")
-    out = core.response_complete(0.3)
+    UpstreamSide(core).response_body(b"ok")
+    out = UpstreamSide(core).response_complete(0.3)
     assert ReleaseUpstream(reuse=True) in out
     assert out[-1] == CloseClient()
 
@@ -552,7 +557,7 @@ def test_a_clients_request_id_is_kept_and_logged() -> None:
     core, _, _ = make(backends=1, retries=0)
     core.start(0.0, over_capacity=False)
     core.client_data(GET.replace(b"\r\n\r\n", b"\r\nX-Request-Id: abc-123\r\n\r\n"), 0.1)
-    head = upstream_bytes(core.upstream_ready(None, 0.1))
+    head = upstream_bytes(UpstreamSide(core).upstream_ready(None, 0.1))
     assert head.count(b"X-Request-Id: ") == 1 and b"X-Request-Id: abc-123\r\n" in head
     out = core.timer(60.1)  # no answer: 504, and its error line names the request
     (line,) = [c for c in out if isinstance(c, Log) and c.kind == "error"]

@@ -13,6 +13,7 @@ from tests.gateway.test_core import (
 )
 from wsgate.gateway.commands import OpenUpstream
 from wsgate.gateway.states import Phase
+from wsgate.gateway.upstream_side import UpstreamSide
 
 
 def upgrade(*lines: bytes) -> bytes:
@@ -44,7 +45,7 @@ def test_the_subprotocol_list_is_filtered_before_forwarding() -> None:
     core, _, _ = make(allowed_subprotocols=("chat.v2",))
     core.start(0.0, over_capacity=False)
     core.client_data(upgrade(b"Sec-WebSocket-Protocol: admin, chat.v2"), 0.1)
-    head = upstream_bytes(core.upstream_ready(1.0, 0.2))
+    head = upstream_bytes(UpstreamSide(core).upstream_ready(1.0, 0.2))
     assert b"\r\nSec-WebSocket-Protocol: chat.v2\r\n" in head
     assert b"admin" not in head
 
@@ -58,7 +59,7 @@ def test_no_allowed_subprotocol_left_gets_400_or_goes_on_without_the_header() ->
     core, _, _ = make(allowed_subprotocols=("chat.v2",), subprotocol_fallback="forward")
     core.start(0.0, over_capacity=False)
     core.client_data(upgrade(b"Sec-WebSocket-Protocol: admin"), 0.1)
-    head = upstream_bytes(core.upstream_ready(1.0, 0.2))
+    head = upstream_bytes(UpstreamSide(core).upstream_ready(1.0, 0.2))
     assert b"Sec-WebSocket-Protocol" not in head
 
 

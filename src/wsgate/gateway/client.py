@@ -32,6 +32,7 @@ from wsgate.gateway.ports import GatewayView
 from wsgate.gateway.tls import refuse_alpn
 from wsgate.gateway.tunnel import Tunnel, make_tunnel
 from wsgate.gateway.upstream import UpstreamConnection
+from wsgate.gateway.upstream_side import UpstreamSide
 from wsgate.observe.log import JsonLog
 from wsgate.observe.metrics import Metrics
 from wsgate.protocol.headers import Headers
@@ -70,6 +71,7 @@ class ClientConnection(asyncio.Protocol):
         "core",
         "gw",
         "loop",
+        "side",
         "transport",
         "upstream",
         "write_paused",
@@ -80,6 +82,7 @@ class ClientConnection(asyncio.Protocol):
         self.loop = gateway.loop
         self.transport: asyncio.Transport | None = None
         self.core: ClientCore | None = None
+        self.side: UpstreamSide | None = None  # the core's backend side
         self.upstream: UpstreamConnection | None = None
         self.write_paused = False
         self._tunnel: Tunnel | None = None
@@ -184,17 +187,17 @@ class ClientConnection(asyncio.Protocol):
             conn = await backend.pool.connect(backend)
         except ConnectError as failure:
             self._connect_task = None
-            if self.core is not None:
+            if self.side is not None:
                 now = self.loop.time()
-                self._run(self.core.upstream_failed(failure.cause, failure.detail, now))
+                self._run(self.side.upstream_failed(failure.cause, failure.detail, now))
             return
         self._connect_task = None
         self._attach(conn, command)
         self._core_call_ready((self.loop.time() - started) * 1000)
 
     def _core_call_ready(self, connect_ms: float | None) -> None:
-        assert self.core is not None
-        self._run(self.core.upstream_ready(connect_ms, self.loop.time()))
+        assert self.side is not None
+        self._run(self.side.upstream_ready(connect_ms, self.loop.time()))
 
     def _attach(self, conn: UpstreamConnection, command: OpenUpstream) -> None:
         self.upstream = conn
@@ -233,6 +236,7 @@ class ClientConnection(asyncio.Protocol):
         assert self.transport is not None and upstream is not None
         # The core is done: the tunnel ends the connection, and gives back the counts.
         self.core = None
+        self.side = None
         self._tunnel_backend = command.backend
         self._tunnel_client = command.client
         self._tunnel = make_tunnel(
@@ -275,6 +279,7 @@ class ClientConnection(asyncio.Protocol):
             return
         scheme = "http" if ssl_object is None else "https"
         self.core = ClientCore(self.gw, client_ip, self, scheme)
+        self.side = UpstreamSide(self.core)
         over = len(self.gw.connections) > self.gw.config.server.max_connections
         self._run(self.core.start(self.loop.time(), over_capacity=over))
 
@@ -328,65 +333,65 @@ class ClientConnection(asyncio.Protocol):
 
     # == Waiter: the pool's answers to a queued handshake ===============================
     def admitted(self, backend: Backend) -> None:
-        if self.core is None:
+        if self.side is None:
             backend.pool.handshake_done(backend, 0.0, 0, "aborted")
             return
-        self._run(self.core.admitted(backend, self.loop.time()))
+        self._run(self.side.admitted(backend, self.loop.time()))
 
     def rejected(self, cause: str, detail: str, retry_after_s: int) -> None:
-        if self.core is not None:
-            self._run(self.core.rejected(cause, detail, retry_after_s, self.loop.time()))
+        if self.side is not None:
+            self._run(self.side.rejected(cause, detail, retry_after_s, self.loop.time()))
 
     def hash_key(self) -> bytes | None:
-        return self.core.hash_key() if self.core is not None else None
+        return self.side.hash_key() if self.side is not None else None
 
     def excluded(self) -> frozenset[Backend]:
-        return self.core.excluded() if self.core is not None else frozenset()
+        return self.side.excluded() if self.side is not None else frozenset()
 
     # == ResponseSink: the upstream connection's events =================================
     def on_response_head(
         self, status: int, reason: bytes, version: str, headers: Headers, keep_alive: bool
     ) -> None:
-        assert self.core is not None
+        assert self.side is not None
         self._run(
-            self.core.response_head(status, reason, version, headers, keep_alive, self.loop.time())
+            self.side.response_head(status, reason, version, headers, keep_alive, self.loop.time())
         )
 
     def on_response_body(self, data: bytes) -> None:
-        assert self.core is not None
-        self._run(self.core.response_body(data))
+        assert self.side is not None
+        self._run(self.side.response_body(data))
 
     def on_response_complete(self) -> None:
-        assert self.core is not None
-        self._run(self.core.response_complete(self.loop.time()))
+        assert self.side is not None
+        self._run(self.side.response_complete(self.loop.time()))
 
     def on_upstream_upgrade(self, tail: bytes) -> None:
-        assert self.core is not None
-        self._run(self.core.upstream_upgrade(tail, self.loop.time()))
+        assert self.side is not None
+        self._run(self.side.upstream_upgrade(tail, self.loop.time()))
 
     def on_upstream_eof(self) -> None:
-        assert self.core is not None
-        self._run(self.core.upstream_eof(self.loop.time()))
+        assert self.side is not None
+        self._run(self.side.upstream_eof(self.loop.time()))
 
     def on_upstream_lost(self, exc: Exception | None) -> None:
         self.upstream = None
-        assert self.core is not None
-        self._run(self.core.upstream_lost(str(exc) if exc else "", self.loop.time()))
+        assert self.side is not None
+        self._run(self.side.upstream_lost(str(exc) if exc else "", self.loop.time()))
 
     def on_upstream_bad_response(
         self, reason: str, *, cause: str = "upstream_bad_response"
     ) -> None:
         self.upstream = None
-        assert self.core is not None
-        self._run(self.core.upstream_bad_response(reason, cause, self.loop.time()))
+        assert self.side is not None
+        self._run(self.side.upstream_bad_response(reason, cause, self.loop.time()))
 
     def on_upstream_pause_writing(self) -> None:
-        assert self.core is not None
-        self._run(self.core.upstream_write_paused(True))
+        assert self.side is not None
+        self._run(self.side.upstream_write_paused(True))
 
     def on_upstream_resume_writing(self) -> None:
-        assert self.core is not None
-        self._run(self.core.upstream_write_paused(False))
+        assert self.side is not None
+        self._run(self.side.upstream_write_paused(False))
 
     # == the gateway's view =============================================================
     def close_tunnel(self, code: int, text: str, *, reason_code: str) -> None:

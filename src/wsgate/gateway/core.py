@@ -23,12 +23,12 @@ from wsgate.gateway.commands import (
     CloseTunnel,
     Command,
     Log,
-    ReleaseUpstream,
     SendToClient,
     StartTunnel,
     Wakeup,
 )
 from wsgate.gateway.exchange import Exchange
+from wsgate.gateway.intake import Refusal, find_route, is_client_script, no_route, take_in
 from wsgate.gateway.ports import GatewayView
 from wsgate.gateway.reader import RequestReader
 from wsgate.gateway.states import (
@@ -40,18 +40,15 @@ from wsgate.gateway.states import (
     Stage,
 )
 from wsgate.policy.buckets import jittered_retry_after
-from wsgate.policy.clients import client_address
 from wsgate.protocol.errors import ProtocolError
 from wsgate.protocol.forward import Framing
 from wsgate.protocol.frames import CLOSE_GOING_AWAY
-from wsgate.protocol.handshake_policy import apply_policy
-from wsgate.protocol.headers import HeaderList, Headers, get_one
+from wsgate.protocol.headers import HeaderList
 
 if TYPE_CHECKING:
     from wsgate.gateway.pool import Backend, Waiter
 
 MAX_PIPELINED_REQUESTS = 16
-MAX_REQUEST_ID = 200  # bytes of a client's X-Request-Id kept for the log lines
 
 
 class ClientCore:
@@ -387,155 +384,58 @@ class ClientCore:
         if request.error is not None:
             self._fail(request.error.cause, request.error.reason)
             return
-        host = get_one(request.headers, b"host")
-        route = self.gw.router.route_for(host, request.target)
-        if route is not None:
-            request.overload_answer = route.overload_answer
+        route = find_route(self.gw, request)
         if self.gw.draining:
             self._fail("shutting_down", "", retry_after_s=1)
-            return
-        if self._client_script(request):
-            return
-        if route is None:
-            shown = (host or b"").decode("latin-1")
-            path = request.target.split(b"?", 1)[0].decode("latin-1")
-            self._fail("no_route", f"Host {shown!r}, path {path!r}.")
-            return
-        pool_name = route.pool
-        pool = request.pool = self.gw.pools[pool_name]
-        given = get_one(request.headers, b"x-request-id")
-        if given:
-            request.request_id = given[:MAX_REQUEST_ID].decode("latin-1")
+        elif is_client_script(self.gw, request):
+            self._client_script(request)
+        elif route is None:
+            self._refuse(no_route(request))
         else:
-            request.request_id = f"{self.gw.rng.getrandbits(64):016x}"
-            request.request_id_made = True
-        request.client = client_address(
-            self.client_ip, get_one(request.headers, b"x-forwarded-for"), self.gw.trusted_proxies
-        )
-        if request.ws_key is not None:
-            config = pool.config
-            if config.allowed_origins or config.allowed_subprotocols:
-                try:
-                    request.headers = apply_policy(
-                        request.headers,
-                        config.allowed_origins,
-                        config.allowed_subprotocols,
-                        config.subprotocol_fallback,
-                    )
-                except ProtocolError as refused:
-                    self._fail(refused.cause, refused.reason)
-                    return
-            wait_s = self.gw.client_limits.admit(request.client, self.now)
-            if wait_s is not None:
-                self._fail(
-                    "client_rate_limited",
-                    f"Client {request.client} is over its connection or handshake limit.",
-                    retry_after_s=jittered_retry_after(wait_s, pool.rng),
-                )
+            refusal = take_in(self.gw, request, route, self.client_ip, self.now)
+            if refusal is not None:
+                self._refuse(refusal)
                 return
-            self._client_counted = request.client
-            pool.budget.on_attempt(self.now)
-        self.exchange = Exchange(self, request)
-        self.exchange.begin()
+            if request.ws_key is not None:
+                self._client_counted = request.client
+            self.exchange = Exchange(self, request)
+            self.exchange.begin()
 
-    def _client_script(self, request: Request) -> bool:
-        """Answer GET/HEAD of the client script's path, when one is set."""
-        path = self.gw.config.server.client_script_path
-        if (
-            not path
-            or request.method not in (b"GET", b"HEAD")
-            or request.framing is not Framing.NONE
-            or request.ws_key is not None
-            or request.target.split(b"?", 1)[0] != path.encode()
-        ):
-            return False
+    def _refuse(self, refusal: Refusal) -> None:
+        self._fail(refusal.cause, refusal.detail, retry_after_s=refusal.retry_after_s)
+
+    def _client_script(self, request: Request) -> None:
+        """Answer GET/HEAD of the client script's path."""
         request.complete = True  # a bodiless head is the whole request
         keep = request.keep_alive and self.keep_alive_allowed()
         request.close_after = not keep
-        self._out.append(
-            SendToClient(
-                script_answer(
-                    self.gw.client_script, head_only=request.method == b"HEAD", keep_alive=keep
-                )
-            )
-        )
+        head_only = request.method == b"HEAD"
+        answer = script_answer(self.gw.client_script, head_only=head_only, keep_alive=keep)
+        self._out.append(SendToClient(answer))
         request.status = 200
         self.answered(request)
-        return True
 
-    # == events: the pool (through the adapter, which is the pool's waiter) ================
-    def admitted(self, backend: Backend, now: float) -> list[Command]:
-        """A handshake slot on `backend` is ours, from the queue."""
-        self.now = now
-        if self.exchange is None or self.phase is not Phase.BUSY:
-            backend.pool.handshake_done(backend, 0.0, 0, "aborted")
-        else:
-            self.exchange.admitted(backend)
+    # == the upstream side's turning points (upstream_side.py delivers its events) ========
+    def done(self) -> list[Command]:
         return self._done()
 
-    def rejected(self, cause: str, detail: str, retry_after_s: int, now: float) -> list[Command]:
-        """The pool will not give us a slot (queue timeout, no backend left, draining)."""
-        self.now = now
-        if self.exchange is not None:
-            self.exchange.rejected(cause, detail, retry_after_s)
-        return self._done()
-
-    def hash_key(self) -> bytes | None:
-        return self.exchange.hash_key() if self.exchange is not None else None
-
-    def excluded(self) -> frozenset[Backend]:
-        return frozenset(self.active.tried) if self.active is not None else frozenset()
-
-    # == events: the upstream connection ===================================================
-    def upstream_ready(self, connect_ms: float | None, now: float) -> list[Command]:
-        """The connection `OpenUpstream` asked for is attached."""
-        self.now = now
-        if self.exchange is None:
-            self._out.append(ReleaseUpstream(reuse=True))
-        else:
-            self.exchange.ready(connect_ms)
-        return self._done()
-
-    def upstream_failed(self, cause: str, detail: str, now: float) -> list[Command]:
-        """`OpenUpstream` could not connect."""
-        self.now = now
-        if self.exchange is not None:
-            self.exchange.connect_failed(cause, detail)
-        return self._done()
-
-    def response_head(
-        self,
-        status: int,
-        reason: bytes,
-        version: str,
-        headers: Headers,
-        keep_alive: bool,
-        now: float,
-    ) -> list[Command]:
-        self.now = now
-        if self.exchange is not None:
-            self.exchange.response_head(status, reason, headers, keep_alive)
-        return self._done()
-
-    def response_body(self, data: bytes) -> list[Command]:
-        if self.exchange is not None:
-            self.exchange.response_body(data)
+    def flush(self) -> list[Command]:
+        """This call's commands without the deadline check: for the per-chunk events."""
         done = self._out[:]
         self._out.clear()
         return done
 
-    def response_complete(self, now: float) -> list[Command]:
-        self.now = now
-        if self.exchange is not None:
-            self.exchange.response_complete()
-        return self._done()
+    def pause_for_upstream(self, paused: bool) -> None:
+        if paused:
+            self._pause("upstream_full")
+        else:
+            self._resume("upstream_full")
 
-    def upstream_upgrade(self, tail: bytes, now: float) -> list[Command]:
-        """The backend's bytes after its 101: the tunnel starts with them."""
-        self.now = now
+    def switch_to_tunnel(self, tail: bytes) -> None:
+        """The backend's bytes after its 101 came: hand the connection to a tunnel."""
         exchange = self.exchange
         if exchange is None or exchange.stage is not Stage.UPGRADING or not exchange.has_upstream:
-            return self._done()
+            return
         request = exchange.request
         assert request.pool is not None
         exchange.switch()
@@ -564,34 +464,6 @@ class ClientCore:
         )
         self.active = None
         self.exchange = None
-        return self._done()
-
-    def upstream_eof(self, now: float) -> list[Command]:
-        self.now = now
-        if self.exchange is not None:
-            self.exchange.upstream_eof()
-        return self._done()
-
-    def upstream_lost(self, error: str, now: float) -> list[Command]:
-        self.now = now
-        if self.exchange is not None:
-            self.exchange.upstream_lost(error)
-        return self._done()
-
-    def upstream_bad_response(self, reason: str, cause: str, now: float) -> list[Command]:
-        self.now = now
-        if self.exchange is not None:
-            self.exchange.bad_response(reason, cause)
-        return self._done()
-
-    def upstream_write_paused(self, paused: bool) -> list[Command]:
-        if paused:
-            self._pause("upstream_full")
-        else:
-            self._resume("upstream_full")
-        done = self._out[:]
-        self._out.clear()
-        return done
 
     # == errors and endings ===============================================================
     def _end(self) -> None:
