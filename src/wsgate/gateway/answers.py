@@ -131,3 +131,20 @@ def error_fields(
         "connect_ms": ms(request.connect_ms),
         "total_ms": ms((now - request.received_at) * 1000),
     }
+
+
+def access_fields(request: Request, client_ip: str, now: float) -> dict[str, Any]:
+    """The fields of a request's access log line."""
+    return {
+        "request_id": request.request_id,
+        "client": client_ip,
+        "method": request.method.decode("latin-1"),
+        "target": request.target.decode("latin-1"),
+        "status": request.status,
+        "pool": request.pool.config.name if request.pool else None,
+        "backend": request.backend.name if request.backend else None,
+        "upgrade": request.ws_key is not None,
+        "connect_ms": ms(request.connect_ms),
+        "response_ms": ms((now - request.head_sent_at) * 1000) if request.head_sent else None,
+        "total_ms": ms((now - request.received_at) * 1000),
+    }

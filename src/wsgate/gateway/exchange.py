@@ -9,18 +9,18 @@ stages and their table are in `states.py`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from wsgate.gateway.answers import access_fields
 from wsgate.gateway.commands import (
-    Command,
     Log,
     OpenUpstream,
     ReleaseUpstream,
     SendToClient,
     SendToUpstream,
 )
-from wsgate.gateway.ports import GatewayView
-from wsgate.gateway.states import STAGE_MOVES, BadTransitionError, Request, Stage, ms
+from wsgate.gateway.ports import ExchangeHost
+from wsgate.gateway.states import STAGE_MOVES, BadTransitionError, Request, Stage
 from wsgate.policy.admission import Queued, Rejected
 from wsgate.policy.keys import hash_key
 from wsgate.protocol.errors import ProtocolError
@@ -37,7 +37,7 @@ from wsgate.protocol.handshake import check_upgrade_response
 from wsgate.protocol.headers import Headers
 
 if TYPE_CHECKING:
-    from wsgate.gateway.pool import Backend, Waiter
+    from wsgate.gateway.pool import Backend
 
 # RFC 9110 section 9.2.2: requests that may be sent again without harm.
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
@@ -53,29 +53,6 @@ def replayable(request: Request) -> bool:
     if not request.head_sent:
         return True
     return request.framing is Framing.NONE and request.method in IDEMPOTENT_METHODS
-
-
-class ExchangeHost(Protocol):
-    """What an exchange needs of its client connection."""
-
-    @property
-    def gw(self) -> GatewayView: ...
-    @property
-    def waiter(self) -> Waiter: ...
-    @property
-    def client_ip(self) -> str: ...
-    @property
-    def scheme(self) -> str: ...
-    @property
-    def now(self) -> float: ...
-    @property
-    def commands(self) -> list[Command]: ...
-    def fail(self, cause: str, detail: str, *, retry_after_s: int | None = None) -> None: ...
-    def abort(self) -> None: ...
-    def keep_alive_allowed(self) -> bool: ...
-    def answered(self, request: Request) -> None: ...
-    def tunnel_opened(self, backend: Backend) -> None: ...
-    def body_flowing(self) -> None: ...
 
 
 class Exchange:
@@ -529,22 +506,6 @@ class Exchange:
         self.out.append(Log(kind, name, fields))
 
     def log_access(self) -> None:
-        if not self.host.gw.config.server.access_log:
-            return  # skip building the fields: this runs once per handshake
-        request = self.request
-        now = self.host.now
-        self._log(
-            "access",
-            "",
-            request_id=request.request_id,
-            client=self.host.client_ip,
-            method=request.method.decode("latin-1"),
-            target=request.target.decode("latin-1"),
-            status=request.status,
-            pool=request.pool.config.name if request.pool else None,
-            backend=request.backend.name if request.backend else None,
-            upgrade=request.ws_key is not None,
-            connect_ms=ms(request.connect_ms),
-            response_ms=ms((now - request.head_sent_at) * 1000) if request.head_sent else None,
-            total_ms=ms((now - request.received_at) * 1000),
-        )
+        if self.host.gw.config.server.access_log:  # skip the fields: once per handshake
+            fields = access_fields(self.request, self.host.client_ip, self.host.now)
+            self.out.append(Log("access", "", fields))

@@ -1,5 +1,5 @@
 """What the pure core asks of the world around it, as Protocols: the gateway's shared
-state (config, routes, pools, limits) and the waiter a pool calls back. The running
+state (config, routes, pools, limits), and what an exchange asks of its connection. The running
 gateway (server.Gateway) and the adapter (client.ClientConnection) provide them; tests
 provide fakes."""
 
@@ -11,11 +11,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from wsgate.config.model import Config
+from wsgate.gateway.commands import Command
 from wsgate.gateway.router import Router
+from wsgate.gateway.states import Request
 from wsgate.policy.clients import ClientLimits
 
 if TYPE_CHECKING:
-    from wsgate.gateway.pool import Pool
+    from wsgate.gateway.pool import Backend, Pool, Waiter
 
 
 class GatewayView(Protocol):
@@ -39,3 +41,26 @@ class GatewayView(Protocol):
     def client_script(self) -> bytes:
         """wsgate-client.js, served at server.client_script_path."""
         ...
+
+
+class ExchangeHost(Protocol):
+    """What an exchange needs of its client connection."""
+
+    @property
+    def gw(self) -> GatewayView: ...
+    @property
+    def waiter(self) -> Waiter: ...
+    @property
+    def client_ip(self) -> str: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def now(self) -> float: ...
+    @property
+    def commands(self) -> list[Command]: ...
+    def fail(self, cause: str, detail: str, *, retry_after_s: int | None = None) -> None: ...
+    def abort(self) -> None: ...
+    def keep_alive_allowed(self) -> bool: ...
+    def answered(self, request: Request) -> None: ...
+    def tunnel_opened(self, backend: Backend) -> None: ...
+    def body_flowing(self) -> None: ...
