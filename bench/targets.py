@@ -35,6 +35,9 @@ TARGETS = (
     "wsgate-base",
     "wsgate-metrics",
     "wsgate-frames",
+    "wsgate-close",
+    "nginx-log",
+    "wsgate-log",
 )
 # wsgate with other admission settings (bench/<name>.toml). They differ from `wsgate` only
 # while handshakes wait in its queue, so only the S1 storms run them.
@@ -46,6 +49,11 @@ BASE_SRC_ENV = "WSGATE_BENCH_BASE_SRC"
 # `wsgate` target has none), to measure what counting costs on the hot path.
 # `wsgate-frames`: the `wsgate` target with frame-aware tunnels (keepalive and frame limits on,
 # never reached), to measure what reading both directions' frame headers costs (S3).
+# `wsgate-close`: every handshake turned away (a per-client rate limit that the bench's one
+# client address is always over) with the close answer a browser can read: a 101 and a 1008
+# close made by the gateway; S2's CPU per handshake is then the cost of that answer.
+# `nginx-log` and `wsgate-log`: nginx and wsgate with their access logs on (to a file), as
+# each ships: the comparison issue 16 asks for.
 
 
 def free_port() -> int:
@@ -150,12 +158,13 @@ def target(
     prefix = workdir / f"{name}-{port}"
     prefix.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
-    if name == "nginx":
+    if name in ("nginx", "nginx-log"):
         conf = prefix / "nginx.conf"
+        access_log = f"{prefix}/access.log" if name == "nginx-log" else "off"
         conf.write_text(
             (HERE / "nginx.conf")
             .read_text()
-            .format(prefix=prefix, workers=workers or "auto", **fill)
+            .format(prefix=prefix, workers=workers or "auto", access_log=access_log, **fill)
         )
         argv = [NGINX, "-p", str(prefix), "-c", str(conf)]
     elif name == "haproxy":
