@@ -15,7 +15,7 @@ from wsgate.config import ConfigError, parse_config
 from wsgate.doctor.cli import ArgError
 from wsgate.errors import ConnectError, GatewayError, InputError, WsgateError
 from wsgate.findings import CauseCode, cause
-from wsgate.gateway.server import ListenError
+from wsgate.gateway.listeners import ListenError
 from wsgate.lint.model import LintError
 from wsgate.protocol.errors import ProtocolError
 from wsgate.protocol.frames import CloseCode

@@ -61,8 +61,8 @@ def run_one(
     successor (see upgrade.py)."""
     import uvloop
 
+    from wsgate.gateway.listeners import ListenError, os_error_reason
     from wsgate.gateway.process import serve_until_signalled
-    from wsgate.gateway.server import ListenError, os_error_reason
 
     # Until the gateway installs its own handler (which logs it): not the default, which
     # would end the process.

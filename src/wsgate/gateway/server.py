@@ -18,45 +18,43 @@ and made by one method:
         connections `CLOSE_GRACE_S` to go, abort what is left, close the pools.
 
 `drain()` runs the whole sequence. Every connection (`connections`) and every task the
-connections start (`tasks`) is tracked here, so that STOPPING leaves nothing behind.
+connections start (`tasks`) is tracked here, so that STOPPING leaves nothing behind. The
+listening sockets are `Listeners` (listeners.py), the paced tunnel closes `Drains`
+(drains.py), and a reload (`reload`, SIGHUP) is carried out by reload.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import errno
 import ipaddress
 import os
 import random
 import socket
-import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from wsgate.config.diff import diff, listener_key
-from wsgate.config.load import ConfigError
-from wsgate.config.model import Address, Config
-from wsgate.errors import WsgateError
+from wsgate.config.model import Config
 from wsgate.gateway.admin import AdminServer
 from wsgate.gateway.client import ClientConnection
 from wsgate.gateway.dial import FD_LOG_INTERVAL_S, OUT_OF_DESCRIPTORS, open_files_limit
+from wsgate.gateway.drains import Drains
+from wsgate.gateway.listeners import ListenError, Listeners
 from wsgate.gateway.monitor import ErrorRecorder, LocalSource, Monitor
-from wsgate.gateway.pacer import PacedCloser
-from wsgate.gateway.pool import Backend, Pool
+from wsgate.gateway.pool import Pool
+from wsgate.gateway.reload import reload
 from wsgate.gateway.router import Router
 from wsgate.gateway.states import BadTransitionError
-from wsgate.gateway.tls import ServerTls, client_contexts
+from wsgate.gateway.tls import ServerTls
 from wsgate.observe.log import JsonLog, RateLimitedEvent
 from wsgate.observe.metrics import Metrics
 from wsgate.policy.clients import ClientLimits
-from wsgate.policy.pacing import close_times, drain_window
+from wsgate.policy.pacing import drain_window
 from wsgate.protocol.frames import CLOSE_GOING_AWAY, CloseCode
 
-LISTEN_BACKLOG = 4096
 FD_PROBE_S = 1.0  # how often to check that a file descriptor is to be had
 # While draining: how long a connection that arrived may stay idle (its request not yet
 # read) before it is closed; one that sends its request in time gets 503 shutting_down.
@@ -64,9 +62,6 @@ ARRIVAL_GRACE_S = 1.0
 # Once stopping: how long the closed connections have to go (a close frame to flush, the
 # TCP close) before they are aborted.
 CLOSE_GRACE_S = 1.0
-# After a reload: how long tunnels to a removed backend that open late (their 101 was on
-# the way) are still looked for, at the least.
-DRAIN_LATE_S = 5.0
 
 
 class GatewayPhase(enum.Enum):
@@ -82,24 +77,6 @@ GATEWAY_MOVES: dict[GatewayPhase, frozenset[GatewayPhase]] = {
     GatewayPhase.STOPPING: frozenset({GatewayPhase.STOPPED}),
     GatewayPhase.STOPPED: frozenset(),
 }
-
-
-def os_error_reason(exc: OSError) -> str:
-    """The system's words for an OSError: "Address already in use", not uvloop's longer
-    "error while attempting to bind on address (...): address already in use"."""
-    if isinstance(exc, socket.gaierror):
-        return exc.strerror or str(exc)
-    if exc.errno is not None and exc.errno > 0:
-        return os.strerror(exc.errno)
-    return exc.strerror or str(exc)
-
-
-class ListenError(WsgateError):
-    """A listen address that could not be bound; the message names it."""
-
-    def __init__(self, address: Address, exc: OSError) -> None:
-        super().__init__(f"cannot listen on {address}: {os_error_reason(exc)}")
-        self.address = address
 
 
 class Gateway:
@@ -124,11 +101,8 @@ class Gateway:
         }
         self.monitor: Monitor | None = None
         self.admin: AdminServer | None = None
-        # Paced closes under way: one per drained backend (by name), and "" for the
-        # gateway's own drain.
-        self._drains: dict[str, PacedCloser[ClientConnection]] = {}
-        # The connections a paced close has already asked to go: not planned again.
-        self._asked: set[ClientConnection] = set()
+        # Paced tunnel closes under way: the drain's, the admin API's, a reload's.
+        self.drains = Drains(self)
         self.client_limits = ClientLimits(
             server.client_max_connections,
             server.client_handshake_rate,
@@ -151,16 +125,9 @@ class Gateway:
         # Connections that arrived during the drain, each with its ARRIVAL_GRACE_S timer.
         self._arrivals: dict[ClientConnection, asyncio.TimerHandle] = {}
         self._sweeper: asyncio.TimerHandle | None = None
-        self._servers: list[asyncio.Server] = []
-        # The same listeners by (host, port, tls) of their config entry, for a reload.
-        self._listeners: dict[tuple[str, int, bool], asyncio.Server] = {}
-        self._reuse_port = False
-        self._inherited: dict[tuple[str, int, bool], socket.socket] = {}
-        # The contexts TLS listeners were opened with: a reload points their SNI
-        # callback at the new certificates (see `reload`).
-        self._listener_contexts: list[ssl.SSLContext] = []
+        self.listeners = Listeners(self.loop, lambda: ClientConnection(self))
         # Pools a reload removed: closed at stop, once their tunnels are gone.
-        self._retired: list[Pool] = []
+        self.retired: list[Pool] = []
         self._accept_log = RateLimitedEvent(self.log, "accept_failed", FD_LOG_INTERVAL_S, self.loop)
         self._fd_probe: asyncio.TimerHandle | None = None
 
@@ -177,20 +144,13 @@ class Gateway:
         `inherited`: listening sockets handed over by the gateway this one replaces (a
         binary upgrade), used for the listeners with the same key instead of binding."""
         self.loop.set_exception_handler(self._on_loop_exception)
-        self._reuse_port = reuse_port
-        self._inherited = dict(inherited or {})
-        for address in self.config.server.listen:
-            try:
-                server = await self._listen(address, reuse_port)
-            except OSError as exc:
-                for opened in self._servers:
-                    opened.close()
-                raise ListenError(address, exc) from None
-            self._servers.append(server)
-            self._listeners[listener_key(address)] = server
-        for unused in self._inherited.values():
-            unused.close()  # a listener the new config no longer has
-        self._inherited.clear()
+        await self.listeners.open_all(
+            self.config.server.listen,
+            self.tls,
+            self.config.server.header_timeout_s,
+            reuse_port=reuse_port,
+            inherited=inherited,
+        )
         for pool in self.pools.values():
             pool.start_checks()
             if pool.config.tls_insecure:
@@ -216,44 +176,13 @@ class Gateway:
                     await self.admin.start()
                 except OSError as exc:
                     self.monitor.stop()
-                    for opened in self._servers:
-                        opened.close()
+                    self.listeners.close_all()
                     raise ListenError(self.config.admin.listen, exc) from None
-
-    async def _listen(self, address: Address, reuse_port: bool) -> asyncio.Server:
-        """One listener; TLS ones hand the handshake to `self.tls` (the header timeout
-        bounds it too)."""
-        tls = self.tls.default if address.tls and self.tls is not None else None
-        if tls is not None and tls not in self._listener_contexts:
-            self._listener_contexts.append(tls)
-        sock = self._inherited.pop(listener_key(address), None)
-        if sock is not None:
-            # Already bound and listening, its queue shared with the old gateway: not a
-            # connection waiting in it is lost in the handover.
-            return await self.loop.create_server(
-                lambda: ClientConnection(self),
-                sock=sock,
-                ssl=tls,
-                ssl_handshake_timeout=self.config.server.header_timeout_s if tls else None,
-            )
-        return await self.loop.create_server(
-            lambda: ClientConnection(self),
-            address.host,
-            address.port,
-            backlog=LISTEN_BACKLOG,
-            reuse_port=reuse_port or None,
-            ssl=tls,
-            ssl_handshake_timeout=self.config.server.header_timeout_s if tls else None,
-        )
 
     def listener_fds(self) -> dict[str, int]:
         """The descriptor of each listener that has exactly one socket, by its key
         ("host port tls"): what a successor inherits in a binary upgrade."""
-        found = {}
-        for (host, port, tls), server in self._listeners.items():
-            if len(server.sockets) == 1:
-                found[f"{host} {port} {int(tls)}"] = server.sockets[0].fileno()
-        return found
+        return self.listeners.fds()
 
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """An accept() that failed for lack of descriptors becomes one rate-limited line
@@ -276,11 +205,11 @@ class Gateway:
         their connection closed without a word. So once a second, see whether a
         descriptor is to be had; when none is, accepts are failing: say so."""
         self._fd_probe = self.loop.call_later(FD_PROBE_S, self._probe_descriptors)
-        sockets = self._servers[0].sockets if self._servers else ()
-        if not sockets:
+        sock = self.listeners.first_socket()
+        if sock is None:
             return
         try:
-            os.close(os.dup(sockets[0].fileno()))
+            os.close(os.dup(sock.fileno()))
         except OSError as exc:
             if exc.errno in OUT_OF_DESCRIPTORS:
                 self._accept_log.emit(
@@ -296,14 +225,7 @@ class Gateway:
         self._sweeper = self.loop.call_later(60.0, self._sweep)
 
     def bound_addresses(self) -> list[str]:
-        found = []
-        for server in self._servers:
-            for sock in server.sockets:
-                host, port = sock.getsockname()[:2]
-                found.append(
-                    f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
-                )
-        return found
+        return self.listeners.bound_addresses()
 
     # == phases ============================================================================
     @property
@@ -335,8 +257,7 @@ class Gateway:
         code = server.drain_close_code if close_code is None else close_code
         grace, window = drain_window(server.drain_grace_s, server.drain_window_s, timeout)
         if handed_over:
-            for listener in self._servers:
-                listener.close()  # the successor's copies of the sockets stay open
+            self.listeners.close_all()  # the successor's copies of the sockets stay open
             grace, window = 0.0, min(server.drain_window_s, timeout)
             code = CloseCode.SERVICE_RESTART
         start = self.loop.time()
@@ -344,93 +265,9 @@ class Gateway:
         self.begin_drain(timeout, grace_s=grace, window_s=window, close_code=code)
         if grace > 0:
             await asyncio.sleep(grace)
-        self.close_tunnels_paced(code, window, deadline)
+        self.drains.close_tunnels_paced(code, window, deadline, rate_per_s=server.drain_rate_per_s)
         await self.wait_drained(max(0.0, deadline - self.loop.time()))
         await self.stop()
-
-    def close_tunnels_paced(self, code: int, window_s: float, deadline: float) -> None:
-        """Close every tunnel at a pace: over `window_s` from now, or at the config's
-        `drain_rate_per_s`; one that becomes a tunnel meanwhile (its 101 was on the way)
-        is planned when the last planned one is closed, over what is left of the window.
-        `stop` closes with 1001 what is still open at `deadline`."""
-        self._pace_tunnels(
-            "",
-            lambda backend: True,
-            (code, "server shutting down", "shutdown"),
-            window_s,
-            deadline,
-            rate_per_s=self.config.server.drain_rate_per_s,
-        )
-
-    def _pace_tunnels(
-        self,
-        key: str,
-        pick: Callable[[Backend], bool],
-        close_with: tuple[int, str, str],
-        window_s: float,
-        deadline: float,
-        *,
-        rate_per_s: float = 0.0,
-    ) -> int:
-        """Close the tunnels whose backend `pick` takes, at a pace (see
-        `close_tunnels_paced`), with `close_with` (code, text, reason); those that
-        appear meanwhile are planned after, until `deadline`. Returns how many now."""
-        now = self.loop.time()
-        victims = [
-            c
-            for c in self.connections
-            if (b := c.tunnel_backend) is not None and pick(b) and c not in self._asked
-        ]
-        if not victims or now >= deadline:
-            return 0
-        self.rng.shuffle(victims)
-        times = close_times(
-            len(victims), now, window_s=window_s, rate_per_s=rate_per_s, rng=self.rng
-        )
-        code, text, reason = close_with
-        self.log.event(
-            "drain_closing",
-            reason=reason,
-            tunnels=len(victims),
-            window_s=round(window_s, 3),
-            rate_per_s=rate_per_s or None,
-            close_code=code,
-            last_in_s=round(times[-1] - now, 3),
-        )
-        end = now + window_s
-
-        def again() -> None:
-            self._drains.pop(key, None)
-            left = max(0.0, min(end, deadline) - self.loop.time())
-            self._pace_tunnels(key, pick, close_with, left, deadline, rate_per_s=rate_per_s)
-
-        def close(conn: ClientConnection) -> None:
-            self._close_one(conn, code, text, reason)
-
-        self._run_paced(key, victims, times, close, again)
-        return len(victims)
-
-    def _run_paced(
-        self,
-        key: str,
-        victims: list[ClientConnection],
-        times: list[float],
-        close: Callable[[ClientConnection], None],
-        on_done: Callable[[], None] | None = None,
-    ) -> None:
-        old = self._drains.pop(key, None)
-        if old is not None:
-            old.cancel()
-        closer = PacedCloser(self.loop, victims, times, close, on_done)
-        self._drains[key] = closer
-        closer.start()
-        if closer.done and self._drains.get(key) is closer:
-            del self._drains[key]
-
-    def _close_one(self, conn: ClientConnection, code: int, text: str, reason: str) -> None:
-        if conn in self.connections:
-            self._asked.add(conn)
-            conn.close_tunnel(code, text, reason_code=reason)
 
     def begin_drain(self, timeout_s: float, **fields: Any) -> None:
         """RUNNING -> DRAINING: turn away queued handshakes and close idle connections.
@@ -476,14 +313,11 @@ class Gateway:
         code 1001), cancel and await the connect tasks, abort the connections that have
         not gone after CLOSE_GRACE_S, close the pools; then STOPPED."""
         self._move(GatewayPhase.STOPPING, connections=len(self.connections), tasks=len(self.tasks))
-        for server in self._servers:
-            server.close()
+        self.listeners.close_all()
         for timer in self._arrivals.values():
             timer.cancel()
         self._arrivals.clear()
-        for closer in self._drains.values():
-            closer.cancel()
-        self._drains.clear()
+        self.drains.cancel_all()
         for conn in list(self.connections):
             conn.close_tunnel(CLOSE_GOING_AWAY, "server shutting down", reason_code="shutdown")
         # Cancelled before any await: a connect that completes now would find its client
@@ -502,11 +336,9 @@ class Gateway:
             for conn in list(self.connections):
                 if conn.transport is not None:
                     conn.transport.abort()
-        for pool in [*self.pools.values(), *self._retired]:
+        for pool in [*self.pools.values(), *self.retired]:
             await pool.close()
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 1.0)
+        await self.listeners.wait_closed()
         self._stopped()
         if self.monitor is not None:
             self.monitor.stop()
@@ -520,93 +352,13 @@ class Gateway:
 
     # == reload ===========================================================================
     async def reload(self, new: Config) -> bool:
-        """Apply `new` without closing a tunnel whose backend stays: listeners opened and
-        closed, certificates swapped (every TLS listener's SNI callback moves to the new
-        ones, so the next handshake has them), routes, limits and pools replaced, kept
-        backends kept (see config/diff.py), new handshakes on the new config at once,
-        queued ones in their places. Tunnels to a backend that is gone are closed with
-        1012 over `drain_window_s`. Nothing changes when the new certificates, CA files
-        or listeners cannot be had: False, and a `reload_failed` line."""
+        """Apply `new` without closing a tunnel whose backend stays (see reload.py);
+        False, with a `reload_failed` line, when it cannot be applied, and once the
+        gateway no longer runs."""
         if self.phase is not GatewayPhase.RUNNING:
             self.log.event("reload_failed", error=f"the gateway is {self.phase.value}")
             return False
-        try:
-            tls = ServerTls(new.tls, new.source) if new.tls.certificates else None
-            contexts = client_contexts(new.pools)
-        except ConfigError as exc:
-            self.log.event("reload_failed", error=str(exc))
-            return False
-        change = diff(self.config, new)
-        old_tls, self.tls = self.tls, tls
-        opened: list[tuple[Address, asyncio.Server]] = []
-        for address in change.listen_open:
-            try:
-                opened.append((address, await self._listen(address, self._reuse_port)))
-            except OSError as exc:
-                for _, listener in opened:
-                    listener.close()
-                self.tls = old_tls
-                self.log.event("reload_failed", error=str(ListenError(address, exc)))
-                return False
-        if tls is not None:
-            for ctx in self._listener_contexts:
-                ctx.sni_callback = tls.on_sni
-        self.config = new
-        self.router = Router(new.routes)
-        settings = new.server
-        limits = self.client_limits
-        limits.max_connections = settings.client_max_connections
-        limits.rate = settings.client_handshake_rate
-        limits.burst = settings.client_handshake_burst
-        self.trusted_proxies = [
-            ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies
-        ]
-        gone: set[Backend] = set()
-        for name in change.pools_removed:
-            pool = self.pools.pop(name)
-            pool.turn_away_waiters()
-            pool.stop_checks()
-            gone.update(pool.backends)
-            self._retired.append(pool)
-        for name in change.pools_kept:
-            gone.update(self.pools[name].reconfigure(new.pools[name], contexts.get(name)))
-        high = settings.tunnel_high_water_bytes
-        for name in change.pools_added:
-            pool = Pool(new.pools[name], high, self.log, self.metrics)
-            self.pools[name] = pool
-            pool.start_checks()
-        for pool in self.pools.values():
-            if pool.config.tls_insecure and pool.config.name in change.pools_added:
-                self.log.event("tls_insecure_backend", pool=pool.config.name)
-        for address, listener in opened:
-            self._servers.append(listener)
-            self._listeners[listener_key(address)] = listener
-        for address in change.listen_close:
-            closed = self._listeners.pop(listener_key(address), None)
-            if closed is not None:
-                closed.close()
-                self._servers.remove(closed)
-        closing = 0
-        if gone:
-            window = settings.drain_window_s
-            closing = self._pace_tunnels(
-                "reload",
-                gone.__contains__,
-                (CloseCode.SERVICE_RESTART, "backend removed", "backend_removed"),
-                window,
-                self.loop.time() + max(window, DRAIN_LATE_S),
-            )
-        self.log.event(
-            "reload_done",
-            source=new.source,
-            **change.summary,
-            certificates=len(new.tls.certificates),
-            tunnels_closing=closing,
-            addresses=self.bound_addresses(),
-        )
-        if self.monitor is not None:
-            self.monitor.publish()
-        return True
+        return await reload(self, new)
 
     # == the connections' and tasks' bookkeeping (called by the adapter) ==================
     def connection_opened(self, conn: ClientConnection) -> None:
@@ -621,7 +373,7 @@ class Gateway:
     def connection_closed(self, conn: ClientConnection) -> None:
         """A client connection is gone; the last one to go ends a drain."""
         self.connections.discard(conn)
-        self._asked.discard(conn)
+        self.drains.forget(conn)
         timer = self._arrivals.pop(conn, None)
         if timer is not None:
             timer.cancel()
@@ -635,43 +387,9 @@ class Gateway:
 
     # == backends drained through the admin API =============================================
     def drain_backend(self, name: str, drained: bool, over_s: float) -> int:
-        """Take the backend called `name` (in every pool that has it) out of service, or
-        put it back. Drained: no new handshakes or requests go to it, and its tunnels are
-        closed with 1012 (service restart: clients reconnect, to another backend) evenly
-        over `over_s`, so that they do not all come back at once. Returns how many tunnels
-        are to be closed; KeyError when no pool has such a backend."""
-        found = [(p, b) for p in self.pools.values() for b in p.backends if b.name == name]
-        if not found:
-            raise KeyError(name)
-        action = "drain" if drained else "enable"
-        for pool, backend in found:
-            if pool.set_drained(backend, drained) and self.metrics is not None:
-                self.metrics.admin_action(pool.config.name, backend.name, action)
-        closer = self._drains.pop(name, None)
-        if closer is not None:
-            closer.cancel()
-        victims: list[ClientConnection] = []
-        if drained:
-            backends: set[Backend] = {b for _, b in found}
-            victims = [c for c in self.connections if c.tunnel_backend in backends]
-        self.log.event(
-            "backend_drained" if drained else "backend_enabled",
-            backend=name,
-            pools=[p.config.name for p, _ in found],
-            tunnels=len(victims),
-            over_s=over_s if drained else None,
-        )
-        if victims:
-            self.rng.shuffle(victims)
-            times = close_times(len(victims), self.loop.time(), window_s=over_s, rng=self.rng)
-
-            def close(conn: ClientConnection) -> None:
-                self._close_one(
-                    conn, CloseCode.SERVICE_RESTART, "backend drained", "backend_drained"
-                )
-
-            self._run_paced(name, victims, times, close)
-        return len(victims)
+        """Take the backend called `name` out of service, its tunnels closed with 1012
+        over `over_s`, or put it back (see `Drains.drain_backend`)."""
+        return self.drains.drain_backend(name, drained, over_s)
 
     def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A task of this gateway (an upstream connect), tracked until it is done:

@@ -141,7 +141,7 @@ def run_workers(
         try:
             admin_sock = bind(config.admin)
         except OSError as exc:
-            from wsgate.gateway.server import os_error_reason
+            from wsgate.gateway.listeners import os_error_reason
 
             say(f"wsgate: cannot listen on {config.admin.listen}: {os_error_reason(exc)}")
             return 1
