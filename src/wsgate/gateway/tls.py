@@ -16,10 +16,10 @@ refuse it the same way (a reload keeps the certificates it had).
 
 from __future__ import annotations
 
-import importlib
 import ssl
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from wsgate.config.load import ConfigError
@@ -31,6 +31,7 @@ from wsgate.protocol.alpn import (
     SERVER_PROTOCOLS,
     needs_http11_required,
 )
+from wsgate.protocol.x509_names import pem_dns_names
 
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -38,20 +39,11 @@ _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 def certificate_names(path: str) -> tuple[str, ...]:
     """The DNS names of the PEM certificate at `path` (its subjectAltName, else its
     common name), lower case; () when they cannot be read."""
-    decode: Callable[[str], dict[str, Any]] | None = getattr(
-        importlib.import_module("_ssl"), "_test_decode_cert", None
-    )
-    if decode is None:
-        return ()
     try:
-        info = decode(path)
-    except (OSError, ssl.SSLError, ValueError):
+        pem = Path(path).read_text(encoding="ascii", errors="replace")
+    except OSError:
         return ()
-    names = [v.lower() for kind, v in info.get("subjectAltName", ()) if kind == "DNS"]
-    if not names:
-        for rdn in info.get("subject", ()):
-            names += [v.lower() for k, v in rdn if k == "commonName"]
-    return tuple(names)
+    return pem_dns_names(pem)
 
 
 # The name each TLS client asked for by SNI, kept while its connection lives: the server
