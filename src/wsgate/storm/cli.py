@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wsgate.errors import InputError
+from wsgate.storm.retry import DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -149,6 +150,24 @@ def register(subparsers: Any) -> None:
         help="handshakes per second the target can complete, if known (e.g. 250/s): the "
         "report draws the ideal run beside the real one",
     )
+    p.add_argument(
+        "--client",
+        choices=("none", "naive", "jitter", "wsgate"),
+        help="clients that retry a failed handshake and reconnect when the server closes "
+        "during --hold: naive (at once), jitter (back-off with full jitter, no server "
+        "hints), wsgate (wsgate.client's policy: back-off honouring Retry-After and the "
+        "1013/1012 retry-after); default none: one try each",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        help=f"with --client: failures in a row before a client gives up "
+        f"(default {DEFAULT_MAX_ATTEMPTS})",
+    )
+    p.add_argument(
+        "--retry-for",
+        help="with --client: how much longer the storm may run for retries (default 120s)",
+    )
     p.add_argument("--quiet", action="store_true", help="no live progress")
     p.add_argument(
         "--allow-remote", action="store_true", help="allow a target outside 127.0.0.0/8 and ::1"
@@ -172,6 +191,9 @@ _RUN_FLAGS = (
     "count",
     "capacity",
     "json",
+    "client",
+    "max_attempts",
+    "retry_for",
 )
 
 
@@ -191,7 +213,11 @@ def handle(args: argparse.Namespace) -> int:
 def check_compare_args(args: argparse.Namespace) -> None:
     if args.url:
         raise UsageError("--compare takes two result files, not URLs")
-    given = [f"--{name}" for name in _RUN_FLAGS if getattr(args, name, None) is not None]
+    given = [
+        "--" + name.replace("_", "-")
+        for name in _RUN_FLAGS
+        if getattr(args, name, None) is not None
+    ]
     if given:
         raise UsageError(
             f"--compare renders two earlier results; {', '.join(given)} "
@@ -296,6 +322,7 @@ def build_config(args: argparse.Namespace) -> Any:
     capacity = parse_rate(args.capacity) if args.capacity is not None else None
     if capacity is not None and not 0 < capacity <= plan.MAX_RATE_PER_S:
         raise UsageError(f"--capacity must be above 0 and at most {plan.MAX_RATE_PER_S:,.0f}/s")
+    client_mode, max_attempts, retry_window_s = build_retry(args)
     return StormConfig(
         url=" ".join(args.url),
         targets=tuple(targets),
@@ -307,7 +334,39 @@ def build_config(args: argparse.Namespace) -> Any:
         spacing=args.spacing,
         label=args.label,
         capacity_per_s=capacity,
+        client_mode=client_mode,
+        max_attempts=max_attempts,
+        retry_window_s=retry_window_s,
     )
+
+
+def build_retry(args: argparse.Namespace) -> tuple[str, int, float]:
+    """(client mode, max attempts, retry window) from --client, --max-attempts and
+    --retry-for; the last two mean nothing to clients that do not retry."""
+    mode = args.client or "none"
+    if mode == "none":
+        given = [
+            flag
+            for flag, value in (
+                ("--max-attempts", args.max_attempts),
+                ("--retry-for", args.retry_for),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(
+                f"{' and '.join(given)} shape retrying clients: use with --client naive, "
+                "jitter or wsgate"
+            )
+    max_attempts = DEFAULT_MAX_ATTEMPTS if args.max_attempts is None else args.max_attempts
+    if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
+        raise UsageError(
+            f"--max-attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {max_attempts}"
+        )
+    window = parse_duration(args.retry_for) if args.retry_for is not None else 120.0
+    if not 0 < window <= 3600:
+        raise UsageError("--retry-for must be above 0 and at most 1h")
+    return mode, max_attempts, window
 
 
 def build_arrival(args: argparse.Namespace) -> Any:

@@ -311,6 +311,17 @@ class Connection:
         if self.wire.transport is not None:
             self.wire.transport.abort()
 
+    def server_close(self) -> tuple[int, str] | None:
+        """The close code and reason the server sent, (1006, "") if the connection ended
+        without one, None while it is open. Right after `open_connection` a close here is
+        an overload answer: a 101 and a close frame (1013 "retry-after=N; ...") at once."""
+        ws = self.wire.ws
+        if ws is not None and ws.close_rcvd is not None:
+            return ws.close_rcvd.code, ws.close_rcvd.reason
+        if self.wire.lost.done():
+            return 1006, ""
+        return None
+
 
 async def open_connection(
     target: Target, timeout_s: float

@@ -62,12 +62,47 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     if ideal:
         at = f" at {ideal['capacity_per_s']:g}/s"
         out.append(("  ideal (--capacity)", _fmt(ideal["time_to_last_success_s"], " s") + at))
+    out += retry_rows(result.get("retry"))
     out += [
         ("elapsed", _fmt(s["elapsed_s"], " s")),
         ("handshakes/s (ok)", _fmt(s["handshakes_per_s"])),
         ("client CPU", _fmt(result["client"]["cpu_s"], " s")),
     ]
     return out
+
+
+def retry_rows(retry: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The retrying clients' lines (`--client`), none for a one-shot storm."""
+    if not retry:
+        return []
+    per_client = retry["failed_attempts_per_client"]
+    waits = retry["time_to_connected_s"]
+    all_in = retry["time_until_all_connected_s"]
+    missing = retry["never_connected"]
+    until_all = _fmt(all_in, " s") if all_in is not None else f"never ({missing:,} missing)"
+    out = [
+        (f"clients ({retry['mode']})", _fmt(retry["clients"])),
+        ("  connected", _fmt(retry["connected"])),
+        ("  time until all connected", until_all),
+        ("  last (re)connected at", _fmt(retry["last_connected_s"], " s")),
+        ("  reconnects", _fmt(retry["reconnects"])),
+        ("  gave up", _fmt(retry["gave_up"])),
+        ("  time to connected p50", _fmt(waits["p50"], " s")),
+        ("  time to connected max", _fmt(waits["max"], " s")),
+        ("  attempts", _fmt(retry["attempts"])),
+        ("  failed attempts", _fmt(retry["failed_attempts"])),
+        ("  failed attempts per client mean", _fmt(per_client["mean"])),
+    ]
+    out += [
+        (f"  failed attempts per client {key}", _fmt(_int(per_client[key])))
+        for key in ("p50", "p99", "max")
+    ]
+    out += [(f"    {cause}", _fmt(count)) for cause, count in retry["failures_by_cause"].items()]
+    return out
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 def print_result(result: dict[str, Any], console: Console) -> None:

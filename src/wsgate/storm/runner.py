@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from wsgate.errors import WsgateError
-from wsgate.storm import plan, stats
+from wsgate.storm import plan, retry, stats
 from wsgate.storm.client import Target
 from wsgate.storm.worker import Session, WorkerJob, worker_main
 
@@ -51,6 +51,10 @@ class StormConfig:
     spacing: plan.Spacing = "uniform"
     label: str = ""
     capacity_per_s: float | None = None  # handshakes/s the target can complete, if known
+    # Clients that retry (storm.retry): "none" tries each handshake once.
+    client_mode: str = "none"
+    max_attempts: int = retry.DEFAULT_MAX_ATTEMPTS
+    retry_window_s: float = 120.0  # how much longer than a one-shot storm the workers run
 
     def describe(self) -> dict[str, Any]:
         arrival = {"mode": type(self.arrival).__name__.lower(), **asdict(self.arrival)}
@@ -65,6 +69,8 @@ class StormConfig:
             "origin": self.targets[0].origin,
             "subprotocol": self.targets[0].subprotocol,
             "capacity_per_s": self.capacity_per_s,
+            "client_mode": self.client_mode,
+            "max_attempts": self.max_attempts if self.client_mode != "none" else None,
         }
 
 
@@ -77,6 +83,8 @@ def make_jobs(config: StormConfig) -> tuple[list[WorkerJob], float]:
     arrival = config.arrival
     plan.validate(arrival)
     tail_s = config.timeout_s + config.session.max_duration_s() + 10.0
+    if config.client_mode != "none":
+        tail_s += config.retry_window_s
     if isinstance(arrival, plan.ClosedLoop):
         span = arrival.duration_s + config.timeout_s
         bucket = stats.choose_bucket_s(span)
@@ -94,6 +102,9 @@ def make_jobs(config: StormConfig) -> tuple[list[WorkerJob], float]:
                 concurrency=concurrency[i],
                 loop_duration_s=arrival.duration_s,
                 loop_max_count=counts[i] if arrival.max_count else 0,
+                client_mode=config.client_mode,
+                max_attempts=config.max_attempts,
+                seed=config.seed,
             )
             for i in range(config.workers)
             # Skip idle workers, and those whose share of a count is 0 (0 means "no bound").
@@ -117,6 +128,9 @@ def make_jobs(config: StormConfig) -> tuple[list[WorkerJob], float]:
             bucket_s=bucket,
             deadline_s=last + tail_s,
             schedule=part,
+            client_mode=config.client_mode,
+            max_attempts=config.max_attempts,
+            seed=config.seed,
         )
         for i, part in enumerate(parts)
         if part
@@ -179,7 +193,20 @@ def run_storm(config: StormConfig, console: Console | None = None) -> dict[str, 
         "bucket_s": bucket,
         "interrupted": stop_requested,
         "ideal": ideal_run(config, elapsed),
+        "retry": retry_summary(config, results),
     }
+
+
+def retry_summary(config: StormConfig, results: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+    """The retrying clients' figures (storm.retry.summary), None for a one-shot storm."""
+    if config.client_mode == "none":
+        return None
+    records = [
+        retry.ClientRecord.from_row(row)
+        for index in sorted(results)
+        for row in results[index].get("clients", [])
+    ]
+    return retry.summary(records, config.client_mode)
 
 
 def ideal_run(config: StormConfig, end_s: float) -> dict[str, Any] | None:

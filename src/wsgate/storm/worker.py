@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import signal
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from wsgate.storm import stats
+from wsgate.policy.backoff import GiveUp, failure_cause
+from wsgate.storm import retry, stats
 from wsgate.storm.client import Connection, Target, open_connection
 
 PROGRESS_EVERY_S = 0.25
@@ -61,6 +63,9 @@ class WorkerJob:
     loop_duration_s: float = 0.0
     loop_max_count: int = 0  # 0: only the duration bounds the loop
     workers: int = 1
+    client_mode: str = "none"  # or a retrying client: see storm.retry
+    max_attempts: int = retry.DEFAULT_MAX_ATTEMPTS
+    seed: int = 1
 
 
 @dataclass
@@ -72,6 +77,7 @@ class _State:
     lags: list[float] = field(default_factory=list)
     max_loop_lag_s: float = 0.0
     opened: int = 0
+    clients: list[retry.ClientRecord] = field(default_factory=list)
 
     def next_target(self) -> Target:
         """Round robin over the targets, interleaved with the other workers' turns."""
@@ -87,6 +93,9 @@ class _State:
 async def _one(state: _State, payload: bytes) -> None:
     """One connection: handshake, round trips, hold, close; every result recorded."""
     job, rec = state.job, state.recorder
+    if job.client_mode != "none":
+        await _one_retrying(state, payload)
+        return
     rec.record_start()
     target = state.next_target()
     state.in_flight += 1
@@ -108,6 +117,78 @@ async def _one(state: _State, payload: bytes) -> None:
         state.in_flight -= 1
         if conn is not None:
             conn.abort()
+
+
+async def _one_retrying(state: _State, payload: bytes) -> None:
+    """One client that retries by its policy until connected, and reconnects the same
+    way if the server closes before its hold (from its first connection) is over.
+    Bounded by the policy's max_attempts and by the worker's deadline."""
+    job, rec = state.job, state.recorder
+    number = len(state.clients)
+    rng = random.Random(f"{job.seed}:{job.index}:{number}")
+    policy = retry.make_policy(job.client_mode, rng, job.max_attempts)
+    record = retry.ClientRecord(started_at=state.now())
+    state.clients.append(record)
+    rec.record_start()
+    state.in_flight += 1
+    hold_until: float | None = None
+    try:
+        while True:
+            record.attempt()
+            began = time.monotonic()
+            outcome, conn, retry_after_s = await open_connection(state.next_target(), job.timeout_s)
+            closed = conn.server_close() if conn is not None else None
+            if conn is not None and closed is None:
+                rec.record_handshake(state.now(), time.monotonic() - began, outcome, None)
+                record.connected(state.now())
+                policy.connected(state.now())
+                first = hold_until is None
+                if hold_until is None:
+                    hold_until = state.now() + job.session.hold_s
+                closed = await _connected_session(state, conn, payload, hold_until, first)
+                if closed is None:
+                    return
+                failure = retry.failure_of(stats.OK, None, closed)
+            else:
+                if conn is not None and closed is not None:
+                    conn.abort()
+                    outcome = f"{retry.CLOSED_OUTCOME} {closed[0]}"
+                rec.record_handshake(state.now(), time.monotonic() - began, outcome, retry_after_s)
+                failure = retry.failure_of(outcome, retry_after_s, closed)
+            record.failed(failure_cause(failure))
+            decision = policy.failed(failure, state.now())
+            if isinstance(decision, GiveUp):
+                record.gave_up = True
+                return
+            delay = decision.at - state.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+    finally:
+        state.in_flight -= 1
+
+
+async def _connected_session(
+    state: _State, conn: Connection, payload: bytes, hold_until: float, first: bool
+) -> tuple[int, str] | None:
+    """Messages (on the first connection only), then hold until `hold_until`; the
+    server's close (code, reason) if it ended the connection before, else None (closed
+    by us, cleanly)."""
+    try:
+        if first:
+            await _talk(state, conn, payload)
+        remaining = hold_until - state.now()
+        if conn.server_close() is None and remaining > 0:
+            await conn.hold(remaining)
+        closed = conn.server_close()
+        if closed is not None:
+            conn.abort()
+            return closed
+        await conn.close()
+        return None
+    except Exception as exc:  # one odd connection must not end the whole storm
+        state.recorder.record_session_error(f"error {type(exc).__name__}")
+        conn.abort()
+        return None
 
 
 async def _talk(state: _State, conn: Connection, payload: bytes) -> None:
@@ -221,6 +302,7 @@ async def _run(job: WorkerJob, start: float, queue: _Queue, stop: _Event) -> dic
     lags = sorted(state.lags)
     return {
         "recorder": state.recorder.to_dict(),
+        "clients": [record.to_row() for record in state.clients],
         "client": {
             "worker": job.index,
             "cpu_s": round(cpu, 3),
