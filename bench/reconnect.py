@@ -414,8 +414,8 @@ ROWS = (
 def markdown(results: dict[str, Any]) -> str:
     keys = list(results)
     lines = ["| metric | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 1)]
-    for field, label in ROWS:
-        cells = [_cell(results[k].get(field)) for k in keys]
+    for key, label in ROWS:
+        cells = [_cell(results[k].get(key)) for k in keys]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for cause in CAUSES:
         cells = [_cell(results[k].get("failed_by_cause", {}).get(cause, 0)) for k in keys]
