@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench import reconnect
 from bench import targets as tg
 
 RESULTS = tg.ROOT / "bench" / "results"
@@ -356,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         "s2all": lambda: s2(replace(sizes, target_workers=0), work, names),
         "s3all": lambda: s3(replace(sizes, target_workers=0), work, names),
         "s4": lambda: s4(sizes, work, names),
+        # S5 (bench/reconnect.py): not in the default list; --scenarios s5
+        "s5": lambda: reconnect.s5(
+            reconnect.QUICK_N if args.quick else reconnect.FULL_N, work, names
+        ),
     }
     titles = {
         "s1fast": "S1 fast",
@@ -365,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "s2all": "S2 all cores",
         "s3all": "S3 all cores",
         "s4": "S4",
+        "s5": "S5",
     }
     results: dict[str, dict[str, Any]] = {}
     for key in [k.strip() for k in args.scenarios.split(",") if k.strip()]:
@@ -379,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {"when": stamp, "machine": machine(), "sizes": asdict(sizes), "results": results}
     (args.out / f"{stamp}.json").write_text(json.dumps(report, indent=1) + "\n")
     table = markdown(results, names)
+    if "S5" in results:
+        table += "\nS5, the reconnect storm:\n\n" + reconnect.markdown(results["S5"])
     (args.out / f"{stamp}.md").write_text(table)
     print(table)
     print(f"wrote {args.out / stamp}.json and .md")
