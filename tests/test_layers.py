@@ -21,6 +21,7 @@ PURE = [
     "wsgate/gateway/answers.py",
     "wsgate/gateway/intake.py",
     "wsgate/gateway/upstream_side.py",
+    "wsgate/gateway/relay.py",
     "wsgate/policy/admission.py",
     "wsgate/protocol/frame_relay.py",
     "wsgate/protocol/request.py",

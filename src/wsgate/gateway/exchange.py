@@ -2,7 +2,7 @@
 the forwarded head and body, the answer relayed or retried, and a checked 101.
 
 An `Exchange` lives while its request is the connection's active one. It talks to its
-connection (`ClientCore`) only through `ExchangeHost`: commands go out through `emit`,
+connection (`ClientCore`) only through `ExchangeHost` (ports.py): commands go on its list,
 and what ends the connection (an error answer, an abort) is the host's to do. Its
 stages and their table are in `states.py`.
 """
@@ -20,17 +20,21 @@ from wsgate.gateway.commands import (
     SendToUpstream,
 )
 from wsgate.gateway.ports import ExchangeHost
+from wsgate.gateway.relay import (
+    answer_end,
+    answer_head,
+    replayable,
+    stale_connection_retry,
+    upstream_body,
+    upstream_head,
+)
 from wsgate.gateway.states import STAGE_MOVES, BadTransitionError, Request, Stage
 from wsgate.policy.admission import Queued, Rejected
 from wsgate.policy.keys import hash_key
 from wsgate.protocol.errors import ProtocolError
 from wsgate.protocol.forward import (
     Framing,
-    client_framing,
-    forward_request_head,
     interim_head,
-    response_framing,
-    response_head,
     switching_protocols_head,
 )
 from wsgate.protocol.handshake import check_upgrade_response
@@ -39,20 +43,8 @@ from wsgate.protocol.headers import Headers
 if TYPE_CHECKING:
     from wsgate.gateway.pool import Backend
 
-# RFC 9110 section 9.2.2: requests that may be sent again without harm.
-IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-
 # Connect failures that are the gateway's own condition, not the backend's.
 GATEWAY_OWN_CAUSES = frozenset({"out_of_file_descriptors"})
-
-
-def replayable(request: Request) -> bool:
-    """Whether another backend may get this request: always if nothing was sent yet;
-    after the head went out, only an idempotent request without a body (the body's bytes
-    were streamed, not kept)."""
-    if not request.head_sent:
-        return True
-    return request.framing is Framing.NONE and request.method in IDEMPOTENT_METHODS
 
 
 class Exchange:
@@ -193,21 +185,9 @@ class Exchange:
             request.connect_ms = connect_ms
         assert request.backend is not None
         self._move(Stage.FORWARDED)
-        self.out.append(
-            SendToUpstream(
-                forward_request_head(
-                    request.method,
-                    request.target,
-                    request.headers,
-                    client_ip=self.host.client_ip,
-                    scheme=self.host.scheme,
-                    websocket=request.ws_key is not None,
-                    framing=request.framing,
-                    default_host=str(request.backend.address),
-                    request_id=request.request_id.encode() if request.request_id_made else None,
-                )
-            )
-        )
+        default_host = str(request.backend.address)
+        head = upstream_head(request, self.host.client_ip, self.host.scheme, default_host)
+        self.out.append(SendToUpstream(head))
         request.head_sent = True
         request.head_sent_at = self.host.now
         for part in request.body:
@@ -240,11 +220,9 @@ class Exchange:
         return self.has_upstream and self.request.head_sent
 
     def send_body(self, body: bytes) -> None:
-        if self.request.framing is Framing.CHUNKED:
-            if body:
-                self.out.append(SendToUpstream(b"%x\r\n" % len(body) + body + b"\r\n"))
-        else:
-            self.out.append(SendToUpstream(body))
+        data = upstream_body(self.request, body)
+        if data:
+            self.out.append(SendToUpstream(data))
 
     def request_complete(self) -> None:
         """The client sent all of the request: the backend's time to answer starts."""
@@ -309,37 +287,9 @@ class Exchange:
         elif request.backend is not None and status < 500:
             request.backend.pool.note_success(request.backend)
         self._move(Stage.RESPONDING)
-        request.status = status
-        upstream_framing = response_framing(request.method, status, headers)
-        framing = client_framing(upstream_framing, request.version)
-        keep = (
-            request.keep_alive
-            and framing is not Framing.CLOSE
-            # An upgrade request that was not switched: the client may have sent frames.
-            and not request.upgrade
-            and self.host.keep_alive_allowed()
-        )
-        request.close_after = not keep
-        request.upstream_framing = upstream_framing
-        request.framing_out = framing
-        # A connection that carried an upgrade request (refused, since this is not a
-        # 101) is never reused: the backend and the gateway may disagree on where that
-        # request ended, and the next request on it would be read as its continuation.
-        request.upstream_reusable = (
-            keep_alive and upstream_framing is not Framing.CLOSE and not request.upgrade
-        )
-        self.out.append(
-            SendToClient(
-                response_head(
-                    status,
-                    reason,
-                    headers,
-                    framing=framing,
-                    keep_alive=keep,
-                    client_version=request.version,
-                )
-            )
-        )
+        keep_allowed = self.host.keep_alive_allowed()
+        head = answer_head(request, status, reason, headers, keep_alive, keep_allowed)
+        self.out.append(SendToClient(head))
 
     def response_body(self, data: bytes) -> None:
         if self.stage is not Stage.RESPONDING:
@@ -356,8 +306,9 @@ class Exchange:
         request = self.request
         if self.stage is not Stage.RESPONDING:
             return
-        if request.framing_out is Framing.CHUNKED:
-            self.out.append(SendToClient(b"0\r\n\r\n"))
+        end = answer_end(request)
+        if end:
+            self.out.append(SendToClient(end))
         self.has_upstream = False
         self.out.append(ReleaseUpstream(reuse=request.upstream_reusable and request.complete))
         self.log_access()
@@ -383,15 +334,8 @@ class Exchange:
             return
         self.has_upstream = False
         self.response_deadline = None
-        if (
-            request.head_sent
-            and not request.stale_retry_done
-            and request.framing is Framing.NONE
-            and request.connect_ms is None
-            and request.method in IDEMPOTENT_METHODS
-        ):
-            # A reused keep-alive connection that the backend had just closed: retry once
-            # on a fresh connection, as nothing reached the backend's application.
+        if stale_connection_retry(request):
+            # A reused keep-alive connection the backend had just closed: once more, fresh.
             request.stale_retry_done = True
             request.head_sent = False
             assert request.backend is not None
