@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from wsgate.gateway.pool import Backend, Waiter
 
 MAX_PIPELINED_REQUESTS = 16
+BEFORE_THE_101 = (Stage.WAITING, Stage.FORWARDED)
+ANSWER_OWED = (Stage.WAITING, Stage.FORWARDED, Stage.RESPONDING)
 
 
 class ClientCore:
@@ -214,28 +216,11 @@ class ClientCore:
         self.now = now
         active, stage = self.active, self.exchange.stage if self.exchange else None
         keep = False
-        if (
-            active is not None
-            and active.ws_key is not None
-            and stage
-            in (
-                Stage.WAITING,
-                Stage.FORWARDED,
-            )
-        ):
+        if active is not None and active.ws_key is not None and stage in BEFORE_THE_101:
             # A WebSocket client that closes before its 101 has given up: free its place
             # in line or its handshake slot instead of a handshake for nobody.
             self._close()
-        elif (
-            active is not None
-            and active.complete
-            and stage
-            in (
-                Stage.WAITING,
-                Stage.FORWARDED,
-                Stage.RESPONDING,
-            )
-        ):
+        elif active is not None and active.complete and stage in ANSWER_OWED:
             self.reader.stop()  # a half-closed client still gets its answers
             keep = True
         else:
