@@ -12,6 +12,7 @@ from typing import Any
 # The causes S5 reports, in the order of its table.
 CAUSES = (
     "503_retry_after",
+    "503",  # without a Retry-After (HAProxy's answer when no server is up)
     "close_1013",
     "refused",
     "reset",
@@ -26,8 +27,8 @@ BUCKETS_PER_S = 10  # the backends count handshakes per 100 ms
 def cause_of(code: str, hint_s: float | None) -> str:
     """One of CAUSES for a failure code of `wsgate.policy.backoff.failure_cause`
     (`http_503`, `close_1013`, `unreachable_refused`, ...) and the server's hint."""
-    if code == "http_503" and hint_s is not None:
-        return "503_retry_after"
+    if code == "http_503":
+        return "503" if hint_s is None else "503_retry_after"
     if code == "close_1013":
         return "close_1013"
     if code in ("http_502", "http_504"):

@@ -13,7 +13,8 @@ from bench.reconnect_tally import CAUSES, ClientTally, cause_of, peak_rate, summ
 
 def test_causes_of_failure_codes() -> None:
     assert cause_of("http_503", 2.0) == "503_retry_after"
-    assert cause_of("http_503", None) == "other"
+    assert cause_of("http_503", None) == "503"
+    assert cause_of("http_429", 1.0) == "other"
     assert cause_of("close_1013", 3.0) == "close_1013"
     assert cause_of("http_502", None) == "502"
     assert cause_of("http_504", None) == "504"
