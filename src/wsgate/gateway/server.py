@@ -274,7 +274,7 @@ class Gateway:
 
         The listeners stay open, so that a client that connects meanwhile gets 503
         shutting_down with a Retry-After (from the client core) rather than a refused
-        connection. Next: `close_tunnels_paced` after the grace, `wait_drained`, then
+        connection. Next: `drains.close_tunnels_paced` after the grace, `wait_drained`, then
         `stop`. `fields` go into the "draining" line."""
         self._move(GatewayPhase.DRAINING)
         self.log.event(
