@@ -25,7 +25,7 @@ from bench.profile_gateway import storm_load
 from bench.run import RESULTS, storm
 
 # Frames above the gateway's own callbacks: the interpreter, the CLI and the event loop.
-OUTER = {"<module>", "_run_code", "_run_module_as_main", "main", "run_serve", "_run_one", "run"}
+OUTER = {"<module>", "_run_code", "_run_module_as_main", "main", "run_serve", "run_one", "run"}
 
 
 def shares(raw: Path) -> tuple[collections.Counter[str], collections.Counter[str], int]:

@@ -13,7 +13,7 @@ WsgateError
  |    |                    ends a tunnel, the close code
  |    +-- ProtocolError    protocol.errors: bytes that break HTTP/1.1 or RFC 6455
  |    +-- ConnectError     here (gateway.pool re-exports it): a backend connect that failed
- +-- ListenError           gateway.server: a listen address that cannot be bound (exit 1)
+ +-- ListenError           gateway.listeners: a listen address that cannot be bound (exit 1)
  +-- BadTransitionError    gateway.states: a state move the tables forbid (a bug, not input)
  +-- StormError            storm.runner: a storm that could not run (exit 1); a RuntimeError
  +-- ClientError           client.errors: what wsgate.client raises to its caller

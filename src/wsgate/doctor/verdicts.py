@@ -35,7 +35,8 @@ BURST_GROWTH_FACTOR = 4.0
 BURST_GROWTH_MIN_MS = 500.0
 
 
-# The reasons of wsgate's own going-away closes (gateway/server.py), and what they mean.
+# The reasons of wsgate's own going-away closes (gateway/server.py, drains.py, reload.py),
+# and what they mean.
 WSGATE_GOING_AWAY = {
     "server shutting down": "wsgate closes the WebSockets still open with these words when "
     "it drains to stop or restart (SIGTERM; the server.drain_* keys say when)",
