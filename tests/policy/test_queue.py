@@ -1,8 +1,8 @@
+"""The bounded FIFO of waiting handshakes (policy/queue.py): order, bounds, the front of
+the line for retries, and expiry on a clock the test moves."""
+
 from __future__ import annotations
 
-import random
-
-from wsgate.policy.buckets import TokenBucket, jittered_retry_after
 from wsgate.policy.queue import WaitQueue
 
 
@@ -28,6 +28,29 @@ def test_queue_timeout_expires_only_old_waiters() -> None:
     assert len(queue) == 0 and queue.next_deadline() is None
 
 
+def test_an_empty_queue_has_no_wait_no_head_and_nothing_to_remove() -> None:
+    queue: WaitQueue[str] = WaitQueue(max_size=1, timeout_s=5)
+    assert queue.peek() is None and queue.pop() is None
+    assert queue.oldest_wait(100.0) == 0.0
+    assert not queue.remove("nobody")
+    assert queue.expired(100.0) == []
+
+
+def test_peek_shows_the_head_without_taking_it() -> None:
+    queue: WaitQueue[str] = WaitQueue(max_size=3, timeout_s=5)
+    queue.push("a", 0.0)
+    queue.push("b", 0.0)
+    assert queue.peek() == "a" and len(queue) == 2
+    assert queue.remove("a") and queue.peek() == "b"
+
+
+def test_push_front_is_refused_when_full() -> None:
+    queue: WaitQueue[str] = WaitQueue(max_size=1, timeout_s=5)
+    assert queue.push("a", 0.0)
+    assert not queue.push_front("retried", 1.0)
+    assert [queue.pop(), queue.pop()] == ["a", None]
+
+
 def test_newest_is_the_tail_and_pops_from_it() -> None:
     queue: WaitQueue[str] = WaitQueue(max_size=10, timeout_s=30.0)
     assert queue.newest() is None and queue.pop_newest() is None
@@ -50,20 +73,3 @@ def test_a_retried_waiter_does_not_hold_back_older_ones() -> None:
     assert queue.expired(35.0) == ["retried", "a", "b"]
     queue.push_front("alone", 40.0)  # an empty queue: its own time
     assert queue.next_deadline() == 70.0
-
-
-def test_token_bucket_burst_then_rate() -> None:
-    bucket = TokenBucket(rate=2.0, burst=3.0, now=0.0)
-    assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
-    assert bucket.wait_s(0.0) == 0.5
-    assert not bucket.take(0.4)
-    assert bucket.take(0.5)
-    assert bucket.take(10.0) and bucket.full(20.0)
-
-
-def test_retry_after_is_jittered_and_at_least_one() -> None:
-    rng = random.Random(7)
-    values = [jittered_retry_after(10, rng) for _ in range(200)]
-    assert min(values) >= 5 and max(values) <= 15
-    assert len(set(values)) > 5  # spread out, not one second for everybody
-    assert jittered_retry_after(0.1, rng) == 1

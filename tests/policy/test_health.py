@@ -1,3 +1,6 @@
+"""A backend's health (policy/health.py): rise and fall, passive ejection with back-off
+and a trial, slow start, on a clock the test moves."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +10,6 @@ import pytest
 
 from wsgate.config import PoolConfig
 from wsgate.policy.health import MIN_SHARE, BackendHealth, HealthSettings
-from wsgate.policy.retry import RetryBudget
 
 
 def settings(**changes: Any) -> HealthSettings:
@@ -75,11 +77,33 @@ def test_slow_start_ramps_share_after_coming_back() -> None:
     assert health.share(30) == 1.0
 
 
-def test_retry_budget_allows_ratio_plus_minimum() -> None:
-    budget = RetryBudget(ratio=0.2, min_per_s=0.1, window_s=10)  # minimum: 1 per window
-    for _ in range(100):
-        budget.on_attempt(0.0)
-    allowed = sum(budget.try_retry(0.0) for _ in range(100))
-    assert allowed == 21  # 20 % of 100, plus 1
-    assert not budget.try_retry(5.0)
-    assert budget.try_retry(10.5)  # the window moved on
+def test_a_trial_that_succeeds_ends_the_ejection_and_ramps_up_again() -> None:
+    health = BackendHealth(settings(eject_after=1, eject_base_s=2, slow_start_s=10), now=0)
+    assert health.on_failure(0.0)
+    assert health.available(2.0)  # the trial
+    health.on_success(2.0)
+    assert health.ejections == 0 and health.failures == 0
+    assert health.share(2.0) == MIN_SHARE and health.share(12.0) == 1.0
+    assert health.on_failure(13.0)
+    assert health.ejected_until == 15.0  # the back-off starts again from its base
+
+
+def test_a_success_between_failures_resets_the_count() -> None:
+    health = BackendHealth(settings(eject_after=2), now=0)
+    assert not health.on_failure(0.0)
+    health.on_success(0.1)
+    assert not health.on_failure(0.2)  # the count started again
+    assert health.on_failure(0.3)
+
+
+def test_a_down_backend_is_unavailable_whatever_its_ejection() -> None:
+    health = BackendHealth(settings(fall=1), now=0)
+    assert health.on_check(False, 1.0)
+    assert not health.available(1.0) and not health.available(1000.0)
+
+
+def test_without_slow_start_the_share_is_whole_at_once() -> None:
+    health = BackendHealth(settings(fall=1, rise=1, slow_start_s=0), now=0)
+    health.on_check(False, 1)
+    assert health.on_check(True, 2)
+    assert health.share(2) == 1.0
