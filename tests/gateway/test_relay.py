@@ -51,7 +51,7 @@ UNFRAMED = HeaderList()  # no length, not chunked: the body runs to the connecti
 
 # -- which requests may be sent again --------------------------------------------------
 def test_the_idempotent_methods_of_rfc_9110() -> None:
-    assert IDEMPOTENT_METHODS == {b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"}
+    assert {b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"} == IDEMPOTENT_METHODS
 
 
 @pytest.mark.parametrize(
