@@ -3,6 +3,7 @@ predictive shedding, Retry-After from the drain rate, and the decisions it hands
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Sequence
@@ -23,7 +24,13 @@ from wsgate.policy.health import HealthSettings
 from wsgate.policy.outcome import Outcome
 
 HEALTH = HealthSettings(
-    rise=2, fall=3, eject_after=3, eject_base_s=2.0, eject_max_s=60.0, slow_start_s=0.0
+    rise=2,
+    fall=3,
+    eject_after=3,
+    eject_base_s=2.0,
+    eject_max_s=60.0,
+    slow_start_s=0.0,
+    check_interval_s=5.0,
 )
 
 
@@ -344,9 +351,7 @@ def test_no_healthy_upstream_when_every_backend_is_tried_or_out() -> None:
 
 
 def test_a_failure_that_ejects_the_last_backend_turns_its_waiter_away() -> None:
-    health = HealthSettings(
-        rise=2, fall=3, eject_after=1, eject_base_s=2.0, eject_max_s=60.0, slow_start_s=0.0
-    )
+    health = dataclasses.replace(HEALTH, eject_after=1)
     admission, _ = make(backends=2, health=health)
     b0 = admission.admit(Client("c0"), 0.0)
     b1 = admission.admit(Client("c1"), 0.0)
@@ -408,3 +413,22 @@ def test_turn_away_all_empties_the_line_and_queues_nobody_after() -> None:
     assert admission.on_done(b0, 0.1, 1, "ok", 5.0) is NO_DECISIONS
     assert admission.admit(c[4], 6.0) is b0
     assert admission.turn_away_all(7.0) == []
+
+
+def test_no_backend_up_says_come_back_when_the_first_one_should_be_back() -> None:
+    # Both backends ejected for 2 s: the Retry-After follows the ejection, not the 5 s
+    # base, so a backend restart of a second does not keep clients away for 3-8 s.
+    health = dataclasses.replace(HEALTH, eject_after=1)
+    admission, _ = make(backends=2, health=health, retry_after_s=5.0)
+    for backend in admission.backends:
+        backend.health.on_failure(0.0)
+    answers = [rejected(admission.admit(Client(f"c{i}"), 0.5)) for i in range(50)]
+    assert {a.cause for a in answers} == {"no_healthy_upstream"}
+    assert {a.retry_after_s for a in answers} <= {1, 2, 3}  # 1.5 s, jittered by half
+    assert max(a.retry_after_s for a in answers) <= 3
+    # Down by its checks and none passed yet: rise (2) checks 5 s apart, capped at 5 s.
+    for backend in admission.backends:
+        for t in (1.0, 2.0, 3.0):
+            backend.health.on_check(False, t)
+    answers = [rejected(admission.admit(Client(f"d{i}"), 3.0)) for i in range(50)]
+    assert {a.retry_after_s for a in answers} <= set(range(3, 9))

@@ -22,6 +22,7 @@ def settings(**changes: Any) -> HealthSettings:
         eject_base_s=pc.eject_base_s,
         eject_max_s=pc.eject_max_s,
         slow_start_s=pc.slow_start_s,
+        check_interval_s=pc.health.interval_s,
     )
     return dataclasses.replace(defaults, **changes)
 
@@ -107,3 +108,20 @@ def test_without_slow_start_the_share_is_whole_at_once() -> None:
     health.on_check(False, 1)
     assert health.on_check(True, 2)
     assert health.share(2) == 1.0
+
+
+def test_back_in_says_when_an_ejected_or_down_backend_may_take_handshakes_again() -> None:
+    health = BackendHealth(settings(eject_after=1, eject_base_s=2.0, rise=2), now=0.0)
+    assert health.back_in(0.0) == 0.0
+    health.on_failure(10.0)  # ejected for 2 s
+    assert health.back_in(10.5) == 1.5
+    assert health.back_in(13.0) == 0.0
+    for t in (20.0, 25.0, 30.0):
+        health.on_check(False, t)  # fall = 3: down
+    assert not health.up
+    assert health.back_in(30.0) == 2 * 5.0  # two passing checks, 5 s apart
+    health.on_check(True, 35.0)
+    assert health.back_in(35.0) == 5.0
+    no_checks = BackendHealth(settings(check_interval_s=0.0), now=0.0)
+    no_checks.up = False  # down, and nothing that would say when it is back
+    assert no_checks.back_in(1.0) is None

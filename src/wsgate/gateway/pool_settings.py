@@ -51,6 +51,7 @@ def health_settings(config: PoolConfig) -> HealthSettings:
         eject_base_s=config.eject_base_s,
         eject_max_s=config.eject_max_s,
         slow_start_s=config.slow_start_s,
+        check_interval_s=config.health.interval_s if config.health.kind != "none" else 0.0,
     )
 
 

@@ -184,7 +184,7 @@ class AdmissionController(Generic[B, W]):
         after a failed attempt, which goes ahead of the line."""
         eligible = self._eligible(now, waiter.excluded())
         if not eligible:
-            return self._no_healthy_upstream()
+            return self._no_healthy_upstream(now)
         limit = self.settings.max_connections_per_backend
         if limit and all(b.load >= limit for b in eligible):
             return Rejected(
@@ -300,7 +300,7 @@ class AdmissionController(Generic[B, W]):
             eligible = self._eligible(now, waiter.excluded())
             answer: B | Rejected | None
             if not eligible:
-                answer = self._no_healthy_upstream()
+                answer = self._no_healthy_upstream(now)
             else:
                 answer = self._try_slot(eligible, now, waiter.hash_key())
                 if answer is None:
@@ -350,11 +350,18 @@ class AdmissionController(Generic[B, W]):
         return decisions
 
     # -- rejections -----------------------------------------------------------------------
-    def _no_healthy_upstream(self) -> Rejected:
+    def _no_healthy_upstream(self, now: float) -> Rejected:
+        # Come back when the first backend should be back (an ejection's end, the checks
+        # it still needs), within the configured base: a restart that takes a second must
+        # not keep every client away for retry_after_s.
+        base = self.settings.retry_after_s
+        back = [t for b in self.backends if (t := b.health.back_in(now)) is not None]
+        if back:
+            base = min(base, max(1.0, min(back)))
         return Rejected(
             "no_healthy_upstream",
             f"Pool {self.settings.pool}: no backend is up.",
-            self.retry_after(),
+            jittered_retry_after(base, self.rng),
         )
 
     def _shutting_down(self) -> Rejected:

@@ -27,6 +27,7 @@ class HealthSettings:
     eject_base_s: float
     eject_max_s: float
     slow_start_s: float
+    check_interval_s: float  # 0: no active checks
 
 
 class BackendHealth:
@@ -81,6 +82,16 @@ class BackendHealth:
         return False
 
     # -- what the balancer asks -----------------------------------------------------------
+    def back_in(self, now: float) -> float | None:
+        """Seconds until this backend may take handshakes again, as far as the gateway can
+        tell (0: now): the rest of an ejection, or the checks it still needs to pass to
+        count as up; None when only an active check could tell and there is none."""
+        if not self.up:
+            if self.s.check_interval_s <= 0:
+                return None
+            return (self.s.rise - max(0, self._check_streak)) * self.s.check_interval_s
+        return max(0.0, self.ejected_until - now)
+
     def available(self, now: float) -> bool:
         if not self.up:
             return False
