@@ -7,8 +7,8 @@ import pytest
 from wsgate.policy.drain import (
     RETRY_AFTER_MAX_S,
     DrainRate,
+    ReturnSchedule,
     beyond_deadline,
-    queue_retry_after_s,
 )
 
 
@@ -52,12 +52,24 @@ def test_a_slower_pool_shows_within_a_few_time_constants() -> None:
     assert idle is not None and idle < 0.1
 
 
-def test_retry_after_follows_the_queue() -> None:
-    assert queue_retry_after_s(1024, None, 5.0) == 5.0  # no rate yet: the configured base
-    assert queue_retry_after_s(1024, 42.0, 5.0) == pytest.approx(1024 / 42.0)
-    assert queue_retry_after_s(10, 42.0, 5.0) == 5.0  # never below the base
-    assert queue_retry_after_s(100_000, 1.0, 5.0) == RETRY_AFTER_MAX_S
-    assert queue_retry_after_s(5, 0.0, 5.0) == 5.0
+def test_each_client_turned_away_gets_its_own_return_time_after_the_line() -> None:
+    returns = ReturnSchedule()
+    assert returns.promise(0.0, 1024, None, 5.0) == 5.0  # no rate yet: the configured base
+    assert returns.promise(0.0, 5, 0.0, 5.0) == 5.0
+    # 100 wait ahead at 50/s: the line is gone in 2 s; the clients told follow one every
+    # 20 ms, in the order they were told, so that they come back as the pool can take them.
+    waits = [returns.promise(0.0, 100, 50.0, 5.0) for _ in range(100)]
+    assert waits[0] == pytest.approx(2.02)
+    assert waits[-1] == pytest.approx(4.0)
+    assert waits == sorted(waits)
+    # Half a second later, with the line unchanged: after the last one promised.
+    assert returns.promise(0.5, 100, 50.0, 5.0) == pytest.approx(4.02 - 0.5)
+    # A line that is short again: at least a second, from a schedule that has passed.
+    assert returns.promise(60.0, 0, 50.0, 5.0) == 1.0
+    # Never more than the cap, and the schedule does not run away past it.
+    far = ReturnSchedule()
+    assert far.promise(0.0, 100_000, 1.0, 5.0) == RETRY_AFTER_MAX_S
+    assert far.promise(0.0, 100_000, 1.0, 5.0) == RETRY_AFTER_MAX_S
 
 
 def test_beyond_deadline_compares_the_turn_with_the_time_left() -> None:

@@ -13,6 +13,7 @@ back.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Generic, Protocol, TypeVar, cast
 
 from wsgate.policy.balancers import make_balancer
 from wsgate.policy.buckets import jittered_retry_after
-from wsgate.policy.drain import DrainRate, beyond_deadline, queue_retry_after_s
+from wsgate.policy.drain import DrainRate, ReturnSchedule, beyond_deadline
 from wsgate.policy.health import BackendHealth, HealthSettings
 from wsgate.policy.limits import AdaptiveLimit, FixedLimit
 from wsgate.policy.outcome import Outcome
@@ -125,6 +126,7 @@ class AdmissionController(Generic[B, W]):
         self.queue: WaitQueue[W] = WaitQueue(settings.queue_size, settings.queue_timeout_s)
         self.budget = RetryBudget(settings.retry_budget_ratio, settings.retry_budget_min_per_s)
         self.drain = DrainRate()
+        self.returns = ReturnSchedule()  # when the clients turned away should come back
         self.rng = rng
         self.inflight = 0  # handshakes holding a slot, all backends together
         self.shutting_down = False  # the gateway drains: nobody joins the queue any more
@@ -171,11 +173,13 @@ class AdmissionController(Generic[B, W]):
         return jittered_retry_after(self.settings.retry_after_s, self.rng)
 
     def queue_retry_after(self, now: float) -> int:
-        """For a client the queue turns away: come back when the line should be gone."""
-        wait_s = queue_retry_after_s(
-            len(self.queue), self.drain.rate(now), self.settings.retry_after_s
-        )
-        return jittered_retry_after(wait_s, self.rng)
+        """For a client the queue turns away: come back at its own turn after the line
+        (drain.ReturnSchedule); the jittered base while the pool's rate is unknown."""
+        rate = self.drain.rate(now)
+        if not rate:
+            return jittered_retry_after(self.settings.retry_after_s, self.rng)
+        wait_s = self.returns.promise(now, len(self.queue), rate, self.settings.retry_after_s)
+        return math.ceil(wait_s)
 
     # -- a handshake asks -----------------------------------------------------------------
     def admit(self, waiter: W, now: float, *, front: bool = False) -> B | Rejected | Queued:

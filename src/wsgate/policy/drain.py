@@ -4,9 +4,9 @@ Two decisions use the measured rate. A handshake that would still be waiting whe
 queue timeout runs out is turned away now rather than after the whole timeout (`beyond_deadline`):
 either way it gets a 503, but now it learns it at once. And a fixed Retry-After sends every
 rejected client of a storm back within the same few seconds, into a queue that is still
-full; telling them instead to come back when the line ahead of them should be gone
-(queue length / completions per second) spreads their return over the time the backends
-need (`queue_retry_after_s`).
+full; telling each instead to come back at its own turn after the line ahead of them
+(queue length / completions per second, then one per 1 / rate in the order they were
+told) spreads their return over the time the backends need (`ReturnSchedule`).
 
 The rate is only a measure of capacity while the pool is saturated, so the pool measures
 it from the moment its queue stops being empty; a pool that idles at 2 handshakes/s is not
@@ -58,15 +58,6 @@ class DrainRate:
         return acc / (self.tau_s * warmed)
 
 
-def queue_retry_after_s(queued: int, rate: float | None, base_s: float) -> float:
-    """Seconds until a rejected client should try again: when the `queued` handshakes
-    ahead of it should have drained at `rate` per second, never less than `base_s` and
-    never more than RETRY_AFTER_MAX_S; `base_s` while the rate is unknown."""
-    if not rate or rate <= 0:
-        return base_s
-    return min(RETRY_AFTER_MAX_S, max(base_s, queued / rate))
-
-
 def beyond_deadline(position: int, waited_s: float, timeout_s: float, rate: float | None) -> bool:
     """Whether the waiter `position` places from the front of the line (1 = next) would,
     at `rate` slots per second, still be waiting when its `timeout_s` runs out. Unknown
@@ -74,3 +65,28 @@ def beyond_deadline(position: int, waited_s: float, timeout_s: float, rate: floa
     if not rate or rate <= 0:
         return False
     return position / rate > timeout_s - waited_s
+
+
+class ReturnSchedule:
+    """The return times promised to the clients a full queue turns away, one every
+    1 / rate seconds from when the line ahead should be gone, in the order they were turned
+    away. A storm's rejected clients then come back at the pace the pool completes
+    handshakes, each into a line that has room for it, not all in the same few seconds
+    (a window jittered around the same estimate sends a quarter of them back later than
+    needed and makes the last client's wait half as long again)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = 0.0  # the latest return time promised
+
+    def promise(self, now: float, queued: int, rate: float | None, base_s: float) -> float:
+        """Seconds until this client should come back: its own place after the `queued`
+        handshakes ahead and the clients told before it, at `rate` per second (at least
+        1 s, at most RETRY_AFTER_MAX_S); `base_s` while the rate is unknown."""
+        if not rate or rate <= 0:
+            return base_s
+        start = max(self._last, now + queued / rate)
+        wait = min(RETRY_AFTER_MAX_S, start + 1.0 / rate - now)
+        self._last = now + wait
+        return max(1.0, wait)
