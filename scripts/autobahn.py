@@ -46,6 +46,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -452,6 +453,48 @@ def run_fuzzingclient(
     }
 
 
+def run_agents(
+    wstest: Path, urls: dict[str, str], cases: list[str], outdir: Path, limits: Limits
+) -> dict[str, Verdicts]:
+    """One fuzzingclient per agent, at the same time: the runs share nothing (own spec,
+    reports and server), and most of a case's time is waiting, so the comparison takes
+    the time of one run instead of two."""
+    with ThreadPoolExecutor(len(urls)) as pool:
+        futures = {
+            agent: pool.submit(run_fuzzingclient, wstest, agent, url, cases, outdir / agent, limits)
+            for agent, url in urls.items()
+        }
+        return {agent: future.result() for agent, future in futures.items()}
+
+
+def compare(
+    wstest: Path,
+    urls: dict[str, str],
+    cases: list[str],
+    outdir: Path,
+    limits: Limits,
+    reruns: int,
+    *,
+    strict: bool,
+) -> Outcome:
+    """The verdicts straight to the backend ("direct") and through the gateway
+    ("gateway"), case by case."""
+    runs = run_agents(wstest, urls, cases, outdir, limits)
+    outcome = Outcome(cases, runs["direct"], runs["gateway"], strict=strict)
+    # A verdict can hang on timing (e.g. 4.1.5: is the echo sent before the bad frame
+    # fails the connection?). Run each case that differs again, alone, both ways.
+    for attempt in range(1, reruns + 1):
+        pending = outcome.unmatched
+        if not pending:
+            break
+        log(f"rerun {attempt}: {len(pending)} case(s) differ: {' '.join(pending)}")
+        again = run_agents(wstest, urls, pending, outdir / f"rerun-{attempt}", limits)
+        for case_id in pending:
+            pair = (again["direct"].get(case_id), again["gateway"].get(case_id))
+            outcome.reruns.setdefault(case_id, []).append(pair)
+    return outcome
+
+
 def case_key(case_id: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in case_id.split("."))
 
@@ -623,27 +666,7 @@ def run(args: argparse.Namespace) -> int:
             "direct": f"ws://127.0.0.1:{backend_port}",
             "gateway": f"ws://127.0.0.1:{gateway_port}",
         }
-        runs = {
-            agent: run_fuzzingclient(wstest, agent, url, cases, outdir / agent, limits)
-            for agent, url in urls.items()
-        }
-        outcome = Outcome(cases, runs["direct"], runs["gateway"], strict=args.strict)
-        # A verdict can hang on timing (e.g. 4.1.5: is the echo sent before the bad frame
-        # fails the connection?). Run each case that differs again, alone, both ways.
-        for attempt in range(1, args.reruns + 1):
-            pending = outcome.unmatched
-            if not pending:
-                break
-            log(f"rerun {attempt}: {len(pending)} case(s) differ: {' '.join(pending)}")
-            again = {
-                agent: run_fuzzingclient(
-                    wstest, agent, url, pending, outdir / f"rerun-{attempt}" / agent, limits
-                )
-                for agent, url in urls.items()
-            }
-            for case_id in pending:
-                pair = (again["direct"].get(case_id), again["gateway"].get(case_id))
-                outcome.reruns.setdefault(case_id, []).append(pair)
+        outcome = compare(wstest, urls, cases, outdir, limits, args.reruns, strict=args.strict)
 
     lines, summary = summarize(outcome)
     (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

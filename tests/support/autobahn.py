@@ -150,25 +150,7 @@ def compare_over_wss(script: ModuleType, args: argparse.Namespace, outdir: Path)
         log(f"echo backend (websockets) on 127.0.0.1:{backend_port}")
         log(f"wsgate serve on 127.0.0.1:{port} (TLS) -> 127.0.0.1:{backend_port}")
         urls = {"direct": f"ws://127.0.0.1:{backend_port}", "gateway": f"wss://127.0.0.1:{port}"}
-        runs = {
-            agent: script.run_fuzzingclient(wstest, agent, url, cases, outdir / agent, limits)
-            for agent, url in urls.items()
-        }
-        outcome = script.Outcome(cases, runs["direct"], runs["gateway"], strict=False)
-        for attempt in range(1, args.reruns + 1):
-            pending = outcome.unmatched
-            if not pending:
-                break
-            log(f"rerun {attempt}: {len(pending)} case(s) differ: {' '.join(pending)}")
-            again = {
-                agent: script.run_fuzzingclient(
-                    wstest, agent, url, pending, outdir / f"rerun-{attempt}" / agent, limits
-                )
-                for agent, url in urls.items()
-            }
-            for case_id in pending:
-                pair = (again["direct"].get(case_id), again["gateway"].get(case_id))
-                outcome.reruns.setdefault(case_id, []).append(pair)
+        outcome = script.compare(wstest, urls, cases, outdir, limits, args.reruns, strict=False)
     lines, summary = script.summarize(outcome)
     (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("\n".join(lines), flush=True)
