@@ -106,7 +106,7 @@ def test_wheel_builds_installs_in_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     port = free_port()
     proc = start_process([wsgate, "demo", "--port", str(port)], tmp_path / "demo.log")
     try:
-        wait_for_port(port)
+        wait_for_port(port, timeout_s=90.0)  # a fresh venv compiles its bytecode first
         assert asyncio.run(echo_once(port)) == "hello from the wheel"
         os.kill(proc.pid, signal.SIGINT)  # Ctrl-C: the demo drains and exits
         assert proc.popen.wait(timeout=30) == 0, proc.log()
