@@ -19,6 +19,8 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar, cast
 
+from mypy_extensions import mypyc_attr
+
 from wsgate.policy.balancers import make_balancer
 from wsgate.policy.buckets import jittered_retry_after
 from wsgate.policy.drain import DrainRate, ReturnSchedule, beyond_deadline
@@ -72,6 +74,8 @@ class AdmissionSettings:
     retry_budget_min_per_s: float
 
 
+# Subclassed in Python by gateway/pool.py (Backend): a compiled class must allow it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BackendState:
     """One backend as admission sees it: health, handshake limit, and load (handshakes
     holding a slot, established tunnels). The gateway's `Backend` adds its address and

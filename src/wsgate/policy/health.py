@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 MIN_SHARE = 0.05
 
 
@@ -30,6 +32,8 @@ class HealthSettings:
     check_interval_s: float  # 0: no active checks
 
 
+# Subclassed in Python by gateway/pool_settings.py (AdminHealth): a compiled class must allow it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BackendHealth:
     def __init__(self, settings: HealthSettings, now: float) -> None:
         self.s = settings

@@ -24,8 +24,9 @@ def close_times(
     start: float,
     *,
     window_s: float,
-    rate_per_s: float = 0.0,
     rng: random.Random,
+    # Last: mypyc's build fails on a keyword-only parameter without a default after one with.
+    rate_per_s: float = 0.0,
 ) -> list[float]:
     """The times, in order, at which to close `count` connections from `start` on.
 

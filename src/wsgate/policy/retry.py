@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from collections import deque
 
+from mypy_extensions import mypyc_attr
 
+
+# Subclassed in Python by gateway/pool_metrics.py (MeteredBudget): a compiled class must allow it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class RetryBudget:
     def __init__(self, ratio: float = 0.2, min_per_s: float = 3.0, window_s: float = 10.0) -> None:
         self.ratio = ratio

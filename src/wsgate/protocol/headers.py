@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from mypy_extensions import mypyc_attr
+
 Headers = list[tuple[bytes, bytes]]
 
 # RFC 9110 section 7.6.1: connection-specific fields a proxy must not forward. Transfer-
@@ -25,6 +27,8 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
 )
 
 
+# A list subclass: mypyc compiles only classes that derive from object or native classes.
+@mypyc_attr(native_class=False)
 class HeaderList(list[tuple[bytes, bytes]]):
     """A parsed head's header list that lower-cases each name once, on the first lookup.
 
