@@ -7,6 +7,9 @@
 #   bash scripts/setup.sh --for-tests  also the dev tools (pytest, ruff, mypy, build) and the
 #                                      Debian packages the tests and benchmarks start (root).
 #
+# Where a C compiler (cc) and Python's headers are present (--for-tests as root installs
+# them), it also compiles the pure core with mypyc (scripts/build_compiled.py, again only
+# when the sources changed); elsewhere, or with WSGATE_PURE=1, wsgate runs as pure Python.
 # Safe to run again: it only installs what is missing. scripts/test.sh calls --for-tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +19,7 @@ for arg in "$@"; do
     case "$arg" in
         --for-tests) for_tests=1 ;;
         -h | --help)
-            sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -92,10 +95,33 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 
-# One stamp per extent, so --for-tests after a plain setup adds the dev tools.
+# The compiled build needs a C compiler and Python.h; --for-tests as root installs them
+# (Debian's own Python keeps its headers in python3.X-dev) so that CI tests both builds.
+has_python_h() {
+    .venv/bin/python -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
+}
+want_compiled=0
+if [ "${WSGATE_PURE:-}" != 1 ]; then
+    if [ "$for_tests" = 1 ] && is_root && command -v apt-get >/dev/null; then
+        compile_debs=(gcc libc6-dev)
+        if ! has_python_h && [[ "$(readlink -f .venv/bin/python)" == /usr/bin/* ]]; then
+            compile_debs+=("python$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')-dev")
+        fi
+        mapfile -t missing < <(missing_debs "${compile_debs[@]}")
+        if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+    fi
+    if command -v cc >/dev/null && has_python_h; then want_compiled=1; fi
+fi
+
+# One stamp per extent, so --for-tests after a plain setup adds the dev tools (which hold
+# what the compiled build needs: mypy and setuptools).
 if [ "$for_tests" = 1 ]; then
     target='.[dev]'
     stamp=.venv/.wsgate-installed-dev
+elif [ "$want_compiled" = 1 ]; then
+    target='.[compile]'
+    stamp=.venv/.wsgate-installed-compile
 else
     target='.'
     stamp=.venv/.wsgate-installed
@@ -106,6 +132,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e "$target"
     touch "$stamp"
     # The dev install holds everything the plain one does.
-    if [ "$for_tests" = 1 ]; then touch .venv/.wsgate-installed; fi
+    if [ "$for_tests" = 1 ]; then touch .venv/.wsgate-installed .venv/.wsgate-installed-compile; fi
+fi
+
+if [ "$want_compiled" = 1 ]; then
+    .venv/bin/python scripts/build_compiled.py | sed 's/^build_compiled/setup/'
+elif [ "${WSGATE_PURE:-}" = 1 ]; then
+    echo "setup: WSGATE_PURE=1: wsgate runs as pure Python"
+else
+    echo "setup: no C compiler (cc) or Python.h here: wsgate runs as pure Python (slower handshakes)"
 fi
 echo "setup: ready"

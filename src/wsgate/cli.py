@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.machinery
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from wsgate import __version__
+from wsgate import BUILD, __version__
 
 # One line per face; each module provides register(subparsers).
 FACES: tuple[str, ...] = (
@@ -23,13 +25,40 @@ FACES: tuple[str, ...] = (
 )
 
 
+def build_name() -> str:
+    """Which build runs: "compiled: mypyc" when the gateway's core was loaded from an
+    extension module, else "pure Python" (with the reason when a compiled build exists)."""
+    core = importlib.import_module("wsgate.gateway.core")
+    if str(getattr(core, "__file__", "")).endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+        return "compiled: mypyc"
+    return BUILD if BUILD.startswith("pure Python") else "pure Python"
+
+
+class VersionAction(argparse.Action):
+    """-V/--version: the version and the build; the core is imported only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show the version and the build (compiled or pure Python)")
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"wsgate {__version__} ({build_name()})\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wsgate",
         description="WebSocket gateway, doctor, linter and load generator "
         "that explains every 502/504.",
     )
-    parser.add_argument("-V", "--version", action="version", version=f"wsgate {__version__}")
+    parser.add_argument("-V", "--version", action=VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in FACES:
         importlib.import_module(module_name).register(subparsers)
