@@ -7,8 +7,11 @@ reads the reason, waits at least as told, and connects."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import shutil
+import socket
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ from websockets.http11 import Request, Response
 
 from tests.support.backends import ws_server
 from tests.support.gateway import gateway
-from tests.support.procs import free_port
+from tests.support.procs import free_port, running
 from wsgate.policy.backoff import Backoff, BackoffConfig, Closed, Retry
 from wsgate.protocol.close_reason import parse_close_reason
 
@@ -68,6 +71,7 @@ START_CLIENTS = """({urls, count, options}) => {
       log.push({ type: "message", t: performance.now(), data: String(event.data) }));
     window.logs.push(log);
     window.clients.push(client);
+    client.send(`hello ${i}`);  // queued until the connection that stays
   }
 }"""
 ALL_WELCOMED = "() => window.logs.every((log) => log.some((e) => e.type === 'message'))"
@@ -97,6 +101,7 @@ class OverloadedServer:
     refused: int = 0
     welcomed: int = 0
     paths: list[str] = field(default_factory=list)
+    received: list[str] = field(default_factory=list)
 
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -115,7 +120,8 @@ class OverloadedServer:
         self.welcomed += 1
         try:
             await conn.send(WELCOME)
-            await conn.wait_closed()
+            async for message in conn:
+                self.received.append(str(message))
         except ConnectionClosed:
             pass
 
@@ -345,6 +351,23 @@ def test_nothing_lost_in_the_queue_once_connected(harness: Any) -> None:
     assert echoed == ["one", "two", "three"]
 
 
+def wait_for_hellos(server: OverloadedServer, timeout_s: float = 20.0) -> None:
+    """The server reads each client's queued hello a moment after the client sent it."""
+    deadline = time.monotonic() + timeout_s
+    while len(server.received) < CLIENTS and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def check_one_open_each_and_nothing_lost(
+    logs: list[list[dict[str, Any]]], server: OverloadedServer
+) -> None:
+    """A socket closed at once is a failed attempt, not an "open"; the message each
+    client queued before it was connected arrived once."""
+    for log in logs:
+        assert [e["type"] for e in log].count("open") == 1, log
+    assert sorted(server.received) == sorted(f"hello {i}" for i in range(CLIENTS))
+
+
 def connected_times(logs: list[list[dict[str, Any]]]) -> list[float]:
     """When each client's welcomed connection opened (page ms)."""
     times = []
@@ -400,6 +423,7 @@ def test_fifty_clients_read_1013_wait_as_told_and_all_connect(browser: Any) -> N
         elapsed_s = time.monotonic() - started
         logs = page.evaluate("window.logs")
         started_ms = page.evaluate("window.startedAt")
+        wait_for_hellos(server)
         page.evaluate("window.clients.forEach((client) => client.close())")
         page.close()
     assert not problems, problems
@@ -408,6 +432,7 @@ def test_fifty_clients_read_1013_wait_as_told_and_all_connect(browser: Any) -> N
     assert server.welcomed == CLIENTS
     # One attempt for each refusal and one that stayed: nobody retried unasked.
     assert server.handshakes == CLIENTS + refuse
+    check_one_open_each_and_nothing_lost(logs, server)
     first_retries = check_waited_as_told(logs, "overloaded_queue_full")
     # Told the same second, the first retries spread over the jitter window.
     assert max(first_retries) - min(first_retries) > 150
@@ -434,6 +459,18 @@ LISTENERS = CLIENTS
 BACKEND_HANDSHAKE_S = 0.25
 # The ideal is 50 / 4 = 12.5 s, about 20 s seen on a loaded 2-core machine; generous.
 GATEWAY_ALL_CONNECTED_WITHIN_S = 120.0
+
+
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` different ports nothing listens on: all bound at once, so the kernel cannot
+    hand out one twice (free_port() called in a row can)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+    return ports
 
 
 @dataclass
@@ -476,12 +513,12 @@ def test_fifty_clients_through_an_overloaded_gateway_wait_as_told_and_all_connec
     for each other, so the gateway listens on one port per client."""
     backend = SlowBackend(refuse_first=0, reason="")
     with ws_server(backend.handler, process_request=backend.slow_process_request) as port:
-        more_ports = [free_port() for _ in range(LISTENERS - 1)]
+        gateway_port, *more_ports = distinct_free_ports(LISTENERS)
         more_listeners = ", ".join(f'"127.0.0.1:{p}"' for p in more_ports)
         config = GATEWAY_CONFIG.format(
             backend=port, slots=BACKEND_SLOTS, more_listeners=more_listeners
         )
-        with gateway(tmp_path, config=config) as gw:
+        with gateway(tmp_path, config=config, port=gateway_port) as gw:
             page, problems = open_harness(browser, f"http://127.0.0.1:{gw.port}/harness.html")
             urls = [f"ws://127.0.0.1:{p}/socket" for p in [gw.port, *more_ports]]
             started = time.monotonic()
@@ -492,6 +529,7 @@ def test_fifty_clients_through_an_overloaded_gateway_wait_as_told_and_all_connec
             elapsed_s = time.monotonic() - started
             logs = page.evaluate("window.logs")
             started_ms = page.evaluate("window.startedAt")
+            wait_for_hellos(backend)
             page.evaluate("window.clients.forEach((client) => client.close())")
             page.close()
             overloads = [line for line in gw.log_lines() if "overloaded_queue_full" in line]
@@ -504,6 +542,7 @@ def test_fifty_clients_through_an_overloaded_gateway_wait_as_told_and_all_connec
     # Only the handshakes it welcomed reached the backend, never more at once than allowed.
     assert backend.handshakes == CLIENTS
     assert backend.most_in_handshake <= BACKEND_SLOTS
+    check_one_open_each_and_nothing_lost(logs, backend)
     first_retries = check_waited_as_told(logs, "overloaded_queue_full", all_told=False)
     told = len(first_retries)
     # Most were told to wait (33 of 50 in runs here), the rest got the slot or the
@@ -517,3 +556,38 @@ def test_fifty_clients_through_an_overloaded_gateway_wait_as_told_and_all_connec
         first_told = next((e for e in log if e["type"] == "close"), None)
         if first_told is not None:
             assert connected_ms - started_ms >= first_told["retryAfterS"] * 1000
+
+
+def test_the_demo_chat_page_connects_with_the_client_from_the_gateway(
+    tmp_path: Path, browser: Any
+) -> None:
+    """`wsgate demo`'s chat page, as a user opens it: the page from the chat backend,
+    wsgate-client.js from the gateway's client_script_path; it connects, and a message
+    typed before and after it did comes back through the chat."""
+    port, admin = free_port(), free_port()
+    argv = [sys.executable, "-m", "wsgate", "demo", "--port", str(port), "--admin-port", str(admin)]
+    with running(argv, tmp_path / "demo.log", port):
+        page = browser.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.fill("#text", "typed at once")
+        page.click("form button")
+        page.wait_for_function(
+            "document.getElementById('state').dataset.state === 'open'", timeout=20_000
+        )
+        page.fill("#text", "hello through wsgate")
+        page.click("form button")
+        page.wait_for_function(
+            """() => {
+              const lines = [...document.querySelectorAll('#log p')].map((p) => p.textContent);
+              return lines.includes('typed at once') && lines.includes('hello through wsgate');
+            }""",
+            timeout=20_000,
+        )
+        lines = page.eval_on_selector_all("#log p", "(ps) => ps.map((p) => p.textContent)")
+        page.close()
+    assert not problems, problems
+    assert lines[0].startswith("* someone joined")
+    assert lines.index("typed at once") < lines.index("hello through wsgate")

@@ -40,10 +40,15 @@
  *                       and must still meet a growing delay.
  *   options.queueLimit  messages `send()` keeps while disconnected (default 100); 0
  *                       refuses them.
+ *   options.openGraceMs "open" and the queued messages wait this long after a socket
+ *                       opens (default 100): an overload answer opens and closes at
+ *                       once, and is then a failed attempt, with no "open" and no
+ *                       queued message sent into a closing socket.
  *   options.random      a function returning [0, 1) (default Math.random); tests seed it.
  *
  * Events (an EventTarget; `event.detail` holds the fields):
- *   "open"     a socket opened; queued messages go out next. detail: {attempt, url}
+ *   "open"     a socket opened and stayed so for openGraceMs; queued messages go out
+ *              next. detail: {attempt, url}
  *   "message"  a MessageEvent, as from WebSocket (event.data).
  *   "close"    a socket closed. detail: {code, reason, wasClean, retryAfterS, cause}
  *   "retry"    the next attempt is planned. detail: {attempt, delayMs, code, retryAfterS, cause}
@@ -87,6 +92,9 @@ export const DEFAULT_POLICY = Object.freeze({
 });
 
 const DEFAULT_QUEUE_LIMIT = 100;
+// wsgate's overload answer is a 101 and a close frame in one write; Chromium has seen
+// the close within 10 ms of the open on loopback. 100 ms leaves room for a busy page.
+const DEFAULT_OPEN_GRACE_MS = 100;
 // backoff.py bounds the exponent the same way, so both draw the same windows.
 const MAX_EXPONENT = 64;
 
@@ -190,6 +198,7 @@ export class WsgateClient extends EventTarget {
   #policy;
   #random;
   #queueLimit;
+  #openGraceMs;
   #queue = [];
   #socket = null;
   #timer = null;
@@ -210,6 +219,7 @@ export class WsgateClient extends EventTarget {
     this.#policy = Object.freeze(policy);
     this.#random = options.random ?? Math.random;
     this.#queueLimit = options.queueLimit ?? DEFAULT_QUEUE_LIMIT;
+    this.#openGraceMs = options.openGraceMs ?? DEFAULT_OPEN_GRACE_MS;
     this.#connect();
   }
 
@@ -273,6 +283,11 @@ export class WsgateClient extends EventTarget {
     this.#socket = socket;
     socket.addEventListener("open", () => this.#onOpen(socket));
     socket.addEventListener("message", (event) => {
+      // A server that speaks is no overload answer: no need to wait out the grace.
+      if (this.#state === "connecting" && this.#timer !== null) {
+        clearTimeout(this.#timer);
+        this.#announce(socket);
+      }
       this.dispatchEvent(new MessageEvent("message", { data: event.data, origin: event.origin }));
     });
     socket.addEventListener("close", (event) => this.#onClose(socket, event));
@@ -280,8 +295,17 @@ export class WsgateClient extends EventTarget {
 
   #onOpen(socket) {
     if (socket !== this.#socket || this.#state === "closed") return;
-    this.#state = "open";
     this.#openedAt = performance.now();
+    this.#timer = setTimeout(() => this.#announce(socket), this.#openGraceMs);
+  }
+
+  // After the grace: a socket the server closed at once (an overload answer) is by now
+  // closing, and ends as a failed attempt without an "open" or a lost queued message.
+  #announce(socket) {
+    this.#timer = null;
+    if (socket !== this.#socket || this.#state === "closed") return;
+    if (socket.readyState !== WebSocket.OPEN) return;
+    this.#state = "open";
     this.dispatchEvent(new CustomEvent("open", { detail: { attempt: this.#attempt, url: this.#url } }));
     // The listeners may have sent or closed; what still waits goes out in order.
     while (this.#queue.length && socket.readyState === WebSocket.OPEN && this.#state === "open") {
@@ -292,6 +316,8 @@ export class WsgateClient extends EventTarget {
   #onClose(socket, event) {
     if (socket !== this.#socket) return;
     this.#socket = null;
+    clearTimeout(this.#timer); // an announcement still in its grace
+    this.#timer = null;
     const stayedOpen =
       this.#openedAt !== null && performance.now() - this.#openedAt >= this.#policy.stableAfterMs;
     this.#openedAt = null;
