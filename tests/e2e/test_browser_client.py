@@ -284,6 +284,8 @@ def test_close_codes_and_hints_decide_the_retry(harness: Any) -> None:
     }
     # Told 10 s: the spread is half the hint; told 400 s: believed up to 300 s.
     assert decide(harness, 1012, "retry-after=10")["delayMs"] == 12500
+    # ...unless the reason has a cause: wsgate spreads its hints itself, so 1 s only.
+    assert decide(harness, 1012, "retry-after=10; cause=shutting_down")["delayMs"] == 10500
     assert decide(harness, 1001, "retry-after=400")["delayMs"] == 315_000
     assert decide(harness, 1013, "retry-after=10", honourHints=False)["delayMs"] == 250
     # A hint-less overload and a refused handshake (1006): back-off only.
@@ -295,7 +297,7 @@ def test_close_codes_and_hints_decide_the_retry(harness: Any) -> None:
     assert gave_up["retry"] is False
     assert gave_up["why"].startswith("the server closed with 1008")
     assert gave_up["cause"] == "forbidden_origin"
-    assert decide(harness, 1008, "retry-after=30; cause=rate_limited")["delayMs"] == 37_500
+    assert decide(harness, 1008, "retry-after=30; cause=rate_limited")["delayMs"] == 30_500
     # Configured codes give up; maxAttempts failures in a row give up.
     assert decide(harness, 4401, "", giveUpCodes=[4401])["retry"] is False
     assert decide(harness, 1008, "", giveUpCodes=[])["retry"] is True

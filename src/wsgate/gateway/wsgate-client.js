@@ -29,8 +29,10 @@
  *   options.hintSpreadRatio, options.hintSpreadMinMs, options.maxHintMs
  *                       a close reason's retry-after=H is a floor: the delay is H plus
  *                       a draw in [0, max(hintSpreadMinMs, H * hintSpreadRatio)] (at most
- *                       maxDelayMs), so that clients told the same H spread out;
- *                       defaults 0.5, 1000, 300000 (H is believed up to 5 minutes).
+ *                       maxDelayMs), so that clients told the same H spread out; in
+ *                       [0, hintSpreadMinMs] when the reason has a cause (wsgate spreads
+ *                       its hints itself); defaults 0.5, 1000, 300000 (H is believed up
+ *                       to 5 minutes).
  *   options.honourHints false ignores retry-after (default true).
  *   options.maxAttempts give up after this many failures in a row (default Infinity).
  *   options.giveUpCodes close codes after which retrying cannot help (default [1008];
@@ -154,7 +156,8 @@ export function backoffWindowMs(failures, policy) {
  *  - a retry-after of H seconds in the reason: a floor, not a moment (clients told the
  *    same H would come back together): H plus a draw in [0, spread], the spread
  *    H * hintSpreadRatio, at least hintSpreadMinMs and at most maxDelayMs; H is believed
- *    up to maxHintMs;
+ *    up to maxHintMs. A reason with a cause (wsgate's) gets hintSpreadMinMs only: wsgate
+ *    spreads the times it tells its clients itself;
  *  - anything else (1006 for a refused handshake, whose status a browser cannot read; a
  *    dropped connection; a hint-less 1013): a draw in [0, backoffWindowMs].
  * @param {{code: number, reason: string}} close
@@ -181,10 +184,10 @@ export function decideAfterClose(close, failures, policy, random) {
     delayMs = random() * backoffWindowMs(failures, policy);
   } else {
     const floorMs = Math.min(retryAfterS * 1000, policy.maxHintMs);
-    const spreadMs = Math.min(
-      policy.maxDelayMs,
-      Math.max(policy.hintSpreadMinMs, floorMs * policy.hintSpreadRatio),
-    );
+    // A reason with a cause is wsgate's: it gives each client it turns away its own
+    // time, and a spread on top would only bring the last one back later than needed.
+    const shareMs = cause === null ? floorMs * policy.hintSpreadRatio : 0;
+    const spreadMs = Math.min(policy.maxDelayMs, Math.max(policy.hintSpreadMinMs, shareMs));
     delayMs = floorMs + random() * spreadMs;
   }
   return { retry: true, delayMs, retryAfterS, cause };
