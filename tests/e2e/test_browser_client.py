@@ -333,6 +333,17 @@ def test_send_queues_while_disconnected_up_to_the_bound(harness: Any) -> None:
     ]
 
 
+def test_a_url_websocket_refuses_throws_at_once(harness: Any) -> None:
+    found = harness.evaluate(
+        """(urls) => urls.map((url) => {
+          try { new wsgate.WsgateClient(url).close(); return "made"; }
+          catch (error) { return error.name; }
+        })""",
+        ["ws://127.0.0.1:99999/", "ws://127.0.0.1:1/#fragment", "ftp://127.0.0.1/"],
+    )
+    assert found == ["TypeError", "SyntaxError", "SyntaxError"]
+
+
 def test_nothing_lost_in_the_queue_once_connected(harness: Any) -> None:
     """Messages sent before the socket opens go out in order once it does."""
     with ws_server() as echo_port:  # echoes every message

@@ -20,7 +20,8 @@ API = [
     "decideAfterClose",
     "DEFAULT_POLICY",
 ]
-MAX_SCRIPT_BYTES = 16_000
+# Small enough to read in one sitting, its documentation included.
+MAX_SCRIPT_BYTES = 24_000
 
 
 def header() -> str:

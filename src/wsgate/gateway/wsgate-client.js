@@ -18,7 +18,8 @@
  *   client.addEventListener("giveup", (event) => status(`gave up: ${event.detail.why}`));
  *   client.close(); // no more reconnects
  *
- * new WsgateClient(url, options)
+ * new WsgateClient(url, options)   throws, as `new WebSocket` does, for a URL it refuses;
+ *                                  the first attempt starts at once.
  *   url                 ws:// or wss:// URL (a relative one is resolved against the page).
  *   options.protocols   subprotocols, as for `new WebSocket(url, protocols)`.
  *   options.binaryType  "blob" (default) or "arraybuffer", set on every socket.
@@ -278,7 +279,9 @@ export class WsgateClient extends EventTarget {
     try {
       socket = new WebSocket(this.#url, this.#protocols);
     } catch (error) {
-      // A malformed URL or a forbidden port: no attempt can succeed.
+      // A URL WebSocket refuses: the constructor throws, as `new WebSocket` does; later
+      // attempts cannot succeed either.
+      if (this.#attempt === 1) throw error;
       this.#giveUp({ code: 0, reason: "", why: String(error) });
       return;
     }
