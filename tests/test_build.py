@@ -153,3 +153,23 @@ def test_the_stamp_covers_what_the_compiled_modules_import() -> None:
     for name in ("wsgate/gateway/core.py", "wsgate/gateway/exchange.py", "wsgate/__init__.py"):
         assert name in sources
     assert "wsgate/gateway/client.py" not in sources  # the adapter is no input of the core
+
+
+def test_the_bench_guard_fails_past_15_percent_over_the_baseline() -> None:
+    from bench import guard
+
+    assert guard.verdict(0.40, 0.40)
+    assert guard.verdict(0.40, 0.459)  # +14.75 %
+    assert not guard.verdict(0.40, 0.461)  # +15.25 %
+    assert guard.verdict(0.40, 0.20)  # cheaper is never a failure
+
+
+def test_the_committed_baseline_names_machines_and_builds() -> None:
+    from bench import guard
+
+    machines = guard.load(guard.BASELINE)["machines"]
+    assert machines, "bench/baseline.json holds no machine"
+    for entry in machines.values():
+        builds = {k: v for k, v in entry.items() if k != "description"}
+        assert set(builds) <= {"compiled: mypyc", "pure Python"} and builds
+        assert all(b[guard.METRIC] > 0 for b in builds.values())
