@@ -187,7 +187,7 @@ def test_first_retries_of_a_thousand_clients_told_ten_seconds_spread_over_the_wi
     [10, 15] (spread = half the hint), each second of it getting about a fifth."""
     rng = random.Random(2024)
     told_at = 1_000.0
-    closed = Closed(1013, "retry-after=10; cause=overloaded_queue_full")
+    closed = Closed(1013, "retry-after=10")
     retries = [retry(Backoff(CONFIG, rng).failed(closed, told_at)).at for _ in range(1000)]
     assert min(retries) >= told_at + 10.0
     assert max(retries) <= told_at + 15.0
@@ -230,3 +230,20 @@ def test_failure_causes_are_short_codes() -> None:
     assert failure_cause(Refused(503, 2.0)) == "http_503"
     assert failure_cause(Closed(1013, "retry-after=1")) == "close_1013"
     assert failure_cause(Unreachable("refused")) == "unreachable_refused"
+
+
+def test_a_server_that_spreads_its_hints_gets_only_the_minimum_spread_on_top() -> None:
+    # wsgate tells each client turned away its own time (and says so with its cause): a
+    # spread of half the hint on top would only bring the last client back 50 % late.
+    rng = random.Random(7)
+    for failure in (
+        Closed(1013, "retry-after=10; cause=overloaded_queue_full"),
+        Refused(503, 10.0, spread_by_server=True),
+    ):
+        delays = [retry(Backoff(CONFIG, rng).failed(failure, 0.0)).delay_s for _ in range(500)]
+        assert min(delays) >= 10.0 and max(delays) <= 10.0 + CONFIG.hint_spread_min_s
+        assert max(delays) - min(delays) > 0.9  # still spread within that second
+    plain = [
+        retry(Backoff(CONFIG, rng).failed(Refused(503, 10.0), 0.0)).delay_s for _ in range(500)
+    ]
+    assert max(plain) > 14.0  # a bare Retry-After: the spread of half the hint

@@ -68,7 +68,7 @@ def test_jitter_ignores_the_hint_that_wsgate_honours() -> None:
     ("outcome", "retry_after_s", "close", "failure"),
     [
         ("503", 7, None, Refused(503, 7.0)),
-        ("503 overloaded_queue_full", None, None, Refused(503, None)),
+        ("503 overloaded_queue_full", 4, None, Refused(503, 4.0, spread_by_server=True)),
         ("429 (no Retry-After)", None, None, Refused(429, None)),
         ("403", None, None, Refused(403, None)),
         ("refused", None, None, Unreachable("refused")),

@@ -295,9 +295,10 @@ class ReconnectingConnection:
         try:
             ws = await ws_connect(self.url, **self._ws_options)
         except InvalidStatus as exc:
-            header = exc.response.headers.get("Retry-After")
+            headers = exc.response.headers
+            header = headers.get("Retry-After")
             hint = None if header is None else parse_retry_after(header, time.time())
-            return Refused(exc.response.status_code, hint)
+            return Refused(exc.response.status_code, hint, "X-Wsgate-Cause" in headers)
         except TimeoutError:
             return Unreachable("timeout")
         except ConnectionRefusedError:

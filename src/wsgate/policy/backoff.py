@@ -38,8 +38,12 @@ class BackoffConfig:
     `base_s` is the first window, doubled (`multiplier`) on each failure in a row up to
     `cap_s`. A server hint H is honoured as a delay in [H, H + spread] with spread =
     `hint_spread_ratio` * H, at least `hint_spread_min_s` and at most `cap_s`; a hint is
-    believed up to `max_hint_s`. `honour_hints=False` ignores hints (the storm's `jitter`
-    clients). After `max_attempts` failures in a row (None: never) the policy gives up.
+    believed up to `max_hint_s`. A hint from a server that spreads its own hints gets only
+    `hint_spread_min_s` (wsgate says so with its cause: `X-Wsgate-Cause` on the 503 or 429,
+    `cause=` in the close reason; it gives each client turned away its own time, and a
+    spread on top of that only makes the last one come back later than needed).
+    `honour_hints=False` ignores hints (the storm's `jitter` clients). After
+    `max_attempts` failures in a row (None: never) the policy gives up.
     A connection that stayed open `stable_after_s` resets the count, so that a server
     which accepts and at once closes (an overload answer) still meets a growing delay.
     """
@@ -72,6 +76,7 @@ class Refused:
 
     status: int
     retry_after_s: float | None = None
+    spread_by_server: bool = False  # the server spreads its hints itself (X-Wsgate-Cause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,15 @@ def failure_hint_s(failure: Failure) -> float | None:
     return None
 
 
+def spread_by_server(failure: Failure) -> bool:
+    """Whether the server spread its hint over its clients itself (see BackoffConfig)."""
+    if isinstance(failure, Refused):
+        return failure.spread_by_server
+    if isinstance(failure, Closed):
+        return parse_close_reason(failure.reason).cause is not None
+    return False
+
+
 def parse_retry_after(value: str, now_epoch_s: float) -> float | None:
     """The seconds of a Retry-After header (RFC 9110 section 10.2.3): delay-seconds or
     an HTTP-date, the date taken against `now_epoch_s` (wall-clock seconds since the
@@ -186,7 +200,10 @@ class Backoff:
                 f"{self._failures_in_row} attempts failed in a row "
                 f"(last: {failure_cause(failure)}); max_attempts is {config.max_attempts}."
             )
-        delay = self._hinted_delay(hint) if hint is not None else self._jittered_delay()
+        if hint is not None:
+            delay = self._hinted_delay(hint, spread_by_server(failure))
+        else:
+            delay = self._jittered_delay()
         return Retry(at=now + delay, delay_s=delay, attempt=self._failures_in_row, hint_s=hint)
 
     def _refusal(self, failure: Failure, hint: float | None) -> str | None:
@@ -208,8 +225,9 @@ class Backoff:
         window = min(config.cap_s, config.base_s * config.multiplier**exponent)
         return self._rng.uniform(0.0, window)
 
-    def _hinted_delay(self, hint: float) -> float:
+    def _hinted_delay(self, hint: float, spread_by_server: bool) -> float:
         config = self.config
         floor = min(max(hint, 0.0), config.max_hint_s)
-        spread = min(config.cap_s, max(config.hint_spread_min_s, floor * config.hint_spread_ratio))
+        share = 0.0 if spread_by_server else floor * config.hint_spread_ratio
+        spread = min(config.cap_s, max(config.hint_spread_min_s, share))
         return floor + self._rng.uniform(0.0, spread)

@@ -80,10 +80,11 @@ def failure_of(outcome: str, retry_after_s: int | None, close: tuple[int, str] |
     right after the 101 (`close`: its code and reason), or a transport failure."""
     if close is not None:
         return Closed(close[0], close[1])
-    head = outcome.split(" ", 1)[0]
+    head, _, cause = outcome.partition(" ")
     if head.isdigit():
         hint = None if retry_after_s is None else float(retry_after_s)
-        return Refused(int(head), hint)
+        # "503 overloaded_queue_full": the X-Wsgate-Cause of a gateway that spreads its hints.
+        return Refused(int(head), hint, cause.isidentifier())
     return Unreachable(outcome.replace(" ", "_"))
 
 
