@@ -1,6 +1,6 @@
 """Static checks of wsgate-client.js as the package ships it: a small ES module with no
 imports (no build step, nothing to fetch), its API in the JSDoc header, its constants
-those of the Python modules it mirrors.
+those of the Python modules it mirrors, and the demo page loading it from the gateway.
 Its behaviour is tested in Chromium (tests/e2e/test_browser_client.py)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from wsgate.protocol.close_reason import MAX_RETRY_AFTER_S
 
 GATEWAY = resources.files("wsgate.gateway")
 SCRIPT = GATEWAY.joinpath("wsgate-client.js").read_text(encoding="utf-8")
+DEMO_PAGE = GATEWAY.joinpath("demo_chat.html").read_text(encoding="utf-8")
 API = [
     "WsgateClient",
     "WsgateQueueFullError",
@@ -59,3 +60,9 @@ def test_its_retry_after_cap_is_close_reason_pys() -> None:
     found = re.search(r"^export const MAX_RETRY_AFTER_S = (\d+);", SCRIPT, re.MULTILINE)
     assert found is not None
     assert int(found.group(1)) == MAX_RETRY_AFTER_S
+
+
+def test_the_demo_page_loads_it_from_the_gateway_path() -> None:
+    assert '<script type="module">' in DEMO_PAGE
+    assert 'import { WsgateClient } from "/wsgate-client.js";' in DEMO_PAGE
+    assert "new WebSocket(" not in DEMO_PAGE
