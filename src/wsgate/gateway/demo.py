@@ -131,7 +131,11 @@ def demo_config(port: int, admin_port: int, backends: dict[str, int]) -> dict[st
             max_handshakes_per_backend=SLOW_SLOTS, queue_size=50, queue_timeout_s=3
         )
     return {
-        "server": {"listen": [f"127.0.0.1:{port}"], "drain_timeout_s": DEMO_DRAIN_S},
+        "server": {
+            "listen": [f"127.0.0.1:{port}"],
+            "drain_timeout_s": DEMO_DRAIN_S,
+            "client_script_path": "/wsgate-client.js",
+        },
         "admin": {"listen": f"127.0.0.1:{admin_port}"},
         "pools": pools,
         "routes": [*routes, {"path_prefix": "/", "pool": "chat"}],
