@@ -432,3 +432,25 @@ def test_no_backend_up_says_come_back_when_the_first_one_should_be_back() -> Non
             backend.health.on_check(False, t)
     answers = [rejected(admission.admit(Client(f"d{i}"), 3.0)) for i in range(50)]
     assert {a.retry_after_s for a in answers} <= set(range(3, 9))
+
+
+def test_waiters_that_time_out_together_are_told_turns_from_now_not_after_each_other() -> None:
+    # 40 clients queued behind one slot released once a second: by t=4.5, 4 are served
+    # and the 36 left run out of time together. Each is told its own turn, one per second
+    # (the rate), from now: the line they waited in runs out with them, and counting it
+    # again would keep the backend idle for 36 s while all of them wait.
+    admission, (b0,) = make(queue_size=100, queue_timeout_s=4.5)
+    assert admission.admit(Client("first"), 0.0) is b0
+    for client in clients(40):
+        assert admission.admit(client, 0.0) is QUEUED
+    for now in range(1, 5):
+        admission.on_done(b0, 0.1, 1, "ok", float(now))
+    rate = admission.drain.rate(4.5)
+    assert rate is not None and rate == pytest.approx(1.0, rel=0.25)
+    decisions = admission.expire(4.5)
+    waits = [rejected(answer).retry_after_s for _, answer in decisions]
+    assert len(waits) == 36
+    assert {rejected(answer).cause for _, answer in decisions} == {"overloaded_queue_timeout"}
+    assert waits == sorted(waits)  # in the order they waited
+    assert waits[0] <= 3  # the first comes back at once, not after the 35 others
+    assert 36 / rate - 3 <= waits[-1] <= 36 / rate + 3  # and the last as the rate allows

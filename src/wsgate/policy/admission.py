@@ -131,6 +131,7 @@ class AdmissionController(Generic[B, W]):
         self.budget = RetryBudget(settings.retry_budget_ratio, settings.retry_budget_min_per_s)
         self.drain = DrainRate()
         self.returns = ReturnSchedule()  # when the clients turned away should come back
+        self._last_queued = -math.inf  # when a handshake last joined the line
         self.rng = rng
         self.inflight = 0  # handshakes holding a slot, all backends together
         self.shutting_down = False  # the gateway drains: nobody joins the queue any more
@@ -176,13 +177,20 @@ class AdmissionController(Generic[B, W]):
     def retry_after(self) -> int:
         return jittered_retry_after(self.settings.retry_after_s, self.rng)
 
-    def queue_retry_after(self, now: float) -> int:
+    def queue_retry_after(self, now: float, *, expired: bool = False) -> int:
         """For a client the queue turns away: come back at its own turn after the line
-        (drain.ReturnSchedule); the jittered base while the pool's rate is unknown."""
+        (drain.ReturnSchedule); the jittered base while the pool's rate is unknown.
+
+        The line ahead is what the queue will serve before its timeouts: at most
+        `queue_timeout_s` of the pool's rate (the rest will be turned away and told a turn of
+        their own), and nothing for a waiter whose timeout ran out, as the waiters behind it
+        came with it and run out too; counting them would leave the backends idle while every
+        client waits for a line that is gone."""
         rate = self.drain.rate(now)
         if not rate:
             return jittered_retry_after(self.settings.retry_after_s, self.rng)
-        wait_s = self.returns.promise(now, len(self.queue), rate, self.settings.retry_after_s)
+        served = 0.0 if expired else min(len(self.queue), rate * self.settings.queue_timeout_s)
+        wait_s = self.returns.promise(now, served, rate, self.settings.retry_after_s)
         return math.ceil(wait_s)
 
     # -- a handshake asks -----------------------------------------------------------------
@@ -208,12 +216,17 @@ class AdmissionController(Generic[B, W]):
         if self.shutting_down:
             return self._shutting_down()
         if not len(queue):
-            self.drain = DrainRate()  # saturated from now on: measure capacity afresh
+            if now - self._last_queued > self.drain.tau_s:
+                # Saturated again after a quiet spell: measure capacity afresh. A line that
+                # emptied for a moment keeps its measure (a reset then would leave the
+                # clients turned away next with the plain base instead of their turn).
+                self.drain = DrainRate()
         elif not front:
             rate = self.drain.rate(now, SHED_AFTER_S)
             if rate and beyond_deadline(len(queue) + 1, 0.0, queue.timeout_s, rate):
                 return self._predicted_timeout(now, rate)
         pushed = queue.push_front(waiter, now) if front else queue.push(waiter, now)
+        self._last_queued = now
         if not pushed:
             return Rejected(
                 "overloaded_queue_full",
@@ -343,7 +356,12 @@ class AdmissionController(Generic[B, W]):
             return NO_DECISIONS
         detail = f"Waited {self.settings.queue_timeout_s:g} s in pool {self.settings.pool}'s queue."
         return [
-            (waiter, Rejected("overloaded_queue_timeout", detail, self.queue_retry_after(now)))
+            (
+                waiter,
+                Rejected(
+                    "overloaded_queue_timeout", detail, self.queue_retry_after(now, expired=True)
+                ),
+            )
             for waiter in expired
         ]
 
