@@ -47,6 +47,12 @@ COMPILED_CORE = (
     "wsgate/gateway/states.py",
     "wsgate/gateway/commands.py",
     "wsgate/gateway/ports.py",
+    "wsgate/gateway/upstream_side.py",
+    "wsgate/gateway/intake.py",
+    "wsgate/gateway/answers.py",
+    "wsgate/gateway/relay.py",
+    "wsgate/gateway/router.py",
+    "wsgate/gateway/responses.py",
 )
 
 
