@@ -181,15 +181,18 @@ class AdmissionController(Generic[B, W]):
         """For a client the queue turns away: come back at its own turn after the line
         (drain.ReturnSchedule); the jittered base while the pool's rate is unknown.
 
-        The line ahead is what the queue will serve before its timeouts: at most
+        The line ahead is what the queue will serve before its timeouts run out: at most
         `queue_timeout_s` of the pool's rate (the rest will be turned away and told a turn of
-        their own), and nothing for a waiter whose timeout ran out, as the waiters behind it
-        came with it and run out too; counting them would leave the backends idle while every
-        client waits for a line that is gone."""
+        their own); for a waiter whose timeout ran out, at most what is left of the timeout
+        of the one now at the front, as the waiters behind it mostly came with it and run
+        out too: counting them all would leave the backends idle while every client waits
+        for a line that is gone."""
         rate = self.drain.rate(now)
         if not rate:
             return jittered_retry_after(self.settings.retry_after_s, self.rng)
-        served = 0.0 if expired else min(len(self.queue), rate * self.settings.queue_timeout_s)
+        timeout = self.settings.queue_timeout_s
+        time_left = max(0.0, timeout - self.queue.oldest_wait(now)) if expired else timeout
+        served = min(len(self.queue), rate * time_left)
         wait_s = self.returns.promise(now, served, rate, self.settings.retry_after_s)
         return math.ceil(wait_s)
 
