@@ -80,10 +80,11 @@ class ReturnSchedule:
     def __init__(self) -> None:
         self._last = 0.0  # the latest return time promised
 
-    def promise(self, now: float, queued: int, rate: float | None, base_s: float) -> float:
+    def promise(self, now: float, queued: float, rate: float | None, base_s: float) -> float:
         """Seconds until this client should come back: its own place after the `queued`
-        handshakes ahead and the clients told before it, at `rate` per second (at least
-        1 s, at most RETRY_AFTER_MAX_S); `base_s` while the rate is unknown."""
+        handshakes the pool will serve first and the clients told before it, at `rate` per
+        second (at least 1 s, at most RETRY_AFTER_MAX_S); `base_s` while the rate is
+        unknown."""
         if not rate or rate <= 0:
             return base_s
         start = max(self._last, now + queued / rate)
