@@ -14,7 +14,7 @@ from typing import Any
 
 from wsgate.gateway.responses import PROXY_NAME, error_response
 from wsgate.gateway.states import Request, ms
-from wsgate.protocol.close_reason import format_close_reason
+from wsgate.protocol.close_reason import MAX_RETRY_AFTER_S, format_close_reason
 from wsgate.protocol.frames import (
     CLOSE_POLICY_VIOLATION,
     CLOSE_SERVICE_RESTART,
@@ -63,7 +63,8 @@ def close_answer(request: Request, cause: str, retry_after_s: int) -> bytes | No
         # Some clients fail a handshake whose answer picks none of their subprotocols;
         # the first one offered costs nothing, as the connection closes at once.
         lines.append(b"Sec-WebSocket-Protocol: " + offered.split(b",", 1)[0].strip())
-    lines.append(b"Retry-After: %d" % retry_after_s)
+    # The same figure as the close reason's, which a day bounds.
+    lines.append(b"Retry-After: %d" % min(retry_after_s, MAX_RETRY_AFTER_S))
     lines.append(f"X-Wsgate-Cause: {cause}".encode())
     lines.append(f"Via: 1.1 {PROXY_NAME}".encode())
     head = b"\r\n".join(lines) + b"\r\n\r\n"

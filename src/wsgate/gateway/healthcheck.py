@@ -7,6 +7,7 @@ import os
 import ssl
 
 from wsgate.config.model import Address, HealthCheckConfig
+from wsgate.gateway.listeners import os_error_reason
 from wsgate.protocol.client_handshake import (
     ResponseHead,
     build_request,
@@ -37,7 +38,7 @@ async def run_check(
     except TimeoutError:
         return False, f"no answer within {check.timeout_s:g} s"
     except OSError as exc:
-        return False, exc.strerror or str(exc)
+        return False, os_error_reason(exc)
 
 
 async def _probe(
