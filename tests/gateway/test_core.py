@@ -7,19 +7,24 @@ Each hardening regression test of tests/e2e/test_gateway_hardening.py has a twin
 
 from __future__ import annotations
 
-import random
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
 
+from tests.gateway.fakes import (
+    GET,
+    KEY,
+    UPGRADE,
+    errors,
+    make,
+    sent,
+    sized,
+    status_and_cause,
+    switching,
+    upstream_bytes,
+    without_logs,
+)
 from wsgate.config.model import (
-    Address,
-    BackendConfig,
-    Config,
-    PoolConfig,
-    RouteConfig,
     ServerConfig,
 )
 from wsgate.gateway.commands import (
@@ -27,187 +32,18 @@ from wsgate.gateway.commands import (
     ClientReading,
     CloseClient,
     CloseTunnel,
-    Command,
     Log,
     OpenUpstream,
     ReleaseUpstream,
     SendToClient,
-    SendToUpstream,
     StartTunnel,
     Wakeup,
 )
-from wsgate.gateway.core import ClientCore
-from wsgate.gateway.router import Router
 from wsgate.gateway.states import PHASE_MOVES, BadTransitionError, Phase, Stage
 from wsgate.gateway.upstream_side import UpstreamSide
 from wsgate.policy.admission import QUEUED, Rejected
 from wsgate.policy.clients import ClientLimits
-from wsgate.policy.retry import RetryBudget
 from wsgate.protocol.handshake import accept_value
-from wsgate.protocol.headers import HeaderList
-
-KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
-UPGRADE = (
-    b"GET /chat HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: " + KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
-GET = b"GET /page HTTP/1.1\r\nHost: gw.test\r\n\r\n"
-
-
-# -- a fake pool: the calls the core makes, recorded; answers set by the test -------------
-class FakeHealth:
-    def available(self, now: float) -> bool:
-        return True
-
-
-@dataclass(eq=False)
-class FakeBackend:
-    name: str
-    pool: FakePool
-    inflight: int = 0
-    health: FakeHealth = field(default_factory=FakeHealth)
-
-    @property
-    def address(self) -> Address:
-        host, port = self.name.split(":")
-        return Address(host, int(port))
-
-    def __repr__(self) -> str:
-        return f"FakeBackend({self.name})"
-
-
-class FakePool:
-    def __init__(self, config: PoolConfig) -> None:
-        self.config = config
-        self.rng = random.Random(1)
-        self.budget = RetryBudget(1.0, 100.0)
-        self.backends = [FakeBackend(str(b.address), self) for b in config.backends]
-        self.answers: list[object] = []  # what admit answers, in turn; default: a backend
-        self.calls: list[tuple[Any, ...]] = []
-
-    def admit(self, waiter: object, now: float, *, front: bool = False) -> object:
-        self.calls.append(("admit", front))
-        if self.answers:
-            return self.answers.pop(0)
-        excluded = cast(Any, waiter).excluded()
-        return next(b for b in self.backends if b not in excluded)
-
-    def cancel(self, waiter: object) -> None:
-        self.calls.append(("cancel",))
-
-    def handshake_done(self, backend: FakeBackend, rtt: float, inflight: int, outcome: str) -> None:
-        self.calls.append(("done", backend.name, outcome))
-
-    def pick_for_request(
-        self, now: float, exclude: frozenset[FakeBackend], key: bytes | None
-    ) -> FakeBackend | None:
-        return next((b for b in self.backends if b not in exclude), None)
-
-    def retry_after(self) -> int:
-        return 5
-
-    def note_failure(self, backend: FakeBackend) -> None:
-        self.calls.append(("failure", backend.name))
-
-    def note_success(self, backend: FakeBackend) -> None:
-        self.calls.append(("success", backend.name))
-
-    def tunnel_opened(self, backend: FakeBackend) -> None:
-        self.calls.append(("tunnel_opened", backend.name))
-
-    def tunnel_closed(self, backend: FakeBackend) -> None:
-        self.calls.append(("tunnel_closed", backend.name))
-
-
-@dataclass
-class FakeGateway:
-    config: Config
-    router: Router
-    pools: Mapping[str, Any]
-    client_limits: ClientLimits
-    trusted_proxies: Sequence[Any] = ()
-    rng: random.Random = field(default_factory=lambda: random.Random(1))
-    draining: bool = False
-    client_script: bytes = b"export class Fake {}\n"
-
-
-class FakeWaiter:
-    def __init__(self) -> None:
-        self.core: ClientCore | None = None
-
-    def excluded(self) -> frozenset[Any]:
-        assert self.core is not None
-        return UpstreamSide(self.core).excluded()
-
-    def hash_key(self) -> bytes | None:
-        assert self.core is not None
-        return UpstreamSide(self.core).hash_key()
-
-
-def make(
-    backends: int = 2,
-    *,
-    server: ServerConfig | None = None,
-    overload_answer: str = "auto",
-    **pool: Any,
-) -> tuple[ClientCore, FakePool, FakeGateway]:
-    pool_config = PoolConfig(
-        "app",
-        tuple(BackendConfig(Address("127.0.0.1", 9001 + n)) for n in range(backends)),
-        **pool,
-    )
-    config = Config(
-        server=server or ServerConfig(access_log=False),
-        pools={"app": pool_config},
-        routes=(RouteConfig("app", overload_answer=overload_answer),),
-    )
-    fake = FakePool(pool_config)
-    gw = FakeGateway(config, Router(config.routes), {"app": fake}, ClientLimits(0, 0.0, 20))
-    waiter = FakeWaiter()
-    core = ClientCore(cast(Any, gw), "192.0.2.7", cast(Any, waiter))
-    waiter.core = core
-    return core, fake, gw
-
-
-def sent(commands: list[Command]) -> bytes:
-    return b"".join(c.data for c in commands if isinstance(c, SendToClient))
-
-
-def upstream_bytes(commands: list[Command]) -> bytes:
-    return b"".join(c.data for c in commands if isinstance(c, SendToUpstream))
-
-
-def without_logs(commands: list[Command]) -> list[Command]:
-    return [c for c in commands if not isinstance(c, Log)]
-
-
-def errors(commands: list[Command]) -> list[str]:
-    return [c.name for c in commands if isinstance(c, Log) and c.kind == "error"]
-
-
-def status_and_cause(data: bytes) -> tuple[int, str]:
-    head = data.split(b"\r\n\r\n", 1)[0].decode()
-    status = int(head.split(" ", 2)[1])
-    causes = [
-        line.split(":", 1)[1].strip()
-        for line in head.split("\r\n")
-        if line.lower().startswith("x-wsgate-cause:")
-    ]
-    return status, causes[0] if causes else ""
-
-
-def switching(key: bytes = KEY) -> HeaderList:
-    headers = HeaderList()
-    headers.append((b"Upgrade", b"websocket"))
-    headers.append((b"Connection", b"Upgrade"))
-    headers.append((b"Sec-WebSocket-Accept", accept_value(key)))
-    return headers
-
-
-def sized(body: bytes = b"ok") -> HeaderList:
-    headers = HeaderList()
-    headers.append((b"Content-Length", str(len(body)).encode()))
-    return headers
 
 
 # -- playbooks ---------------------------------------------------------------------------

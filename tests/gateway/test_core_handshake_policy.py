@@ -3,7 +3,7 @@ list decide on the request head, before any slot or backend is taken."""
 
 from __future__ import annotations
 
-from tests.gateway.test_core import (
+from tests.gateway.fakes import (
     UPGRADE,
     errors,
     make,

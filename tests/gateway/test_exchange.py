@@ -1,5 +1,5 @@
 """One request's trip (gateway/exchange.py), driven directly through a fake ExchangeHost
-(ports.py) and the fake pool of test_core.py: admission, queueing and rejection, the pick,
+(ports.py) and the fake pool of fakes.py: admission, queueing and rejection, the pick,
 retries within the attempt count and the retry budget, the response timeout, a wrong
 accept and the 101 handover. Literal calls in, literal commands and failures out."""
 
@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import pytest
 
-from tests.gateway.test_core import KEY, FakeGateway, FakePool, make, sized, switching
+from tests.gateway.fakes import KEY, FakeGateway, FakePool, make, sized, switching
 from wsgate.gateway.commands import (
     Command,
     Log,

@@ -8,7 +8,7 @@ import ipaddress
 import random
 from typing import Any, cast
 
-from tests.gateway.test_core import FakeGateway, FakePool, make
+from tests.gateway.fakes import FakeGateway, FakePool, make
 from wsgate.config.model import RouteConfig, ServerConfig
 from wsgate.gateway.intake import (
     MAX_REQUEST_ID,

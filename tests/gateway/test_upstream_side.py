@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from tests.gateway.test_core import GET, UPGRADE, make, sized, upstream_bytes
+from tests.gateway.fakes import GET, UPGRADE, make, sized, upstream_bytes
 from wsgate.gateway.commands import OpenUpstream, ReleaseUpstream, SendToClient, Wakeup
 from wsgate.gateway.states import Stage
 from wsgate.gateway.upstream_side import UpstreamSide
