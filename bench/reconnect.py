@@ -39,21 +39,18 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidHandshake
 from websockets.protocol import State
 
 from bench import targets as tg
 from bench.reconnect_tally import CAUSES, ClientTally, peak_rate, summary
-from wsgate.client import BackoffConfig, ReconnectingConnection
+from wsgate.client import BackoffConfig, ReconnectingConnection, connect_failure
 from wsgate.client import connect as wsgate_connect
 from wsgate.policy.backoff import (
     Closed,
     Failure,
-    Refused,
-    Unreachable,
     failure_cause,
     failure_hint_s,
-    parse_retry_after,
 )
 
 FULL_N = 3000
@@ -175,19 +172,8 @@ async def _attempt(url: str, headers: dict[str, str] | None) -> ClientConnection
             ping_interval=None,
             proxy=None,
         )
-    except InvalidStatus as exc:
-        headers = exc.response.headers
-        header = headers.get("Retry-After")
-        hint = None if header is None else parse_retry_after(header, time.time())
-        return Refused(exc.response.status_code, hint, "X-Wsgate-Cause" in headers)
-    except TimeoutError:
-        return Unreachable("timeout")
-    except ConnectionRefusedError:
-        return Unreachable("refused")
-    except ConnectionResetError:
-        return Unreachable("reset")
-    except (OSError, InvalidHandshake):
-        return Unreachable("error")
+    except (OSError, InvalidHandshake) as exc:
+        return connect_failure(exc)
 
 
 async def naive_client(

@@ -17,6 +17,7 @@ from wsgate.client.connection import (
     OnDisconnect,
     ReconnectingConnection,
     connect,
+    connect_failure,
 )
 from wsgate.client.errors import ClientClosedError, ClientError, GaveUpError, NotConnectedError
 from wsgate.policy.backoff import BackoffConfig, Closed, Failure, Refused, Unreachable
@@ -37,4 +38,5 @@ __all__ = [
     "Refused",
     "Unreachable",
     "connect",
+    "connect_failure",
 ]

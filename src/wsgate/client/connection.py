@@ -294,20 +294,9 @@ class ReconnectingConnection:
         self._connecting = True
         try:
             ws = await ws_connect(self.url, **self._ws_options)
-        except InvalidStatus as exc:
-            headers = exc.response.headers
-            header = headers.get("Retry-After")
-            hint = None if header is None else parse_retry_after(header, time.time())
-            return Refused(exc.response.status_code, hint, "X-Wsgate-Cause" in headers)
-        except TimeoutError:
-            return Unreachable("timeout")
-        except ConnectionRefusedError:
-            return Unreachable("refused")
-        except ConnectionResetError:
-            return Unreachable("reset")
         except (OSError, InvalidHandshake) as exc:
             logger.debug("wsgate.client %s: handshake failed: %r", self.url, exc)
-            return Unreachable("error")
+            return connect_failure(exc)
         finally:
             self._connecting = False
         if self._closing:
@@ -360,6 +349,23 @@ class ReconnectingConnection:
 
 def _closed(ws: ClientConnection) -> Closed:
     return Closed(ws.close_code or 1006, ws.close_reason or "")
+
+
+def connect_failure(exc: OSError | InvalidHandshake) -> Failure:
+    """The back-off policy's view of a `websockets` connect that failed: the HTTP answer
+    (with its Retry-After, and whether wsgate spread it: X-Wsgate-Cause), or no answer."""
+    if isinstance(exc, InvalidStatus):
+        headers = exc.response.headers
+        header = headers.get("Retry-After")
+        hint = None if header is None else parse_retry_after(header, time.time())
+        return Refused(exc.response.status_code, hint, "X-Wsgate-Cause" in headers)
+    if isinstance(exc, TimeoutError):
+        return Unreachable("timeout")
+    if isinstance(exc, ConnectionRefusedError):
+        return Unreachable("refused")
+    if isinstance(exc, ConnectionResetError):
+        return Unreachable("reset")
+    return Unreachable("error")
 
 
 def connect(
