@@ -125,6 +125,7 @@ def test_zero_config_from_the_environment(tmp_path: Path) -> None:
             with connect(f"ws://127.0.0.1:{port}/", open_timeout=20) as ws:
                 ws.send("from env")
                 assert ws.recv(timeout=20) == "from env"
+            wait_for_port(admin)  # opened after the traffic port
             assert request(admin, "GET", "/healthz")[0] == 200
             assert " INFO    listening pid=" in proc.log()  # text lines, not JSON
 

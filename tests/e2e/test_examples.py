@@ -17,7 +17,16 @@ from websockets.sync.client import connect
 
 from tests.support.backends import ws_server
 from tests.support.http_backend import http_backend
-from tests.support.procs import HAPROXY, NGINX, NGINX_MAIN, free_port, haproxy, nginx, running
+from tests.support.procs import (
+    HAPROXY,
+    NGINX,
+    NGINX_MAIN,
+    free_port,
+    haproxy,
+    nginx,
+    running,
+    wait_for_port,
+)
 from wsgate.lint.engine import lint_config
 from wsgate.lint.loader import load
 
@@ -120,6 +129,7 @@ def wsgate_from_example(tmp_path: Path) -> Iterator[tuple[int, int]]:
         config.write_text(text)
         argv = [sys.executable, "-m", "wsgate", "serve", "--config", str(config)]
         stack.enter_context(running(argv, tmp_path / "wsgate.log", port))
+        wait_for_port(admin)  # opened after the traffic port
         yield port, admin
 
 

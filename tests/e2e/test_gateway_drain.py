@@ -18,7 +18,7 @@ from tests.e2e.test_gateway_errors import Parsed
 from tests.support.admin import request
 from tests.support.backends import named_backend
 from tests.support.gateway import gateway
-from tests.support.procs import free_port
+from tests.support.procs import free_port, wait_for_port
 from tests.support.raw import raw_request, upgrade_request
 from tests.support.tunnels import close_all, open_tunnels, per_second, wait_closed
 
@@ -68,6 +68,7 @@ def test_sigterm_closes_1000_tunnels_spread_over_the_window(tmp_path: Path) -> N
         named_backend(tmp_path, backend_port, "A"),
         gateway(tmp_path, config=text) as gw,
     ):
+        wait_for_port(admin_port)  # opened after the traffic port the fixture waits for
 
         async def main() -> tuple[float, list[tuple[float, int | None]], dict[str, Any]]:
             tunnels = await open_tunnels(f"{gw.url}/", TUNNELS)

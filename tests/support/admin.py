@@ -8,6 +8,7 @@ import http.client
 import json
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.gateway import RunningGateway
-from tests.support.procs import free_port, running
+from tests.support.procs import free_port, running, wait_for_port
 
 T = TypeVar("T")
 
@@ -72,12 +73,21 @@ def serve(
     tmp_path: Path, config: str, *, workers: int = 1, args: tuple[str, ...] = ()
 ) -> Iterator[RunningGateway]:
     """`wsgate serve --config` with `workers` worker processes; `config` may use {port}
-    for the traffic port. Stopped by PID."""
+    for the traffic port. Waits for the traffic port and, where the config has one, the
+    admin listener (the gateway opens it after the traffic listeners). Stopped by PID."""
     port = free_port()
     path = tmp_path / f"wsgate-{port}.toml"
-    path.write_text(config.replace("{port}", str(port)))
+    text = config.replace("{port}", str(port))
+    path.write_text(text)
+    admin_listen = tomllib.loads(text).get("admin", {}).get("listen")
     argv = [sys.executable, "-m", "wsgate", "serve", "--config", str(path), *args]
     if workers != 1:
         argv += ["--workers", str(workers)]
     with running(argv, tmp_path / f"wsgate-{port}.log", port) as proc:
+        if admin_listen:
+            host, _, admin_port = str(admin_listen).rpartition(":")
+            try:
+                wait_for_port(int(admin_port), host.strip("[]"))
+            except TimeoutError:
+                raise RuntimeError(f"no admin listener:\n{proc.log()}") from None
         yield RunningGateway(port, proc)
