@@ -29,17 +29,35 @@ def raise_open_files_limit() -> None:
     except ImportError:  # not a Unix
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard
-    if hard == resource.RLIM_INFINITY:
-        # Linux refuses an infinite soft limit for descriptors; fs.nr_open is the ceiling.
-        try:
-            target = int(Path("/proc/sys/fs/nr_open").read_text())
-        except (OSError, ValueError):
-            return
-    if soft == resource.RLIM_INFINITY or soft >= target:
+    infinity = resource.RLIM_INFINITY
+    nr_open = read_nr_open() if hard == infinity else None
+    target = open_files_target(soft, hard, infinity=infinity, nr_open=nr_open)
+    if target is None:
         return
     with contextlib.suppress(OSError, ValueError):  # macOS caps it lower (OPEN_MAX)
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def open_files_target(soft: int, hard: int, *, infinity: int, nr_open: int | None) -> int | None:
+    """The soft RLIMIT_NOFILE to set, or None to leave it: the hard limit, or with an
+    infinite hard limit `nr_open` (Linux refuses an infinite soft limit for descriptors;
+    fs.nr_open is the ceiling), when that is higher than `soft`."""
+    target = hard
+    if hard == infinity:
+        if nr_open is None:
+            return None
+        target = nr_open
+    if soft == infinity or soft >= target:
+        return None
+    return target
+
+
+def read_nr_open() -> int | None:
+    """Linux's ceiling on a process's descriptors, or None where it cannot be read."""
+    try:
+        return int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def run_one(
