@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
 import re
 from typing import Any
 
@@ -80,3 +82,77 @@ def test_bad_options() -> None:
         JsonLog(fmt="xml")
     with pytest.raises(ValueError, match="log level"):
         JsonLog(level="loud")
+
+
+class CountingStream(io.StringIO):
+    """Counts the writes that reach it: one per line unbatched, one per loop iteration
+    batched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_batched_info_lines_are_one_write_per_loop_iteration() -> None:
+    stream = CountingStream()
+    log = JsonLog(stream)
+    loop = asyncio.new_event_loop()
+    try:
+        log.batch(loop)
+        for n in range(5):
+            log.access(n=n)
+        assert stream.getvalue() == ""  # held until the iteration ends
+        loop.run_until_complete(asyncio.sleep(0))
+        assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == list(range(5))
+        assert stream.writes == 1
+    finally:
+        loop.close()
+
+
+def test_a_warning_or_error_is_written_at_once_after_the_lines_held() -> None:
+    stream = CountingStream()
+    log = JsonLog(stream)
+    loop = asyncio.new_event_loop()
+    try:
+        log.batch(loop)
+        log.access(n=1)
+        log.event("backend_down", backend="a")  # a warning: not held
+        log.error("upstream_connect_refused", backend="b")
+        events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+        assert events == ["access", "backend_down", "error"]
+    finally:
+        loop.close()
+
+
+def test_unbatch_writes_what_is_held_and_ends_batching() -> None:
+    stream = CountingStream()
+    log = JsonLog(stream)
+    loop = asyncio.new_event_loop()
+    try:
+        log.batch(loop)
+        log.access(n=1)
+        log.unbatch()
+        assert json.loads(stream.getvalue())["n"] == 1
+        log.access(n=2)  # no loop iteration needed any more
+        assert json.loads(stream.getvalue().splitlines()[1])["n"] == 2
+    finally:
+        loop.close()
+
+
+def test_the_pid_is_the_process_s_own_after_a_fork() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its line, through the pipe
+        stream = io.StringIO()
+        JsonLog(stream).event("child")
+        os.write(write, stream.getvalue().encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        line = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert line["pid"] == pid != os.getpid()

@@ -178,6 +178,9 @@ class Gateway:
                     self.monitor.stop()
                     self.listeners.close_all()
                     raise ListenError(self.config.admin.listen, exc) from None
+        # Access lines and tunnel ends are written once per loop iteration from now on,
+        # not one write each; `_stopped` ends this.
+        self.log.batch(self.loop)
 
     def listener_fds(self) -> dict[str, int]:
         """The descriptor of each listener that has exactly one socket, by its key
@@ -348,6 +351,7 @@ class Gateway:
     def _stopped(self) -> None:
         """STOPPING -> STOPPED: nothing of the gateway is left on the loop."""
         self._move(GatewayPhase.STOPPED)
+        self.log.unbatch()
         self.log.event("stopped")
 
     # == reload ===========================================================================

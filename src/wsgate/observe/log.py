@@ -18,11 +18,27 @@ import json
 import os
 import sys
 import time
+import weakref
 from typing import Any, Protocol, TextIO
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("json", "text")
 _RANK = {name: rank for rank, name in enumerate(LEVELS)}
+_INFO = _RANK["info"]
+# The pid, read once and again in a forked child, whose copy of a log holds no lines of
+# its parent's (os.getpid() is a system call, and every line has it).
+_pid = os.getpid()
+_LOGS: weakref.WeakSet[JsonLog] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+    for log in _LOGS:
+        log._pending = []
+
+
+os.register_at_fork(after_in_child=_after_fork)
 # Events that call for an operator's eye; every other event is info.
 WARNING_EVENTS = frozenset(
     {
@@ -99,27 +115,66 @@ class JsonLog:
         self._min = _RANK[level]
         self.access_enabled = access and self._min <= _RANK["info"]
         self.observer: LogObserver | None = None
+        _LOGS.add(self)
+        # The time stamp's whole-second part, formatted once per second.
+        self._second = -1
+        self._second_text = ""
+        # Info lines held until the end of the loop's iteration (see `batch`).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[str] = []
 
-    def _write(self, record: dict[str, Any]) -> None:
-        stream = self._stream or sys.stderr
+    def batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on info lines (access lines, tunnel ends) are written together once
+        per iteration of `loop`, one write for all the lines of the iteration instead of
+        one each; a warning or an error is written at once, after the lines held.
+        `unbatch` (the gateway's stop) writes what is held and ends this."""
+        self._loop = loop
+
+    def unbatch(self) -> None:
+        self._loop = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the lines held for the end of the loop's iteration."""
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            stream = self._stream or sys.stderr
+            stream.write(text)
+            stream.flush()
+
+    def _stamp(self, now: float) -> str:
+        seconds = int(now)
+        if seconds != self._second:
+            self._second = seconds
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        return f"{self._second_text}.{int((now - seconds) * 1000):03d}Z"
+
+    def _write(self, record: dict[str, Any], rank: int) -> None:
         if self.fmt == "json":
-            line = json.dumps(record, separators=(",", ":"), default=str)
+            line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
         else:
-            line = text_line(record)
-        stream.write(line + "\n")
-        stream.flush()
+            line = text_line(record) + "\n"
+        loop = self._loop
+        if loop is not None and rank <= _INFO:
+            if not self._pending:
+                loop.call_soon(self.flush)
+            self._pending.append(line)
+            return
+        self._pending.append(line)
+        self.flush()
 
     def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
-        if _RANK[level] < self._min:
+        rank = _RANK[level]
+        if rank < self._min:
             return
         record: dict[str, Any] = {
-            "time": timestamp(time.time()),
+            "time": self._stamp(time.time()),
             "level": level,
-            "pid": os.getpid(),  # tells the workers of `serve --workers N` apart
+            "pid": _pid,  # tells the workers of `serve --workers N` apart
             "event": event,
         }
         record.update(fields)
-        self._write(record)
+        self._write(record, rank)
 
     def event(self, event: str, **fields: Any) -> None:
         observer = self.observer
