@@ -15,99 +15,57 @@ Bound to loopback, it takes requests whose Host is a loopback name (no DNS rebin
 bound elsewhere it needs `Authorization: Bearer TOKEN` (or the cookie that `/?token=TOKEN`
 sets for a browser), compared in constant time. /healthz and /readyz need no token, for
 probes. A POST from a page of another origin is refused (no cross-site requests).
+
+Those rules, the routes and the answers' bytes are pure, in admin_routes.py; this module
+reads, fetches and writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
-import math
 import os
 import signal
 import socket
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from wsgate.config.load import is_loopback
 from wsgate.config.model import AdminConfig
+from wsgate.gateway.admin_routes import (
+    BODY_TOO_LARGE,
+    EVENTS_HEAD,
+    HEAD_TOO_LARGE,
+    MALFORMED,
+    METRICS_OFF,
+    Asset,
+    BackendPost,
+    Drain,
+    Page,
+    Reply,
+    Request,
+    alive_reply,
+    asset_reply,
+    body_length,
+    decide,
+    json_reply,
+    parse_head,
+    ready_reply,
+    to_json,
+)
 from wsgate.gateway.monitor import DirSource, StateSource, backend_names, explain
 from wsgate.observe.dashboard import Feed
 from wsgate.observe.log import JsonLog
 from wsgate.observe.metrics import CONTENT_TYPE, exposition
 
 MAX_HEAD_BYTES = 16 * 1024
-MAX_BODY_BYTES = 4096
 HEAD_TIMEOUT_S = 10.0
 FRAME_S = 1.0  # the dashboard's frames
 SSE_KEEPALIVE_S = 15.0
-MAX_DRAIN_S = 86_400.0
-COOKIE = "wsgate_admin"
-ASSETS = {
-    "/": ("dashboard.html", "text/html; charset=utf-8"),
-    "/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
-    "/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
-}
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-)
-REASONS = {
-    200: "OK",
-    202: "Accepted",
-    303: "See Other",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Content Too Large",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}
 
 
 def asset(name: str) -> bytes:
     return resources.files("wsgate.observe").joinpath(name).read_bytes()
-
-
-class Request:
-    __slots__ = ("headers", "method", "path", "query")
-
-    def __init__(self, method: str, target: str, headers: dict[str, str]) -> None:
-        parts = urlsplit(target)
-        self.method = method
-        self.path = parts.path
-        self.query = parse_qs(parts.query)
-        self.headers = headers
-
-
-def parse_head(head: bytes) -> Request | None:
-    """The request line and headers (names in lower case); None when malformed."""
-    try:
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, version = lines[0].split(" ")
-    except ValueError:
-        return None
-    if not version.startswith("HTTP/1.") or not target.startswith("/"):
-        return None
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            return None
-        headers[name.strip().lower()] = value.strip()
-    return Request(method, target, headers)
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
 class AdminServer:
@@ -121,7 +79,6 @@ class AdminServer:
         self._subscribers: set[asyncio.Queue[bytes]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._last_frame: bytes | None = None
-        self._token = config.token.encode()
         self._started = time.time()
 
     # == lifetime ===========================================================================
@@ -136,7 +93,7 @@ class AdminServer:
                 self._handle, listen.host, listen.port, limit=MAX_HEAD_BYTES, reuse_address=True
             )
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
-        auth = "bearer token" if self._token else "none (loopback only)"
+        auth = "bearer token" if self.config.token else "none (loopback only)"
         self.log.event(
             "admin_listening",
             address=self.address(),
@@ -168,7 +125,7 @@ class AdminServer:
     def frame(self) -> bytes:
         registry = self.source.registry()
         families = list(registry.collect()) if registry is not None else None
-        return _json(self.feed.frame(families, self.source.state(), time.time()))
+        return to_json(self.feed.frame(families, self.source.state(), time.time()))
 
     async def _tick(self) -> None:
         while True:
@@ -202,137 +159,54 @@ class AdminServer:
             async with asyncio.timeout(HEAD_TIMEOUT_S):
                 head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.LimitOverrunError:
-            await self._send(writer, 431, {"error": "request head too large"})
+            await self._send(writer, HEAD_TOO_LARGE)
             return
         request = parse_head(head)
         if request is None:
-            await self._send(writer, 400, {"error": "malformed request"})
+            await self._send(writer, MALFORMED)
             return
-        length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            await self._send(writer, 413, {"error": f"a body of at most {MAX_BODY_BYTES} bytes"})
+        length = body_length(request)
+        if length is None:
+            await self._send(writer, BODY_TOO_LARGE)
             return
-        if int(length):
+        if length:
             async with asyncio.timeout(HEAD_TIMEOUT_S):
-                await reader.readexactly(int(length))  # nothing in it is used
-        refusal = self._refusal(request)
-        if refusal is not None:
-            status, why = refusal
-            headers = [("WWW-Authenticate", 'Bearer realm="wsgate"')] if status == 401 else []
-            await self._send(writer, status, {"error": why}, headers)
-            return
-        await self._route(request, writer)
-
-    def _refusal(self, request: Request) -> tuple[int, str] | None:
-        """Why this request is refused before routing, or None."""
-        if request.path in ("/healthz", "/readyz"):
-            return None
-        if self._token:
-            if not self._authorized(request):
-                return 401, "a bearer token is required (Authorization: Bearer TOKEN)"
-        else:
-            host = request.headers.get("host", "")
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if not is_loopback(name.strip("[]")):
-                return 403, f"Host {host!r} is not a loopback name"
-        origin = request.headers.get("origin")
-        cross = origin is not None and urlsplit(origin).netloc != request.headers.get("host")
-        if request.method == "POST" and cross:
-            return 403, "cross-origin POST refused"
-        return None
-
-    def _authorized(self, request: Request) -> bool:
-        given = b""
-        auth = request.headers.get("authorization", "")
-        if auth[:7].lower() == "bearer ":
-            given = auth[7:].strip().encode()
-        else:
-            for part in request.headers.get("cookie", "").split(";"):
-                name, _, value = part.strip().partition("=")
-                if name == COOKIE:
-                    given = value.encode()
-        if request.path == "/" and "token" in request.query:
-            given = request.query["token"][0].encode()
-        return hmac.compare_digest(given, self._token)
-
-    async def _route(self, request: Request, writer: asyncio.StreamWriter) -> None:
-        path, method = request.path, request.method
-        if path.startswith("/api/backends/"):
-            if method != "POST":
-                await self._send(writer, 405, {"error": "POST only"}, [("Allow", "POST")])
-                return
-            await self._backend_action(request, writer)
-            return
-        if method not in ("GET", "HEAD"):
-            await self._send(writer, 405, {"error": "GET only"}, [("Allow", "GET, HEAD")])
-            return
-        if path == "/" and self._token and "token" in request.query:
-            # The browser keeps the token in a cookie, and the address bar loses it.
-            cookie = f"{COOKIE}={self.config.token}; HttpOnly; SameSite=Strict; Path=/"
-            await self._send(writer, 303, {}, [("Location", "/"), ("Set-Cookie", cookie)])
-        elif path in ASSETS:
-            name, content_type = ASSETS[path]
-            await self._send_raw(
-                writer, 200, asset(name), content_type, [("Content-Security-Policy", CSP)]
-            )
-        elif path == "/api/events":
+                await reader.readexactly(length)  # nothing in it is used
+        answer = decide(request, self.config.token)
+        if answer is Page.EVENTS:
             await self._events(writer)
-        elif path == "/api/state":
+        else:
+            await self._send(writer, self._answer(request, answer))
+
+    def _answer(self, request: Request, answer: Reply | Asset | Page | BackendPost) -> Reply:
+        """The reply to what `decide` named, fetched from the source (or the package)."""
+        if isinstance(answer, Reply):
+            return answer
+        if isinstance(answer, Asset):
+            return asset_reply(answer, asset(answer.name))
+        if isinstance(answer, BackendPost):
+            done = answer.resolve(backend_names(self.source.state()), self.config.backend_drain_s)
+            if isinstance(done, Drain):
+                self.source.set_drained(done.backend, done.drained, done.over_s)
+                return done.reply()
+            return done
+        if answer is Page.STATE:
             state = self.source.state()
             for error in state["errors"]:
                 error.update(explain(error["cause"]))
-            await self._send(writer, 200, state)
-        elif path == "/metrics":
+            return json_reply(200, state)
+        if answer is Page.METRICS:
             registry = self.source.registry()
             if registry is None:
-                await self._send(writer, 404, {"error": "metrics are off ([admin] metrics)"})
-            else:
-                await self._send_raw(writer, 200, exposition(registry), CONTENT_TYPE)
-        elif path == "/healthz":
-            uptime = round(time.time() - self._started, 1)
-            await self._send(writer, 200, {"status": "alive", "pid": os.getpid(), "up_s": uptime})
-        elif path == "/readyz":
-            state = self.source.state()
-            body = {
-                "ready": state["ready"],
-                "phase": state["phase"],
-                "workers": state["workers"],
-                "reasons": state["reasons"],
-            }
-            await self._send(writer, 200 if state["ready"] else 503, body)
-        else:
-            await self._send(writer, 404, {"error": f"no such page: {path}"})
-
-    async def _backend_action(self, request: Request, writer: asyncio.StreamWriter) -> None:
-        name, _, action = request.path.removeprefix("/api/backends/").rpartition("/")
-        name = unquote(name)
-        if action not in ("drain", "enable") or not name:
-            await self._send(writer, 404, {"error": "POST /api/backends/NAME/drain or enable"})
-            return
-        if name not in backend_names(self.source.state()):
-            await self._send(writer, 404, {"error": f"no backend called {name!r}"})
-            return
-        over_s = self.config.backend_drain_s
-        if "over_s" in request.query:
-            try:
-                over_s = float(request.query["over_s"][0])
-            except ValueError:
-                over_s = -1.0
-            if not (math.isfinite(over_s) and 0 <= over_s <= MAX_DRAIN_S):
-                await self._send(writer, 400, {"error": f"over_s: 0 to {MAX_DRAIN_S:g} seconds"})
-                return
-        drained = action == "drain"
-        self.source.set_drained(name, drained, over_s)
-        body: dict[str, Any] = {"backend": name, "drained": drained}
-        if drained:
-            body["over_s"] = over_s
-        await self._send(writer, 202, body)
+                return METRICS_OFF
+            return Reply(200, exposition(registry), CONTENT_TYPE)
+        if answer is Page.HEALTH:
+            return alive_reply(os.getpid(), time.time() - self._started)
+        assert answer is Page.READY, answer  # EVENTS streams: _serve took it
+        return ready_reply(self.source.state())
 
     async def _events(self, writer: asyncio.StreamWriter) -> None:
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
-            b"X-Accel-Buffering: no\r\n\r\nretry: 1000\n\n"
-        )
+        writer.write(EVENTS_HEAD)
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=2)
         first = self._last_frame or self.frame()
         queue.put_nowait(first)
@@ -350,33 +224,8 @@ class AdminServer:
         finally:
             self._subscribers.discard(queue)
 
-    async def _send(
-        self,
-        writer: asyncio.StreamWriter,
-        status: int,
-        body: Any,
-        headers: list[tuple[str, str]] | None = None,
-    ) -> None:
-        await self._send_raw(writer, status, _json(body), "application/json", headers)
-
-    async def _send_raw(
-        self,
-        writer: asyncio.StreamWriter,
-        status: int,
-        body: bytes,
-        content_type: str,
-        headers: list[tuple[str, str]] | None = None,
-    ) -> None:
-        lines = [
-            f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(body)}",
-            "Cache-Control: no-store",
-            "X-Content-Type-Options: nosniff",
-            "Connection: close",
-            *(f"{name}: {value}" for name, value in headers or ()),
-        ]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    async def _send(self, writer: asyncio.StreamWriter, reply: Reply) -> None:
+        writer.write(reply.encode())
         await writer.drain()
 
 
