@@ -3,10 +3,11 @@ provides them: the running gateway (server.Gateway) is a GatewayView, the client
 (core.ClientCore) the ExchangeHost of its exchanges, and the playbooks' FakeGateway a
 GatewayView too, so that a fake cannot drift from the real thing.
 
-The Protocols are not runtime_checkable: the annotated assignments below are the check
-that counts, made by mypy over tests/. At run time each test looks again, member by
-member: every name the Protocol declares is there, a property as a value and a method as
-something to call, with values of the declared kinds."""
+The Protocols are not runtime_checkable: the annotated assignments below are the full
+check, made by `mypy src tests` (scripts/test.sh's plain `mypy` reads src/ only). So each
+test also looks at run time, member by member: every name the Protocol declares is there,
+a property as a value and a method as something to call, with values of the declared
+kinds."""
 
 from __future__ import annotations
 
