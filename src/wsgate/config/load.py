@@ -457,6 +457,7 @@ def _pool(name: str, data: object, source: str) -> PoolConfig:
         max_idle_per_backend=table.integer(
             "max_idle_per_backend", d.max_idle_per_backend, maximum=MAX_COUNT
         ),
+        preconnect=table.boolean("preconnect", d.preconnect),
         max_handshakes_per_backend=table.integer(
             "max_handshakes_per_backend", d.max_handshakes_per_backend, maximum=MAX_COUNT
         ),

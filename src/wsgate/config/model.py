@@ -69,6 +69,9 @@ class PoolConfig:
     allowed_subprotocols: tuple[str, ...] = ()
     subprotocol_fallback: str = "reject"
     max_idle_per_backend: int = 32
+    # While handshakes wait in the queue, one connection per backend opened ahead, so a
+    # freed slot's next handshake goes out at once (gateway/spares.py).
+    preconnect: bool = False
     # Admission of WebSocket handshakes. 0 per backend means adaptive (learned from
     # handshake latency); 0 for the pool means no pool-wide cap beyond the backends'.
     max_handshakes_per_backend: int = 0

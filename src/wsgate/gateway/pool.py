@@ -26,6 +26,7 @@ from wsgate.gateway.pool_settings import (
     health_settings,
     retry_budget,
 )
+from wsgate.gateway.spares import Spares
 from wsgate.gateway.tls import client_context
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog, RateLimitedEvent
@@ -80,6 +81,10 @@ class Backend(BackendState):
         self.idle: list[UpstreamConnection] = []
         self.open: set[UpstreamConnection] = set()
 
+    def available_now(self) -> bool:
+        """Takes handshakes now: healthy, not ejected, not drained."""
+        return self.health.available(self.pool.loop.time())
+
     def forget(self, conn: UpstreamConnection) -> None:
         self.open.discard(conn)
         with contextlib.suppress(ValueError):
@@ -125,6 +130,7 @@ class Pool:
         self._fd_log = RateLimitedEvent(
             log, "out_of_file_descriptors", FD_LOG_INTERVAL_S, self.loop
         )
+        self.spares: Spares[Backend] = Spares(self.loop, self.connect, self._keep_spare)
 
     @property
     def queue(self) -> WaitQueue[Waiter]:
@@ -146,8 +152,10 @@ class Pool:
     ) -> Backend | Rejected | Queued:
         """A handshake asks for a slot: a backend now, a place in line, or a rejection."""
         answer = self.admission.admit(waiter, now, front=front)
-        if answer is QUEUED and self._expiry is None:
-            self._arm_expiry()
+        if answer is QUEUED:
+            if self._expiry is None:
+                self._arm_expiry()
+            self._top_up_spares()
         if self.meter is not None:
             self.meter.answered(waiter, answer, now)
         return answer
@@ -210,6 +218,19 @@ class Pool:
                 waiter.rejected(answer.cause, answer.detail, answer.retry_after_s)
             else:
                 waiter.admitted(answer)
+        self._top_up_spares()
+
+    def _top_up_spares(self) -> None:
+        """`preconnect`: while handshakes wait, a connection ready at each backend for
+        the next one given a slot (see spares.py)."""
+        if self.config.preconnect and len(self.admission.queue):
+            self.spares.top_up(self.backends)
+
+    def _keep_spare(self, conn: UpstreamConnection) -> None:
+        if conn.backend in self.backends:
+            self.release(conn)
+        else:  # removed by a reload while it connected
+            conn.close()
 
     def set_drained(self, backend: Backend, drained: bool) -> bool:
         """Take `backend` out of service (no new handshakes or requests; what it holds
@@ -396,6 +417,7 @@ class Pool:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.spares.close()
         if self._expiry is not None:
             self._expiry.cancel()
         self._fd_log.close()

@@ -1,0 +1,162 @@
+"""`preconnect`: while handshakes wait in the queue, the pool keeps a connection open at
+each available backend, and the handshake given the next free slot takes it at once.
+A real listener on 127.0.0.1 stands for the backend; the pool runs on a real loop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from wsgate.config.model import Address, BackendConfig, PoolConfig
+from wsgate.gateway.pool import Backend, Pool
+from wsgate.gateway.upstream import UpstreamConnection
+from wsgate.observe.log import JsonLog
+from wsgate.policy.admission import QUEUED
+
+WAIT_S = 10.0
+
+
+class Waiter:
+    """Records what the pool tells it; `on_admitted` plays the client's part."""
+
+    def __init__(self, name: str, heard: list[tuple[str, str]]) -> None:
+        self.name = name
+        self.heard = heard
+        self.on_admitted: Callable[[Backend], None] | None = None
+
+    def admitted(self, backend: Backend) -> None:
+        self.heard.append((self.name, backend.name))
+        if self.on_admitted is not None:
+            self.on_admitted(backend)
+
+    def rejected(self, cause: str, detail: str, retry_after_s: int) -> None:
+        self.heard.append((self.name, cause))
+
+    def hash_key(self) -> bytes | None:
+        return None
+
+    def excluded(self) -> frozenset[Backend]:
+        return frozenset()
+
+
+def closed_port() -> int:
+    """A port nothing listens on: bound, never listening, closed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def until(check: Callable[[], bool]) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "not so in time"
+        await asyncio.sleep(0.01)
+
+
+def run_with_backends(
+    body: Callable[[Pool, list[asyncio.StreamWriter]], Awaitable[Any]],
+    backends: int = 1,
+    **values: Any,
+) -> Any:
+    """`body(pool, accepted)` with a pool in front of `backends` real listeners;
+    `accepted` holds the connections they took. `port` in `values`: the one backend
+    is that port instead."""
+
+    async def main() -> Any:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def on_connection(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+
+        servers = [
+            await asyncio.start_server(on_connection, "127.0.0.1", 0) for _ in range(backends)
+        ]
+        ports = [server.sockets[0].getsockname()[1] for server in servers]
+        if "port" in values:
+            ports = [values.pop("port")]
+        cfg = PoolConfig(
+            "app",
+            tuple(BackendConfig(Address("127.0.0.1", port)) for port in ports),
+            max_handshakes_per_backend=1,
+            balance="round_robin",
+            **values,
+        )
+        pool = Pool(cfg, 65536, JsonLog(io.StringIO()))
+        try:
+            return await body(pool, accepted)
+        finally:
+            await pool.close()
+            for writer in accepted:
+                writer.close()
+            for server in servers:
+                server.close()
+
+    return asyncio.run(main())
+
+
+def test_a_queue_gets_a_spare_connection_and_the_next_slot_takes_it() -> None:
+    async def body(pool: Pool, accepted: list[asyncio.StreamWriter]) -> None:
+        heard: list[tuple[str, str]] = []
+        backend = pool.backends[0]
+        assert isinstance(pool.admit(Waiter("w0", heard), pool.loop.time()), Backend)
+        assert backend.idle == []  # no queue: nothing opened ahead
+        waiting = Waiter("w1", heard)
+        taken: list[UpstreamConnection | None] = []
+        waiting.on_admitted = lambda b: taken.append(pool.take_idle(b))
+        assert pool.admit(waiting, pool.loop.time()) is QUEUED
+        await until(lambda: len(backend.idle) == 1 and len(accepted) == 1)
+        spare = backend.idle[0]
+
+        pool.handshake_done(backend, 0.01, 1, "ok")  # w0's 101: its slot frees
+        assert heard == [("w1", backend.name)]  # the pool answered w0 by admit's return
+        assert taken == [spare]  # in the same call, no connect in between
+        assert pool.spares.opened == 1
+        # The queue is empty now: no new spare.
+        await asyncio.sleep(0.2)
+        assert backend.idle == [] and len(accepted) == 1
+
+    run_with_backends(body, preconnect=True)
+
+
+def test_without_preconnect_a_queue_opens_nothing_ahead() -> None:
+    async def body(pool: Pool, accepted: list[asyncio.StreamWriter]) -> None:
+        heard: list[tuple[str, str]] = []
+        assert isinstance(pool.admit(Waiter("w0", heard), pool.loop.time()), Backend)
+        assert pool.admit(Waiter("w1", heard), pool.loop.time()) is QUEUED
+        await asyncio.sleep(0.3)
+        assert pool.backends[0].idle == [] and accepted == []
+        assert pool.spares.opened == 0
+
+    run_with_backends(body)
+
+
+def test_no_spare_for_a_drained_backend() -> None:
+    async def body(pool: Pool, accepted: list[asyncio.StreamWriter]) -> None:
+        heard: list[tuple[str, str]] = []
+        working, drained = pool.backends
+        pool.set_drained(drained, True)
+        assert pool.admit(Waiter("w0", heard), pool.loop.time()) is working
+        assert pool.admit(Waiter("w1", heard), pool.loop.time()) is QUEUED
+        await until(lambda: len(working.idle) == 1)
+        await asyncio.sleep(0.3)
+        assert drained.idle == [] and len(accepted) == 1
+
+    run_with_backends(body, 2, preconnect=True)
+
+
+def test_a_spare_that_cannot_connect_is_dropped_and_tried_again_later() -> None:
+    async def body(pool: Pool, accepted: list[asyncio.StreamWriter]) -> None:
+        heard: list[tuple[str, str]] = []
+        backend = pool.backends[0]
+        assert isinstance(pool.admit(Waiter("w0", heard), pool.loop.time()), Backend)
+        assert pool.admit(Waiter("w1", heard), pool.loop.time()) is QUEUED
+        await until(lambda: not pool.spares.opening)
+        assert backend.idle == [] and pool.spares.opened == 0
+        assert pool.admit(Waiter("w2", heard), pool.loop.time()) is QUEUED
+        assert pool.spares.opening  # a new queued handshake tries again
+
+    run_with_backends(body, preconnect=True, port=closed_port())
