@@ -43,7 +43,7 @@ from websockets.exceptions import InvalidHandshake
 from websockets.protocol import State
 
 from bench import targets as tg
-from bench.reconnect_tally import CAUSES, ClientTally, peak_rate, summary
+from bench.reconnect_tally import CAUSES, ClientTally, peak_rate, per_second, summary
 from wsgate.client import BackoffConfig, ReconnectingConnection, connect_failure
 from wsgate.client import connect as wsgate_connect
 from wsgate.policy.backoff import (
@@ -84,6 +84,7 @@ max_handshakes_per_backend = {slots}
 queue_size = 4096
 queue_timeout_s = 5
 slow_start_s = 0
+preconnect = true
 [pools.app.health]
 interval_s = 0.5
 rise = 1
@@ -278,6 +279,7 @@ class RunRecord:
     all_at: float | None
     reconnected: int  # open when the run ended, before the clients were closed
     counts: list[Path]
+    back_wall: float  # back_at on the wall clock, which the backends' counts use
 
 
 async def one_run(target: str, kind: str, n: int, workdir: Path) -> RunRecord:
@@ -314,7 +316,7 @@ async def one_run(target: str, kind: str, n: int, workdir: Path) -> RunRecord:
             await asyncio.sleep(DOWN_S)
             second_wave = Backends(ports, workdir, second, wave=1)
             counts = await asyncio.to_thread(second_wave.start, WORK_MS, SLOTS)
-            back_at = time.monotonic()
+            back_at, back_wall = time.monotonic(), time.time()
             all_at = await all_back_at(crowd, back_at + DEADLINE_S)
             reconnected = crowd.open_count
         finally:
@@ -325,12 +327,12 @@ async def one_run(target: str, kind: str, n: int, workdir: Path) -> RunRecord:
                 asyncio.gather(*(c.close() for c in conns), return_exceptions=True), 60
             )
         await asyncio.to_thread(second.close)  # the counts are written on exit
-    return RunRecord(crowd, back_at, all_at, reconnected, counts)
+    return RunRecord(crowd, back_at, all_at, reconnected, counts, back_wall)
 
 
 def measured(run: RunRecord) -> dict[str, Any]:
     buckets = [json.loads(p.read_text())["buckets"] for p in run.counts]
-    return summary(
+    figures = summary(
         run.crowd.tallies,
         back_at=run.back_at,
         all_at=run.all_at,
@@ -338,6 +340,8 @@ def measured(run: RunRecord) -> dict[str, Any]:
         capacity_per_s=2 * SLOTS * 1000.0 / WORK_MS,
         peak_per_s=peak_rate(buckets),
     )
+    figures["backend_handshakes_per_s"] = per_second(buckets, run.back_wall)
+    return figures
 
 
 @contextlib.contextmanager

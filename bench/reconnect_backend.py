@@ -57,6 +57,14 @@ async def main(args: argparse.Namespace, buckets: Counter[int]) -> None:
     ):
         print(f"backend ready on 127.0.0.1:{args.port}", flush=True)
         await stop
+        # Before the server closes its connections, which can outlast the bench's wait
+        # for this process (and a SIGKILL would lose the counts).
+        write_counts(args.counts, buckets)
+
+
+def write_counts(path: str, buckets: Counter[int]) -> None:
+    text = json.dumps({"buckets": {str(k): v for k, v in sorted(buckets.items())}})
+    Path(path).write_text(text)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -77,5 +85,4 @@ if __name__ == "__main__":
     try:
         uvloop.run(main(arguments, counted))
     finally:
-        text = json.dumps({"buckets": {str(k): v for k, v in sorted(counted.items())}})
-        Path(arguments.counts).write_text(text)
+        write_counts(arguments.counts, counted)  # again: the handshakes during the close

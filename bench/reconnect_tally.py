@@ -79,6 +79,18 @@ def peak_rate(backend_buckets: Iterable[Mapping[str, int]]) -> float:
     return float(max(total.values(), default=0) * BUCKETS_PER_S)
 
 
+def per_second(backend_buckets: Iterable[Mapping[str, int]], start_wall: float) -> list[int]:
+    """The handshakes the backends completed together in each second from `start_wall`
+    (the restart, on the wall clock the counts are keyed by): where a run lost time."""
+    first = int(start_wall * BUCKETS_PER_S)
+    seconds: Counter[int] = Counter()
+    for buckets in backend_buckets:
+        for tenth, count in buckets.items():
+            if int(tenth) >= first:
+                seconds[(int(tenth) - first) // BUCKETS_PER_S] += count
+    return [seconds[k] for k in range(max(seconds, default=-1) + 1)]
+
+
 def summary(
     tallies: list[ClientTally],
     *,

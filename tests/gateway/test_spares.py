@@ -10,7 +10,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from wsgate.config.model import Address, BackendConfig, PoolConfig
+from wsgate.config.model import Address, BackendConfig, HealthCheckConfig, PoolConfig
 from wsgate.gateway.pool import Backend, Pool
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog
@@ -57,24 +57,35 @@ async def until(check: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
+class Listeners(list[asyncio.StreamWriter]):
+    """The connections the backends' listeners took and still hold; `servers` the
+    listeners themselves."""
+
+    servers: list[asyncio.Server]
+
+
 def run_with_backends(
-    body: Callable[[Pool, list[asyncio.StreamWriter]], Awaitable[Any]],
+    body: Callable[[Pool, Listeners], Awaitable[Any]],
     backends: int = 1,
     **values: Any,
 ) -> Any:
     """`body(pool, accepted)` with a pool in front of `backends` real listeners;
-    `accepted` holds the connections they took. `port` in `values`: the one backend
-    is that port instead."""
+    `accepted` holds the connections they took and still hold. `port` in `values`: the
+    one backend is that port instead."""
 
     async def main() -> Any:
-        accepted: list[asyncio.StreamWriter] = []
+        accepted = Listeners()
 
-        async def on_connection(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             accepted.append(writer)
+            if not await reader.read(1):  # the gateway closed it: the writer goes
+                accepted.remove(writer)
+                writer.close()
 
         servers = [
             await asyncio.start_server(on_connection, "127.0.0.1", 0) for _ in range(backends)
         ]
+        accepted.servers = servers
         ports = [server.sockets[0].getsockname()[1] for server in servers]
         if "port" in values:
             ports = [values.pop("port")]
@@ -99,7 +110,7 @@ def run_with_backends(
 
 
 def test_a_queue_gets_a_spare_connection_and_the_next_slot_takes_it() -> None:
-    async def body(pool: Pool, accepted: list[asyncio.StreamWriter]) -> None:
+    async def body(pool: Pool, accepted: Listeners) -> None:
         heard: list[tuple[str, str]] = []
         backend = pool.backends[0]
         assert isinstance(pool.admit(Waiter("w0", heard), pool.loop.time()), Backend)
@@ -123,7 +134,7 @@ def test_a_queue_gets_a_spare_connection_and_the_next_slot_takes_it() -> None:
 
 
 def test_without_preconnect_a_queue_opens_nothing_ahead() -> None:
-    async def body(pool: Pool, accepted: list[asyncio.StreamWriter]) -> None:
+    async def body(pool: Pool, accepted: Listeners) -> None:
         heard: list[tuple[str, str]] = []
         assert isinstance(pool.admit(Waiter("w0", heard), pool.loop.time()), Backend)
         assert pool.admit(Waiter("w1", heard), pool.loop.time()) is QUEUED
@@ -135,7 +146,7 @@ def test_without_preconnect_a_queue_opens_nothing_ahead() -> None:
 
 
 def test_no_spare_for_a_drained_backend() -> None:
-    async def body(pool: Pool, accepted: list[asyncio.StreamWriter]) -> None:
+    async def body(pool: Pool, accepted: Listeners) -> None:
         heard: list[tuple[str, str]] = []
         working, drained = pool.backends
         pool.set_drained(drained, True)
@@ -149,7 +160,7 @@ def test_no_spare_for_a_drained_backend() -> None:
 
 
 def test_a_spare_that_cannot_connect_is_dropped_and_tried_again_later() -> None:
-    async def body(pool: Pool, accepted: list[asyncio.StreamWriter]) -> None:
+    async def body(pool: Pool, accepted: Listeners) -> None:
         heard: list[tuple[str, str]] = []
         backend = pool.backends[0]
         assert isinstance(pool.admit(Waiter("w0", heard), pool.loop.time()), Backend)
@@ -160,3 +171,43 @@ def test_a_spare_that_cannot_connect_is_dropped_and_tried_again_later() -> None:
         assert pool.spares.opening  # a new queued handshake tries again
 
     run_with_backends(body, preconnect=True, port=closed_port())
+
+
+def test_spares_nobody_took_are_closed_when_the_queue_empties() -> None:
+    # An idle connection that never sends a request holds a backend's graceful shutdown.
+    async def body(pool: Pool, accepted: Listeners) -> None:
+        heard: list[tuple[str, str]] = []
+        first, second = pool.backends
+        assert pool.admit(Waiter("w0", heard), pool.loop.time()) is first
+        assert pool.admit(Waiter("w1", heard), pool.loop.time()) is second
+        waiting = Waiter("w2", heard)
+        taken: list[UpstreamConnection | None] = []
+        waiting.on_admitted = lambda b: taken.append(pool.take_idle(b))
+        assert pool.admit(waiting, pool.loop.time()) is QUEUED
+        await until(lambda: len(first.idle) == 1 and len(second.idle) == 1)
+        kept = second.idle[0]
+        pool.handshake_done(first, 0.01, 1, "ok")  # w2 takes first's spare; nobody waits
+        assert heard == [("w2", first.name)] and taken[0] is not None
+        assert kept.closed and second.idle == [] and first.idle == []
+        # The backend sees the unused spare go: only the taken one stays open there.
+        await until(lambda: len(accepted) == 1)
+
+    run_with_backends(body, 2, preconnect=True)
+
+
+def test_a_backend_found_down_loses_its_idle_connections() -> None:
+    async def body(pool: Pool, accepted: Listeners) -> None:
+        heard: list[tuple[str, str]] = []
+        backend = pool.backends[0]
+        assert pool.admit(Waiter("w0", heard), pool.loop.time()) is backend
+        assert pool.admit(Waiter("w1", heard), pool.loop.time()) is QUEUED
+        await until(lambda: len(backend.idle) == 1 and len(accepted) == 1)
+        accepted.servers[0].close()  # the backend stops listening; the spare stays open
+        pool.start_checks()
+        await until(lambda: not backend.health.up)
+        assert backend.idle == []
+        await until(lambda: not accepted)  # the backend sees it go: its shutdown can end
+
+    run_with_backends(
+        body, 1, preconnect=True, health=HealthCheckConfig(kind="tcp", interval_s=0.1, fall=1)
+    )

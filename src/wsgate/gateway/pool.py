@@ -155,7 +155,8 @@ class Pool:
         if answer is QUEUED:
             if self._expiry is None:
                 self._arm_expiry()
-            self._top_up_spares()
+            if self.config.preconnect:
+                self.spares.top_up(self.backends)
         if self.meter is not None:
             self.meter.answered(waiter, answer, now)
         return answer
@@ -222,15 +223,18 @@ class Pool:
 
     def _top_up_spares(self) -> None:
         """`preconnect`: while handshakes wait, a connection ready at each backend for
-        the next one given a slot (see spares.py)."""
-        if self.config.preconnect and len(self.admission.queue):
+        the next one given a slot; none once nobody waits (see spares.py)."""
+        if not len(self.admission.queue):
+            self.spares.drop_unused()
+        elif self.config.preconnect:
             self.spares.top_up(self.backends)
 
     def _keep_spare(self, conn: UpstreamConnection) -> None:
-        if conn.backend in self.backends:
-            self.release(conn)
-        else:  # removed by a reload while it connected
+        if conn.backend not in self.backends:  # removed by a reload while it connected
             conn.close()
+            return
+        self.release(conn)
+        self._top_up_spares()  # closed at once if the queue emptied while it connected
 
     def set_drained(self, backend: Backend, drained: bool) -> bool:
         """Take `backend` out of service (no new handshakes or requests; what it holds
@@ -277,6 +281,7 @@ class Pool:
         while backend.idle:
             conn = backend.idle.pop()
             if not conn.closed:
+                self.spares.taken(conn)
                 return conn
         return None
 
@@ -407,6 +412,9 @@ class Pool:
                 )
                 if backend.health.up:
                     self._dispatch()
+                else:  # its idle connections are dead, or hold up its shutdown
+                    for conn in list(backend.idle):
+                        conn.close()
             await asyncio.sleep(health.interval_s)
 
     async def close(self) -> None:

@@ -3,6 +3,10 @@ queue, each available backend keeps one connection open and idle, so that the ha
 given a slot the moment one frees is written at once, in the same callback as the 101
 that freed it, not after a connect and the loop iterations around it.
 
+A spare is closed as soon as the queue is empty, and with every idle connection of a
+backend that its health check finds down: a connection that never sends a request holds a
+backend's graceful shutdown (a `websockets` server waits for its opening handshake).
+
 Under a storm the backend's slots are the bottleneck, and the time from a slot's 101 to
 the next request reaching the backend is a slot the backend holds idle: measured in
 bench S5, about a tenth of its capacity. Envoy calls this preconnecting
@@ -48,6 +52,7 @@ class Spares(Generic[B]):
         self._connect = connect
         self._keep = keep
         self._opening: dict[B, asyncio.Task[None]] = {}
+        self._unused: set[UpstreamConnection] = set()  # kept idle, not taken yet
         self.opened = 0  # spares that connected, for the tests and the curious
 
     def top_up(self, backends: Iterable[B]) -> None:
@@ -71,7 +76,21 @@ class Spares(Generic[B]):
         finally:
             self._opening.pop(backend, None)
         self.opened += 1
+        self._unused.add(conn)
         self._keep(conn)
+
+    def taken(self, conn: UpstreamConnection) -> None:
+        """`conn` left the idle list for a handshake: no longer a spare."""
+        if self._unused:
+            self._unused.discard(conn)
+
+    def drop_unused(self) -> None:
+        """The queue is empty: close the spares nobody took."""
+        if not self._unused:
+            return
+        unused, self._unused = self._unused, set()
+        for conn in unused:
+            conn.close()
 
     async def close(self) -> None:
         """Cancel the openings under way (the pool closes its connections itself)."""
