@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from wsgate.config import ConfigError, parse_config
-from wsgate.config.model import Address
+from wsgate.config.model import Address, AdminConfig
 
 POOLS = {"pools": {"app": {"backends": ["127.0.0.1:9001"]}}}
 TOKEN = "s3cret-token-0123456789"
 
 
-def admin(**table: object) -> object:
+def admin(**table: object) -> AdminConfig:
     return parse_config({**POOLS, "admin": table}, "gw.toml").admin
 
 

@@ -3,7 +3,7 @@ apart from the application's, and said to hide the idle timeouts behind it."""
 
 from __future__ import annotations
 
-from tests.doctor.test_verdicts import upgraded
+from tests.doctor.literals import upgraded
 from wsgate.doctor.observations import IdleEnd, IdleObs, IdleSpan
 from wsgate.doctor.verdicts import diagnose
 

@@ -54,7 +54,9 @@ def feed_in_pieces(data: bytes, cuts: list[int], max_head: int = 1024) -> list[t
     merged: list[tuple[object, ...]] = []
     for event in sink.events:
         if event[0] == "body" and merged and merged[-1][0] == "body":
-            merged[-1] = ("body", bytes(merged[-1][1]) + bytes(event[1]))  # type: ignore[arg-type]
+            before, more = merged[-1][1], event[1]
+            assert isinstance(before, bytes) and isinstance(more, bytes)  # on_body's data
+            merged[-1] = ("body", before + more)
         else:
             merged.append(event)
     return merged

@@ -46,7 +46,7 @@ def main_files(kind: str) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_file() and p.parent.name not in included)
 
 
-def cases() -> Iterator[tuple[str, Path, int]]:
+def cases() -> Iterator[pytest.ParameterSet]:
     for kind in KINDS:
         for path in main_files(kind):
             for index, found in enumerate(lint_config(load(str(path)))):
@@ -287,11 +287,12 @@ def test_a_printed_fix_removes_its_finding_and_adds_none(
     if named:
         # Naming the location is the fix: its finding goes, and lint now checks that
         # location as a WebSocket one, which is all that may be new.
-        after = lint_config(load(main), Options(ws_paths=(named[1],)))
-        assert found.code not in {f.code for f in after}
+        named_after = lint_config(load(main), Options(ws_paths=(named[1],)))
+        assert found.code not in {f.code for f in named_after}
         label = f"location {named[1]}"
         assert all(
-            label in f.message or f.code in {b.code for b in lint_config(config)} for f in after
+            label in f.message or f.code in {b.code for b in lint_config(config)}
+            for f in named_after
         )
         return
     before = counted(lint_config(config), root)

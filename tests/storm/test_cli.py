@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -147,10 +148,8 @@ def test_output_paths_are_checked_before_the_storm(
 def test_an_unwritable_directory_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from wsgate.storm import cli
-
     # As root every directory is writable: ask the check as a user who may not write.
-    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # the os that storm.cli reads
     assert "cannot create files in" in storm_usage(
         capsys, URL, "--burst", "5", "--json", str(tmp_path / "r.json")
     )

@@ -340,9 +340,9 @@ def test_runs_side_by_side_share_their_scales() -> None:
 
 def test_ideal_line_when_capacity_is_known() -> None:
     result = make_result("slow", 10.0)
-    assert "ideal" not in parse(report_html.render([result])).plots["successes"]["polyline"][0].get(
-        "data-series", ""
-    )
+    first = parse(report_html.render([result])).plots["successes"]["polyline"][0]
+    series = first.get("data-series", "")
+    assert series is not None and "ideal" not in series
     result["ideal"] = {
         "capacity_per_s": 20.0,
         "time_to_last_success_s": 2.0,
