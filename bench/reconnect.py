@@ -87,6 +87,7 @@ slow_start_s = 0
 preconnect = true
 [pools.app.health]
 interval_s = 0.5
+down_interval_s = 0.1
 rise = 1
 fall = 1
 [[routes]]

@@ -118,6 +118,22 @@ path = "/ws"
     assert [b.weight for b in pool.backends] == [3, 1]
     assert pool.hash_key == "cookie:sid"
     assert pool.health.expect_status == 101
+    assert pool.health.interval_when_down_s == pool.health.interval_s == 5.0
+    assert not pool.preconnect
+
+
+def test_down_interval_and_preconnect(tmp_path: Path) -> None:
+    text = """
+[pools.app]
+backends = ["127.0.0.1:9001"]
+preconnect = true
+[pools.app.health]
+interval_s = 2
+down_interval_s = 0.2
+"""
+    pool = load_config(write(tmp_path, text)).pools["app"]
+    assert pool.preconnect
+    assert (pool.health.interval_s, pool.health.interval_when_down_s) == (2.0, 0.2)
 
 
 @pytest.mark.parametrize(
@@ -127,6 +143,11 @@ path = "/ws"
         ("[pools.a.health]\nkind = 'icmp'", "pools.a.health.kind: expected one of tcp"),
         ("[pools.a.health]\nrise = 0", "pools.a.health.rise: expected an integer >= 1, got 0"),
         ("retry_on_status = ['502']", "pools.a.retry_on_status: expected a list of integers"),
+        (
+            "[pools.a.health]\ndown_interval_s = 0.001",
+            "pools.a.health.down_interval_s: expected 0 (as interval_s) or at least 0.05",
+        ),
+        ("preconnect = 'yes'", "pools.a.preconnect: expected"),
     ],
 )
 def test_bad_pool_policies(tmp_path: Path, text: str, message: str) -> None:

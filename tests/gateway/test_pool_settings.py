@@ -73,6 +73,12 @@ def test_defaults_come_from_the_config_model() -> None:
     assert admission_settings(plain).queue_size == plain.queue_size
 
 
+def test_a_down_backend_is_checked_at_the_down_interval() -> None:
+    # back_in() counts the checks a down backend still needs at this interval.
+    health = HealthCheckConfig(interval_s=5.0, down_interval_s=0.5)
+    assert health_settings(PoolConfig("app", BACKENDS, health=health)).check_interval_s == 0.5
+
+
 def test_no_active_checks_means_no_check_interval() -> None:
     none = PoolConfig("app", BACKENDS, health=HealthCheckConfig(kind="none", interval_s=2.5))
     assert health_settings(none).check_interval_s == 0.0

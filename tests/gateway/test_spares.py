@@ -1,6 +1,8 @@
 """`preconnect`: while handshakes wait in the queue, the pool keeps a connection open at
 each available backend, and the handshake given the next free slot takes it at once.
-A real listener on 127.0.0.1 stands for the backend; the pool runs on a real loop."""
+A real listener on 127.0.0.1 stands for the backend; the pool runs on a real loop. Also
+the health checks' side of it: a backend found down loses its idle connections and is
+checked at the down interval."""
 
 from __future__ import annotations
 
@@ -211,3 +213,26 @@ def test_a_backend_found_down_loses_its_idle_connections() -> None:
     run_with_backends(
         body, 1, preconnect=True, health=HealthCheckConfig(kind="tcp", interval_s=0.1, fall=1)
     )
+
+
+def test_a_down_backend_is_checked_at_the_down_interval() -> None:
+    # Checks every 30 s while up, every 0.1 s while down: a restarted backend is back in
+    # well under the 30 s (HAProxy's downinter).
+    async def main() -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        port = sock.getsockname()[1]
+        health = HealthCheckConfig(kind="tcp", interval_s=30.0, down_interval_s=0.1, fall=1)
+        cfg = PoolConfig("app", (BackendConfig(Address("127.0.0.1", port)),), health=health)
+        pool = Pool(cfg, 65536, JsonLog(io.StringIO()))
+        backend = pool.backends[0]
+        try:
+            pool.start_checks()
+            await until(lambda: not backend.health.up)
+            sock.listen()  # the restart
+            await until(lambda: backend.health.up)
+        finally:
+            await pool.close()
+            sock.close()
+
+    asyncio.run(main())

@@ -274,9 +274,35 @@ def test_a_release_sheds_the_newest_waiters_that_would_time_out() -> None:
     # 4 s of the 10 s timeout are left: who is further back than 4 s of work goes now.
     kept = math.floor(rate * 4.0)
     assert len(admission.queue) == kept
+    # Turned away newest first, told their turns in the order they came.
     assert causes(decisions) == [("c6", b0.name)] + [
-        (f"c{i}", "overloaded_queue_timeout") for i in range(30, 6 + kept, -1)
+        (f"c{i}", "overloaded_queue_timeout") for i in range(7 + kept, 31)
     ]
+
+
+def test_waiters_shed_are_told_turns_after_the_line_that_stays() -> None:
+    # 40 clients behind one slot released once a second, a 10 s timeout: at t=6 the
+    # prediction starts; 4 s of work stay in line (4 waiters), and the 30 shed are told
+    # turns from the end of those 4 s, one a second, not from the end of a full 10 s
+    # line of which most is gone with them (the backend would idle for 6 s).
+    admission, (b0,) = make(queue_timeout_s=10.0, queue_size=100)
+    assert admission.admit(Client("first"), 0.0) is b0
+    for client in clients(40):
+        assert admission.admit(client, 0.0) is QUEUED
+    for now in range(1, 6):
+        admission.on_done(b0, 0.1, 1, "ok", float(now))
+    decisions = admission.on_done(b0, 0.1, 1, "ok", 6.0)[1:]
+    rate = admission.drain.rate(6.0, SHED_AFTER_S)
+    assert rate is not None
+    kept = len(admission.queue)
+    assert kept == math.floor(rate * 4.0)
+    waits = [rejected(answer).retry_after_s for _, answer in decisions]
+    assert len(waits) == 40 - 6 - kept
+    assert waits == sorted(waits)
+    assert waits[0] <= kept / rate + 1  # right after the line that stays
+    assert waits[-1] >= len(waits) / rate  # and one per 1 / rate after that
+    first = rejected(decisions[0][1])
+    assert first.detail.startswith(f"{kept} handshakes wait ahead")
 
 
 def test_retry_after_follows_the_line_once_the_rate_is_known() -> None:

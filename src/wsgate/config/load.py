@@ -422,12 +422,20 @@ def _health(table: _Table) -> HealthCheckConfig:
             maximum=599,
         ),
         interval_s=table.number("interval_s", d.interval_s, minimum=0.05, maximum=DAY_S),
+        down_interval_s=_down_interval(table, d.down_interval_s),
         timeout_s=table.number("timeout_s", d.timeout_s, minimum=0.01, maximum=DAY_S),
         rise=table.integer("rise", d.rise, minimum=1, maximum=MAX_RISE_FALL),
         fall=table.integer("fall", d.fall, minimum=1, maximum=MAX_RISE_FALL),
     )
     table.finish()
     return health
+
+
+def _down_interval(table: _Table, default: float) -> float:
+    value = table.number("down_interval_s", default, maximum=DAY_S)
+    if 0 < value < 0.05:
+        raise table.fail("down_interval_s", "0 (as interval_s) or at least 0.05", value)
+    return value
 
 
 def _hash_key(table: _Table, value: str) -> str:

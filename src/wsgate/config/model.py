@@ -36,9 +36,16 @@ class HealthCheckConfig:
     path: str = "/"
     expect_status: int = 200
     interval_s: float = 5.0
+    # Between the checks of a backend that is down (HAProxy's `downinter`): shorter, it
+    # is seen back sooner after a restart. 0: interval_s.
+    down_interval_s: float = 0.0
     timeout_s: float = 2.0
     rise: int = 2
     fall: int = 3
+
+    @property
+    def interval_when_down_s(self) -> float:
+        return self.down_interval_s or self.interval_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -415,7 +415,9 @@ class Pool:
                 else:  # its idle connections are dead, or hold up its shutdown
                     for conn in list(backend.idle):
                         conn.close()
-            await asyncio.sleep(health.interval_s)
+            await asyncio.sleep(
+                health.interval_s if backend.health.up else health.interval_when_down_s
+            )
 
     async def close(self) -> None:
         tasks = list(self._checks.values())

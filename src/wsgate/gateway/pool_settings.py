@@ -51,7 +51,9 @@ def health_settings(config: PoolConfig) -> HealthSettings:
         eject_base_s=config.eject_base_s,
         eject_max_s=config.eject_max_s,
         slow_start_s=config.slow_start_s,
-        check_interval_s=config.health.interval_s if config.health.kind != "none" else 0.0,
+        check_interval_s=(
+            config.health.interval_when_down_s if config.health.kind != "none" else 0.0
+        ),
     )
 
 

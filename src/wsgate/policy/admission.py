@@ -177,7 +177,9 @@ class AdmissionController(Generic[B, W]):
     def retry_after(self) -> int:
         return jittered_retry_after(self.settings.retry_after_s, self.rng)
 
-    def queue_retry_after(self, now: float, *, expired: bool = False) -> int:
+    def queue_retry_after(
+        self, now: float, *, expired: bool = False, served: float | None = None
+    ) -> int:
         """For a client the queue turns away: come back at its own turn after the line
         (drain.ReturnSchedule); the jittered base while the pool's rate is unknown.
 
@@ -186,13 +188,14 @@ class AdmissionController(Generic[B, W]):
         their own); for a waiter whose timeout ran out, at most what is left of the timeout
         of the one now at the front, as the waiters behind it mostly came with it and run
         out too: counting them all would leave the backends idle while every client waits
-        for a line that is gone."""
+        for a line that is gone. `served`: the line ahead, where the caller knows it."""
         rate = self.drain.rate(now)
         if not rate:
             return jittered_retry_after(self.settings.retry_after_s, self.rng)
-        timeout = self.settings.queue_timeout_s
-        time_left = max(0.0, timeout - self.queue.oldest_wait(now)) if expired else timeout
-        served = min(len(self.queue), rate * time_left)
+        if served is None:
+            timeout = self.settings.queue_timeout_s
+            time_left = max(0.0, timeout - self.queue.oldest_wait(now)) if expired else timeout
+            served = min(len(self.queue), rate * time_left)
         wait_s = self.returns.promise(now, served, rate, self.settings.retry_after_s)
         # Whole seconds rounded down: a client adds a spread of its own on top (wsgate's
         # up to a second), so that on average it comes back at the turn it was given.
@@ -338,21 +341,31 @@ class AdmissionController(Generic[B, W]):
         return NO_DECISIONS if decisions is None else decisions
 
     def shed(self, now: float) -> Sequence[tuple[W, Rejected]]:
-        """Turn away, newest first, the waiters that would time out before their turn."""
+        """Turn away, newest first, the waiters that would time out before their turn;
+        each is told its turn after the line that stays, in the order they came (the
+        line that stays is all served in time: counting the ones turned away with it
+        would leave the backends idle before they come back)."""
         rate = self.drain.rate(now, SHED_AFTER_S)
         if not rate:
             return NO_DECISIONS  # no prediction yet: only the real timeout applies
-        decisions: list[tuple[W, Rejected]] | None = None
+        gone: list[W] | None = None
         queue = self.queue
         while (newest := queue.newest()) is not None:
             waiter, since = newest
             if not beyond_deadline(len(queue), now - since, queue.timeout_s, rate):
                 break
             queue.pop_newest()
-            if decisions is None:
-                decisions = []
-            decisions.append((waiter, self._predicted_timeout(now, rate)))
-        return NO_DECISIONS if decisions is None else decisions
+            if gone is None:
+                gone = []
+            gone.append(waiter)
+        if gone is None:
+            return NO_DECISIONS
+        kept = len(queue)
+        gone.reverse()
+        return [
+            (waiter, self._predicted_timeout(now, rate, ahead=kept + i, served=kept))
+            for i, waiter in enumerate(gone)
+        ]
 
     def expire(self, now: float) -> Sequence[tuple[W, Rejected]]:
         """The waiters whose queue timeout ran out, turned away; then `next_deadline()`."""
@@ -402,11 +415,15 @@ class AdmissionController(Generic[B, W]):
             self.retry_after(),
         )
 
-    def _predicted_timeout(self, now: float, rate: float) -> Rejected:
+    def _predicted_timeout(
+        self, now: float, rate: float, *, ahead: int | None = None, served: float | None = None
+    ) -> Rejected:
+        if ahead is None:
+            ahead = len(self.queue)
         return Rejected(
             "overloaded_queue_timeout",
-            f"{len(self.queue)} handshakes wait ahead in pool {self.settings.pool}'s queue, "
-            f"which completes {rate:.1f}/s: about {len(self.queue) / rate:.0f} s, more "
+            f"{ahead} handshakes wait ahead in pool {self.settings.pool}'s queue, "
+            f"which completes {rate:.1f}/s: about {ahead / rate:.0f} s, more "
             f"than its queue timeout of {self.settings.queue_timeout_s:g} s.",
-            self.queue_retry_after(now),
+            self.queue_retry_after(now, served=served),
         )
