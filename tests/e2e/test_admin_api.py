@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -75,10 +76,12 @@ def test_drain_and_enable_a_backend(tmp_path: Path, workers: int) -> None:
         status, _, body = request(admin, "POST", f"/api/backends/127.0.0.1:{a}/drain?over_s=1")
         assert status == 202, body
         started = time.monotonic()
-        codes = wait_until(
-            lambda: (found := [closed_with(ws) for ws in on_a]) and all(found) and found,
-            timeout_s=5,
-        )
+
+        def closed_codes() -> list[int | None] | None:
+            found = [closed_with(ws) for ws in on_a]
+            return found if found and all(found) else None
+
+        codes = wait_until(closed_codes, timeout_s=5)
         assert set(codes) == {1012}  # service restart: come back, to another backend
         assert time.monotonic() - started < 4
         assert all(closed_with(ws) is None for ws in on_b)  # the other backend's stay
@@ -86,7 +89,12 @@ def test_drain_and_enable_a_backend(tmp_path: Path, workers: int) -> None:
         _, state = get_json(admin, "/api/state")
         drained = {x["name"]: x["drained"] for x in state["pools"]["app"]["backends"]}
         assert drained == {f"127.0.0.1:{a}": True, f"127.0.0.1:{b}": False}
-        m = wait_until(lambda: (m := scrape(admin)) and value(m, "wsgate_backend_drained") and m)
+
+        def drained_in_metrics() -> list[Any] | None:
+            m = scrape(admin)
+            return m if m and value(m, "wsgate_backend_drained") else None
+
+        m = wait_until(drained_in_metrics)
         assert value(m, "wsgate_backend_drained", backend=f"127.0.0.1:{a}") == 1
         assert value(m, "wsgate_backend_healthy", backend=f"127.0.0.1:{a}") == 0
         actions = value(m, "wsgate_backend_admin_actions_total", action="drain")

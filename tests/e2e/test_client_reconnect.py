@@ -77,7 +77,8 @@ class HandshakeCounter:
 async def hold(ws: ServerConnection) -> None:
     """Keep the tunnel open and answer each message with the backend's port."""
     async for message in ws:
-        await ws.send(f"{ws.local_address[1]}:{message}")
+        text = message if isinstance(message, str) else message.decode()
+        await ws.send(f"{ws.local_address[1]}:{text}")
 
 
 @contextmanager

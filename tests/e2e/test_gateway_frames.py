@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin, Subprotocol
 
 from tests.doctor.harness import codes, doctor, finding
 from tests.support.backends import named_backend, ws_server
@@ -425,23 +426,25 @@ def test_origin_and_subprotocol_policy(tmp_path: Path) -> None:
         gateway(tmp_path, config=POLICY.format(backend=backend, plain=plain)) as gw,
     ):
         with pytest.raises(InvalidStatus) as refused:
-            connect(f"{gw.url}/", origin="https://evil.test", open_timeout=WAIT_S)  # type: ignore[arg-type]
+            connect(f"{gw.url}/", origin=Origin("https://evil.test"), open_timeout=WAIT_S)
         response = refused.value.response
         assert response.status_code == 403
         assert response.headers["X-Wsgate-Cause"] == "origin_not_allowed"
         with connect(
             f"{gw.url}/",
-            origin="https://a.example.org",  # type: ignore[arg-type]
-            subprotocols=["admin", "chat.v2"],  # type: ignore[list-item]
+            origin=Origin("https://a.example.org"),
+            subprotocols=[Subprotocol("admin"), Subprotocol("chat.v2")],
             open_timeout=WAIT_S,
         ) as ws:
             assert ws.subprotocol == "chat.v2"  # "admin" was taken out of the offer
         with pytest.raises(InvalidStatus) as refused:
-            connect(f"{gw.url}/", subprotocols=["admin"], open_timeout=WAIT_S)  # type: ignore[list-item]
+            connect(f"{gw.url}/", subprotocols=[Subprotocol("admin")], open_timeout=WAIT_S)
         assert refused.value.response.status_code == 400
         assert refused.value.response.headers["X-Wsgate-Cause"] == "subprotocol_not_allowed"
         # The lenient pool forwards without the header: the backend picks none.
-        with connect(f"{gw.url}/lenient", subprotocols=["admin"], open_timeout=WAIT_S) as ws:  # type: ignore[list-item]
+        with connect(
+            f"{gw.url}/lenient", subprotocols=[Subprotocol("admin")], open_timeout=WAIT_S
+        ) as ws:
             assert ws.subprotocol is None
             ws.send("ok")
             assert ws.recv(timeout=WAIT_S) == "ok"

@@ -254,7 +254,8 @@ fall = 1
 """
     with gateway(tmp_path, config=config) as gw:
         deadline = time.monotonic() + 20
-        outcome, headers = "", {}
+        outcome = ""
+        headers: dict[str, str] = {}
         while time.monotonic() < deadline:
             outcome, _, headers = handshake(f"{gw.url}/")
             if outcome == "503":

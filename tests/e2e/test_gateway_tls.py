@@ -77,7 +77,9 @@ def peer_name(tls: ssl.SSLSocket) -> str:
     """The common name of the certificate the server showed."""
     cert = tls.getpeercert()
     assert cert is not None
-    subject = dict(item[0] for item in cert["subject"])
+    rdns = cert["subject"]
+    assert isinstance(rdns, tuple)  # typeshed: any entry may be a str
+    subject = {rdn[0][0]: rdn[0][1] for rdn in rdns}
     return str(subject["commonName"])
 
 

@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect as async_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from tests.support.backends import echo, ws_server
 from tests.support.gateway import gateway
@@ -83,7 +84,7 @@ def test_subprotocol_and_permessage_deflate_negotiated_through(tmp_path: Path) -
     with (
         ws_server(echo, subprotocols=["chat.v2", "chat.v1"]) as backend,
         gateway(tmp_path, upstreams=[backend]) as gw,
-        connect(f"{gw.url}/", subprotocols=["chat.v1"], compression="deflate") as ws,
+        connect(f"{gw.url}/", subprotocols=[Subprotocol("chat.v1")], compression="deflate") as ws,
     ):
         assert ws.subprotocol == "chat.v1"
         assert ws.response is not None
@@ -104,7 +105,7 @@ def test_backend_that_breaks_tunnel_gives_client_1014(tmp_path: Path) -> None:
             with pytest.raises(ConnectionClosedError):
                 ws.recv(timeout=20)
             assert ws.close_code == 1014
-            assert ws.close_reason.startswith("bad gateway")
+            assert ws.close_reason is not None and ws.close_reason.startswith("bad gateway")
         gw.wait_for_log("upstream_tunnel_broken")
 
 
