@@ -17,6 +17,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from websockets.asyncio.client import connect
@@ -43,6 +44,14 @@ def copy_source(into: Path) -> Path:
         else:
             shutil.copy2(src, into / name)
     return into
+
+
+class RunAs(TypedDict, total=False):
+    """subprocess.run's arguments that drop to another user."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
 
 
 def run(argv: list[str], timeout_s: float = 60, **kwargs: object) -> str:
@@ -150,7 +159,7 @@ def test_setup_without_tests_needs_no_root(world_readable_dir: Path) -> None:
     home = world_readable_dir / "home"
     home.mkdir()
     python = system_python()
-    as_user: dict[str, object] = {}
+    as_user: RunAs = {}
     if os.geteuid() == 0:
         if python != "/usr/bin/python3":
             pytest.skip("no system python3 >= 3.11 that the user nobody may run")
