@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Coroutine
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, assert_never, cast
 
 from wsgate.gateway.commands import (
     CallSoon,
@@ -145,6 +145,8 @@ class ClientConnection(asyncio.Protocol):
                 self._tunnel.close(command.code, command.text, reason=command.reason)
         elif isinstance(command, CallSoon):
             self.loop.call_soon(self._proceed)
+        else:  # mypy: a command added to the union and not handled here fails the check
+            assert_never(command)
 
     def _log(self, command: Log) -> None:
         log = self.gw.log
