@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 
 from wsgate.config.load import ConfigError
@@ -33,6 +34,41 @@ SIGHUP_DETAIL = (
     "nothing here. Restart the gateway (SIGTERM drains it) to load a new config."
 )
 PARENT_CHECK_S = 1.0
+
+
+UPGRADE_NOT_WITH_WORKERS = "not with --workers N: restart it"
+UPGRADE_BUSY = "the gateway is draining or upgrading"
+
+
+class Hangup(Enum):
+    """What a SIGHUP does (see `on_hangup`)."""
+
+    IGNORE = "ignore"  # nothing reloads here: logged (sighup_ignored)
+    REFUSE = "refuse"  # draining: a reload now would fight the drain (reload_failed)
+    RELOAD = "reload"
+
+
+def hangup_action(*, can_reload: bool, stopping: bool) -> Hangup:
+    if not can_reload:
+        return Hangup.IGNORE
+    return Hangup.REFUSE if stopping else Hangup.RELOAD
+
+
+def upgrade_refusal(*, upgradable: bool, stopping: bool, upgrading: bool) -> str | None:
+    """Why a SIGUSR2 starts no successor (the `upgrade_failed` error), or None to start one.
+    Workers of `--workers N` share their ports with SO_REUSEPORT and have no one process to
+    hand them over."""
+    if not upgradable:
+        return UPGRADE_NOT_WITH_WORKERS
+    if stopping or upgrading:
+        return UPGRADE_BUSY
+    return None
+
+
+def parent_is_gone(parent_pid: int | None, ppid: int, *, stopping: bool) -> bool:
+    """Whether a worker (`parent_pid` set) outlived its parent: it has been re-parented
+    (`ppid`, from os.getppid(), is another process), and it is not draining already."""
+    return parent_pid is not None and ppid != parent_pid and not stopping
 
 
 def log_sighup(log: JsonLog) -> None:
@@ -123,7 +159,7 @@ async def serve_until_signalled(
     upgrading: asyncio.Task[None] | None = None
 
     def parent_gone() -> bool:
-        if parent_pid is None or os.getppid() == parent_pid or stop.is_set():
+        if not parent_is_gone(parent_pid, os.getppid(), stopping=stop.is_set()):
             return False
         gateway.log.event("parent_gone", parent_pid=parent_pid)
         return True
@@ -140,11 +176,12 @@ async def serve_until_signalled(
         watch = loop.call_later(PARENT_CHECK_S, check_parent)
 
     def on_hangup() -> None:
-        if reloads is None:
+        action = hangup_action(can_reload=reloads is not None, stopping=stop.is_set())
+        if action is Hangup.IGNORE:
             log_sighup(gateway.log)
-        elif stop.is_set():
+        elif action is Hangup.REFUSE:
             gateway.log.event("reload_failed", error="the gateway is draining")
-        else:
+        elif reloads is not None:
             reloads.request()
 
     async def upgrade() -> None:
@@ -160,10 +197,11 @@ async def serve_until_signalled(
 
     def on_upgrade() -> None:
         nonlocal upgrading
-        if not upgradable:
-            gateway.log.event("upgrade_failed", error="not with --workers N: restart it")
-        elif stop.is_set() or upgrading is not None:
-            gateway.log.event("upgrade_failed", error="the gateway is draining or upgrading")
+        refusal = upgrade_refusal(
+            upgradable=upgradable, stopping=stop.is_set(), upgrading=upgrading is not None
+        )
+        if refusal is not None:
+            gateway.log.event("upgrade_failed", error=refusal)
         else:
             upgrading = loop.create_task(upgrade())
 
