@@ -43,6 +43,7 @@ COMPILED_GLOBS = ("wsgate/protocol/*.py", "wsgate/policy/*.py")
 COMPILED_CORE = (
     "wsgate/gateway/core.py",
     "wsgate/gateway/exchange.py",
+    "wsgate/gateway/backend_choice.py",
     "wsgate/gateway/reader.py",
     "wsgate/gateway/states.py",
     "wsgate/gateway/commands.py",

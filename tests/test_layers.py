@@ -14,6 +14,7 @@ IO_MODULES = {"asyncio", "socket", "time", "uvloop", "selectors", "ssl"}
 PURE = [
     "wsgate/gateway/core.py",
     "wsgate/gateway/exchange.py",
+    "wsgate/gateway/backend_choice.py",
     "wsgate/gateway/reader.py",
     "wsgate/gateway/states.py",
     "wsgate/gateway/commands.py",

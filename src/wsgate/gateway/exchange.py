@@ -4,39 +4,39 @@ the forwarded head and body, the answer relayed or retried, and a checked 101.
 An `Exchange` lives while its request is the connection's active one. It talks to its
 connection (`ClientCore`) only through `ExchangeHost` (ports.py): commands go on its list,
 and what ends the connection (an error answer, an abort) is the host's to do. Its
-stages and their table are in `states.py`.
+stages and their table are in `states.py`. Which backend it goes to, and what a failed
+attempt costs, is `backend_choice.py`'s; the bytes both ways are `relay.py`'s.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wsgate.gateway.answers import access_fields
-from wsgate.gateway.commands import (
-    Log,
-    OpenUpstream,
-    ReleaseUpstream,
-    SendToClient,
-    SendToUpstream,
+from wsgate.gateway.backend_choice import (
+    admit,
+    another_backend_left,
+    attempt_failed,
+    count_failure,
+    pick,
+    reject,
+    release_slot,
+    take_slot,
+    use,
 )
+from wsgate.gateway.commands import Log, ReleaseUpstream, SendToClient, SendToUpstream
 from wsgate.gateway.ports import ExchangeHost
 from wsgate.gateway.relay import (
     answer_end,
     answer_head,
-    replayable,
     stale_connection_retry,
     upstream_body,
     upstream_head,
 )
 from wsgate.gateway.states import STAGE_MOVES, BadTransitionError, Request, Stage
-from wsgate.policy.admission import Queued, Rejected
 from wsgate.policy.keys import hash_key
 from wsgate.protocol.errors import ProtocolError
-from wsgate.protocol.forward import (
-    Framing,
-    interim_head,
-    switching_protocols_head,
-)
+from wsgate.protocol.forward import Framing, interim_head, switching_protocols_head
 from wsgate.protocol.handshake import check_upgrade_response
 from wsgate.protocol.headers import Headers
 
@@ -69,41 +69,26 @@ class Exchange:
         """Whether the client has had any of the backend's answer (no error answer then)."""
         return self.stage in (Stage.RESPONDING, Stage.UPGRADING, Stage.SWITCHED)
 
-    # == a backend for the request ========================================================
-    def begin(self) -> None:
-        request = self.request
-        if request.ws_key is None:
-            self._pick()
+    # == a backend for the request (backend_choice.py chooses and counts) ================
+    def begin(self, *, front: bool = False) -> None:
+        """Look for a backend: a handshake asks for a slot (`front`: a retry goes to the
+        head of the line), a plain request is given one at once."""
+        if self.request.ws_key is None:
+            pick(self.request, self.host, self.out)
         else:
-            self._admit()
-
-    def _admit(self, *, front: bool = False) -> None:
-        pool = self.request.pool
-        assert pool is not None
-        now = self.host.now
-        result = pool.admit(self.host.waiter, now, front=front)
-        if isinstance(result, Rejected):
-            self._reject(result.cause, result.detail, result.retry_after_s)
-        elif isinstance(result, Queued):
-            self.request.queued_at = now
-        else:
-            self.admitted(result)
+            admit(self.request, self.host, self.out, front=front)
 
     def admitted(self, backend: Backend) -> None:
-        """A handshake slot on `backend` is ours (at once, or later from the queue)."""
-        request = self.request
+        """A handshake slot on `backend` is ours, from the queue."""
         if self.stage is not Stage.WAITING:
             backend.pool.handshake_done(backend, 0.0, 0, "aborted")
             return
-        request.slot = backend
-        request.slot_since = self.host.now
-        request.slot_inflight = backend.inflight
-        self._use(backend)
+        take_slot(self.request, self.host, self.out, backend)
 
     def rejected(self, cause: str, detail: str, retry_after_s: int) -> None:
         """The pool will not give us a slot (queue timeout, no backend left, draining)."""
         if self.stage is Stage.WAITING:
-            self._reject(cause, detail, retry_after_s)
+            reject(self.request, self.host, cause, detail, retry_after_s)
 
     def hash_key(self) -> bytes | None:
         request = self.request
@@ -113,59 +98,12 @@ class Exchange:
             request.pool.config.hash_key, request.client, request.headers, request.target
         )
 
-    def _reject(self, cause: str, detail: str, retry_after_s: int) -> None:
-        request = self.request
-        failure = request.last_failure
-        if cause == "no_healthy_upstream" and failure is not None and request.tried:
-            # Retries ran out of backends: the last real failure explains it best.
-            self.host.fail(*failure)
-            return
-        self.host.fail(cause, detail, retry_after_s=retry_after_s)
-
-    def _pick(self) -> None:
-        request = self.request
-        pool = request.pool
-        assert pool is not None
-        backend = pool.pick_for_request(
-            self.host.now,
-            frozenset(request.tried),
-            hash_key(pool.config.hash_key, request.client, request.headers, request.target),
-        )
-        if backend is None:
-            self._reject(
-                "no_healthy_upstream",
-                f"Pool {pool.config.name}: no backend is up.",
-                pool.retry_after(),
-            )
-            return
-        self._use(backend)
-
-    def _use(self, backend: Backend, *, fresh: bool = False) -> None:
-        request = self.request
-        request.tried.add(backend)
-        request.backend = backend
-        self.out.append(
-            OpenUpstream(
-                backend,
-                head_request=request.method == b"HEAD",
-                head_limit=self.host.gw.config.server.max_response_header_bytes,
-                fresh=fresh,
-            )
-        )
-
-    def release_slot(self, outcome: str) -> None:
-        request = self.request
-        backend, request.slot = request.slot, None
-        if backend is not None:
-            rtt = self.host.now - request.slot_since
-            backend.pool.handshake_done(backend, rtt, request.slot_inflight, outcome)
-
     def release(self) -> None:
         """The connection ends: give back the place in line and the slot, if held."""
         request = self.request
         if request.pool is not None and request.queued_at is not None:
             request.pool.cancel(self.host.waiter)
-        self.release_slot("aborted")
+        release_slot(request, self.host.now, "aborted")
 
     def drop_upstream(self, *, abort: bool) -> None:
         if self.has_upstream:
@@ -178,7 +116,7 @@ class Exchange:
         request = self.request
         if self.stage is not Stage.WAITING:
             self.out.append(ReleaseUpstream(reuse=True))
-            self.release_slot("aborted")
+            release_slot(request, self.host.now, "aborted")
             return
         self.has_upstream = True
         if connect_ms is not None:
@@ -202,12 +140,12 @@ class Exchange:
         """`OpenUpstream` could not connect."""
         request = self.request
         if self.stage is not Stage.WAITING:
-            self.release_slot("aborted")
+            release_slot(request, self.host.now, "aborted")
             return
         if cause in GATEWAY_OWN_CAUSES:
             # The gateway's own shortage says nothing of the backend (no ejection), and
             # another backend would fail the same way (no retry).
-            self.release_slot("aborted")
+            release_slot(request, self.host.now, "aborted")
             assert request.pool is not None
             self.host.fail(cause, detail, retry_after_s=request.pool.retry_after())
             return
@@ -242,10 +180,7 @@ class Exchange:
             return
         assert request.pool is not None
         timeout = request.pool.config.response_timeout_s
-        had_slot = request.slot is not None
-        self.release_slot("dropped")  # a slot's release counts the failure
-        if request.backend is not None and not had_slot:
-            request.backend.pool.note_failure(request.backend)
+        count_failure(request, self.host.now, "dropped")
         backend = request.backend.name if request.backend else None
         self.host.fail(
             "upstream_handshake_timeout",
@@ -262,7 +197,7 @@ class Exchange:
             # Count the tunnel before the slot frees: freeing it admits the next waiter,
             # which must see this connection in max_connections_per_backend.
             self._switching_protocols(reason, headers)
-            self.release_slot("ok")  # nothing left to release if that failed
+            release_slot(request, self.host.now, "ok")  # nothing left if that failed
             return
         if status < 200:
             if request.version == "1.1":
@@ -274,7 +209,7 @@ class Exchange:
         if (
             request.ws_key is not None
             and status in pool.config.retry_on_status
-            and self._can_retry()
+            and another_backend_left(request, self.host.now)
         ):
             # A 5xx to a handshake before anything reached the client: try elsewhere.
             self.drop_upstream(abort=False)
@@ -283,7 +218,7 @@ class Exchange:
             )
             return
         if request.slot is not None:
-            self.release_slot("ok")
+            release_slot(request, self.host.now, "ok")
         elif request.backend is not None and status < 500:
             request.backend.pool.note_success(request.backend)
         self._move(Stage.RESPONDING)
@@ -340,7 +275,7 @@ class Exchange:
             request.head_sent = False
             assert request.backend is not None
             self._move(Stage.WAITING)
-            self._use(request.backend, fresh=True)
+            use(request, self.host, self.out, request.backend, fresh=True)
             return
         backend = request.backend.name if request.backend else None
         detail = f"Backend {backend} closed the connection" + (f" ({error})." if error else ".")
@@ -360,57 +295,18 @@ class Exchange:
         detail = f"Backend {backend}: {reason}."
         if cause == "upstream_header_too_large":
             # Another try would bring the same head: the backend's fault, not retried.
-            had_slot = request.slot is not None
-            self.release_slot("failed")  # a slot's release counts the failure
-            if not had_slot and request.backend is not None:
-                request.backend.pool.note_failure(request.backend)
+            count_failure(request, self.host.now, "failed")
             self.host.fail(cause, detail)
             return
         self._retry_or_fail(cause, detail, outcome="failed")
 
     # == retries and the 101 ==============================================================
-    def _can_retry(self) -> bool:
-        request = self.request
-        pool = request.pool
-        if pool is None or request.attempts > pool.config.retries:
-            return False
-        now = self.host.now
-        return any(b not in request.tried and b.health.available(now) for b in pool.backends)
-
     def _retry_or_fail(self, cause: str, detail: str, *, outcome: str) -> None:
         """A failure before anything reached the client: another backend, if the attempt
         count and the pool's retry budget allow, else the explained error."""
-        request = self.request
-        request.last_failure = (cause, detail)
-        if request.slot is not None:
-            self.release_slot(outcome)
-        elif request.backend is not None and outcome != "aborted":
-            request.backend.pool.note_failure(request.backend)
-        pool = request.pool
-        assert pool is not None
-        self._log(
-            "event",
-            "upstream_attempt",
-            request_id=request.request_id,
-            client=self.host.client_ip,
-            pool=pool.config.name,
-            backend=str(request.backend.address) if request.backend else None,
-            attempt=request.attempts,
-            cause=cause,
-        )
-        if (
-            replayable(request)
-            and request.attempts <= pool.config.retries
-            and pool.budget.try_retry(self.host.now)
-        ):
-            request.attempts += 1
-            request.head_sent = False
-            request.connect_ms = None
+        if attempt_failed(self.request, self.host, self.out, cause, detail, outcome=outcome):
             self._move(Stage.WAITING)
-            if request.ws_key is not None:
-                self._admit(front=True)
-            else:
-                self._pick()
+            self.begin(front=True)
             return
         self.host.fail(cause, detail)
 
@@ -423,7 +319,7 @@ class Exchange:
             check_upgrade_response(request.ws_key, headers)
         except ProtocolError as exc:
             backend = request.backend.name if request.backend else None
-            self.release_slot("failed")  # a wrong Accept is the backend's fault
+            release_slot(request, self.host.now, "failed")  # a wrong Accept is the backend's fault
             self.host.fail(exc.cause, f"Backend {backend}: {exc.reason}.")
             return
         if request.backend is not None:
@@ -446,9 +342,6 @@ class Exchange:
         self.response_deadline = None
 
     # == log lines ========================================================================
-    def _log(self, kind: str, name: str, **fields: Any) -> None:
-        self.out.append(Log(kind, name, fields))
-
     def log_access(self) -> None:
         if self.host.gw.config.server.access_log:  # skip the fields: once per handshake
             fields = access_fields(self.request, self.host.client_ip, self.host.now)
