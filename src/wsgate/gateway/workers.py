@@ -2,7 +2,7 @@
 port (SO_REUSEPORT) and, with an admin listener, one admin process that serves it for all
 of them; it passes signals on to them by PID, tells systemd once every worker listens,
 and waits for all. Each worker runs `launch.run_one`; the children end with the parent
-whatever ends it (`_die_with_parent`)."""
+whatever ends it (`die_with_parent`)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ PARENT_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """In a worker right after fork(): have the kernel send SIGTERM when the parent ends,
     however it ends (SIGKILL included), so that the worker drains instead of serving on
     as an orphan. A parent that died before prctl() took effect is seen by getppid()."""
@@ -60,7 +60,7 @@ def _worker(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the gateway's own handler
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-        _die_with_parent(parent_pid)
+        die_with_parent(parent_pid)
         if admin_sock is not None:
             admin_sock.close()  # the admin process's
         os.close(ready[0])
@@ -96,7 +96,7 @@ def _admin_process(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-        _die_with_parent(parent_pid)
+        die_with_parent(parent_pid)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
         drain_s = config.server.drain_timeout_s + CLOSE_GRACE_S + 2.0
         uvloop.run(serve_admin_process(config.admin, sock, run_dir, log, drain_s))
@@ -129,7 +129,7 @@ def run_workers(
     """Fork `workers` processes that share each listening port (SO_REUSEPORT), and with
     an admin listener one more process that serves it; forward SIGINT/SIGTERM and SIGHUP
     (each worker reloads its config) to them by PID, and wait for all. The children end
-    with the parent whatever ends it (see `_die_with_parent`)."""
+    with the parent whatever ends it (see `die_with_parent`)."""
 
     parent_pid = os.getpid()
     children: list[int] = []
@@ -191,7 +191,7 @@ def run_workers(
     if admin_sock is not None:
         admin_sock.close()
     os.close(ready[1])
-    if _workers_ready(ready[0], workers) and status == 0:
+    if workers_ready(ready[0], workers) and status == 0:
         notify.ready(f"{workers} workers listening")
     os.close(ready[0])
     for child in children:
@@ -202,7 +202,7 @@ def run_workers(
     return status
 
 
-def _workers_ready(fd: int, workers: int) -> bool:
+def workers_ready(fd: int, workers: int) -> bool:
     """Whether every worker wrote its byte before closing the pipe: each closes its end
     once it listens, or dies, so the read ends either way."""
     got = 0
