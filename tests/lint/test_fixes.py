@@ -193,7 +193,9 @@ def apache_edits(config: Config, found: Finding) -> list[Edit]:
                 return [Edit(found.file, number, "replace", (f"{indent}{line} {param}",))]
         raise AssertionError(f"no line `{line}` in {found.file}")
     if found.fix.startswith("Move "):
-        above = int(re.search(r"above line (\d+)", found.fix).group(1))  # type: ignore[union-attr]
+        target = re.search(r"above line (\d+)", found.fix)
+        assert target is not None, found.fix
+        above = int(target.group(1))
         moved = text[found.line - 1]
         return [
             Edit(found.file, found.line, "delete"),

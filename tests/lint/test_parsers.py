@@ -69,8 +69,9 @@ def test_haproxy_sections_words_quotes_and_comments() -> None:
     assert first.args == ("set-header", "X-Note", "a # b") and first.line == 6
     assert second.args == ("ws", "hdr(Upgrade)", "-i", "websocket x")
     # A comment belongs to the section above it, as HAProxy reads lines.
-    assert root.first("global") is not None
-    assert root.first("global").comments == ("about the frontend",)  # type: ignore[union-attr]
+    global_section = root.first("global")
+    assert global_section is not None
+    assert global_section.comments == ("about the frontend",)
     assert fe.comments == ("trailing",)
 
 

@@ -16,7 +16,11 @@ from wsgate.protocol.headers import without_hop_by_hop
 def parse_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     assert head.endswith(b"\r\n\r\n")
     first, *lines = head[:-4].split(b"\r\n")
-    return first, [tuple(line.split(b": ", 1)) for line in lines]  # type: ignore[misc]
+    fields = []
+    for line in lines:
+        name, value = line.split(b": ", 1)
+        fields.append((name, value))
+    return first, fields
 
 
 def test_websocket_request_head_redeclares_upgrade_and_adds_forwarding() -> None:

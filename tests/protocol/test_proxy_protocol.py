@@ -10,7 +10,9 @@ from wsgate.protocol.proxy_protocol import V2_SIGNATURE, parse_proxy_header
 
 def test_v1_tcp4_and_rest() -> None:
     data = b"PROXY TCP4 203.0.113.7 127.0.0.1 51000 8080\r\nGET / HTTP/1.1\r\n"
-    address, length = parse_proxy_header(data)  # type: ignore[misc]
+    parsed = parse_proxy_header(data)
+    assert parsed is not None  # a whole header
+    address, length = parsed
     assert address == "203.0.113.7"
     assert data[length:] == b"GET / HTTP/1.1\r\n"
 
@@ -36,7 +38,9 @@ def v2(command: int, family: int, body: bytes) -> bytes:
 def test_v2_ipv4_proxy_and_local() -> None:
     body = bytes([198, 51, 100, 9, 127, 0, 0, 1]) + struct.pack("!HH", 5555, 80)
     data = v2(1, 0x11, body) + b"rest"
-    address, length = parse_proxy_header(data)  # type: ignore[misc]
+    parsed = parse_proxy_header(data)
+    assert parsed is not None  # a whole header
+    address, length = parsed
     assert address == "198.51.100.9" and data[length:] == b"rest"
     assert parse_proxy_header(v2(0, 0x00, b"")) == (None, 16)
     assert parse_proxy_header(v2(1, 0x11, body)[:20]) is None
