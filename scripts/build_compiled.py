@@ -42,6 +42,7 @@ GROUP = "wsgate.compiled"
 COMPILED_GLOBS = ("wsgate/protocol/*.py", "wsgate/policy/*.py")
 COMPILED_CORE = (
     "wsgate/gateway/core.py",
+    "wsgate/gateway/dispatch.py",
     "wsgate/gateway/exchange.py",
     "wsgate/gateway/backend_choice.py",
     "wsgate/gateway/reader.py",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from wsgate.gateway.answers import error_answer, error_fields, script_answer
+from wsgate.gateway.answers import error_answer, error_fields
 from wsgate.gateway.commands import (
     CallSoon,
     ClientReading,
@@ -24,11 +24,10 @@ from wsgate.gateway.commands import (
     Command,
     Log,
     SendToClient,
-    StartTunnel,
     Wakeup,
 )
-from wsgate.gateway.exchange import Exchange
-from wsgate.gateway.intake import Refusal, find_route, is_client_script, no_route, take_in
+from wsgate.gateway.dispatch import answer_here, stand_in
+from wsgate.gateway.exchange import Exchange, tunnel_start
 from wsgate.gateway.ports import GatewayView
 from wsgate.gateway.reader import RequestReader
 from wsgate.gateway.states import (
@@ -41,9 +40,7 @@ from wsgate.gateway.states import (
 )
 from wsgate.policy.buckets import jittered_retry_after
 from wsgate.protocol.errors import ProtocolError
-from wsgate.protocol.forward import Framing
 from wsgate.protocol.frames import CLOSE_GOING_AWAY
-from wsgate.protocol.headers import HeaderList
 
 if TYPE_CHECKING:
     from wsgate.gateway.pool import Backend, Waiter
@@ -59,13 +56,13 @@ class ClientCore:
         "_client_counted",
         "_header_deadline",
         "_keepalive_deadline",
-        "_out",
         "_paused",
         "_queue",
         "_tunnel_backend",
         "_wakeup_at",
         "active",
         "client_ip",
+        "commands",
         "exchange",
         "gw",
         "now",
@@ -90,7 +87,8 @@ class ClientCore:
         self.active: Request | None = None  # the request being answered
         self.exchange: Exchange | None = None  # its trip to a backend
         self._queue: list[Request] = []  # pipelined requests: at most MAX_PIPELINED_REQUESTS
-        self._out: list[Command] = []
+        # One list for the core's whole life: the exchange appends to it too.
+        self.commands: list[Command] = []
         self._paused: set[str] = set()
         self._header_deadline: float | None = None
         self._keepalive_deadline: float | None = None
@@ -101,7 +99,7 @@ class ClientCore:
         self.now = 0.0
 
     # == plumbing =========================================================================
-    def _done(self) -> list[Command]:
+    def done(self) -> list[Command]:
         """The commands of this call, with the wakeup for the nearest deadline."""
         at = self._header_deadline
         for deadline in (
@@ -111,13 +109,11 @@ class ClientCore:
         ):
             if deadline is not None and (at is None or deadline < at):
                 at = deadline
-        out = self._out
+        out = self.commands
         if at != self._wakeup_at:
             self._wakeup_at = at
             out.append(Wakeup(at))
-        # One list for the core's whole life (the exchange appends to it too): hand out
-        # a copy and empty it.
-        done = out[:]
+        done = out[:]  # a copy handed out, the list emptied for the next call
         out.clear()
         return done
 
@@ -129,32 +125,21 @@ class ClientCore:
 
     def _pause(self, reason: str) -> None:
         if not self._paused:
-            self._out.append(ClientReading(False))
+            self.commands.append(ClientReading(False))
         self._paused.add(reason)
 
     def _resume(self, reason: str) -> None:
         if reason in self._paused:
             self._paused.discard(reason)
             if not self._paused:
-                self._out.append(ClientReading(True))
+                self.commands.append(ClientReading(True))
 
     @property
     def idle(self) -> bool:
         """Between requests on a keep-alive connection: safe to close at shutdown."""
         return self.phase is Phase.IDLE and self.active is None and not self._queue
 
-    # == ExchangeHost: what the exchange asks of the connection ============================
-    @property
-    def commands(self) -> list[Command]:
-        """The list this call's commands go to: the exchange appends to it directly."""
-        return self._out
-
-    def fail(self, cause: str, detail: str, *, retry_after_s: int | None = None) -> None:
-        self._fail(cause, detail, retry_after_s=retry_after_s)
-
-    def abort(self) -> None:
-        self._abort()
-
+    # == ExchangeHost: what the exchange asks of the connection (fail, abort: below) =====
     def keep_alive_allowed(self) -> bool:
         """Whether this connection may stay open after the answer being relayed: not
         when the client half-closed (or was refused) and nothing else is owed, nor when
@@ -172,17 +157,13 @@ class ClientCore:
         """The backend's answer to the active request is relayed in full."""
         self.active = None
         self.exchange = None
-        if (
-            request.close_after
-            or not request.complete
-            or (self.reader.state is Reader.STOPPED and not self._queue)
-            or self.gw.draining  # an answer begun before the drain: close once it is done
-        ):
+        # Draining: an answer begun before the drain closes its connection once done.
+        if request.close_after or not request.complete or not self.keep_alive_allowed():
             self._close()
             return
         self._move(Phase.IDLE)
         if self._queue:
-            self._out.append(CallSoon())
+            self.commands.append(CallSoon())
         else:
             self._keepalive_deadline = self.now + self.gw.config.server.keepalive_timeout_s
         self._resume("body")
@@ -193,14 +174,14 @@ class ClientCore:
         self.now = now
         if over_capacity:
             limit = self.gw.config.server.max_connections
-            self._fail(
+            self.fail(
                 "at_capacity",
                 f"The gateway holds {limit} connections.",
                 retry_after_s=jittered_retry_after(5.0, self.gw.rng),
             )
         else:
             self._header_deadline = now + self.gw.config.server.header_timeout_s
-        return self._done()
+        return self.done()
 
     def client_data(self, data: bytes, now: float) -> list[Command]:
         self.now = now
@@ -208,7 +189,7 @@ class ClientCore:
             address = self.reader.feed(data, now)
             if address is not None:
                 self.client_ip = address
-        return self._done()
+        return self.done()
 
     def client_eof(self, now: float) -> tuple[list[Command], bool]:
         """The client half-closed. Returns the commands and whether to keep the
@@ -225,7 +206,7 @@ class ClientCore:
             keep = True
         else:
             self._close()
-        return self._done(), keep
+        return self.done(), keep
 
     def client_lost(self, now: float) -> list[Command]:
         self.now = now
@@ -233,7 +214,7 @@ class ClientCore:
         self._end()
         if self.exchange is not None:
             self.exchange.drop_upstream(abort=True)
-        return self._done()
+        return self.done()
 
     def timer(self, now: float) -> list[Command]:
         self.now = now
@@ -242,7 +223,7 @@ class ClientCore:
             self._header_deadline = None
             if self.phase is Phase.IDLE and self.active is None:
                 timeout = self.gw.config.server.header_timeout_s
-                self._fail("header_timeout", f"The limit is {timeout:g} s.")
+                self.fail("header_timeout", f"The limit is {timeout:g} s.")
         if self._keepalive_deadline is not None and now >= self._keepalive_deadline:
             self._keepalive_deadline = None
             self._close()
@@ -253,23 +234,23 @@ class ClientCore:
         deadline = exchange.response_deadline if exchange is not None else None
         if exchange is not None and deadline is not None and now >= deadline:
             exchange.response_timeout()
-        return self._done()
+        return self.done()
 
     def close(self, code: int, text: str, *, reason: str, now: float) -> list[Command]:
         """End this connection from the gateway's side (drain): a tunnel gets a close
         frame with `code`; anything else is simply closed."""
         self.now = now
         if self.phase is Phase.TUNNEL:
-            self._out.append(CloseTunnel(code, text, reason))
+            self.commands.append(CloseTunnel(code, text, reason))
         elif self.phase is not Phase.CLOSED:
             self._close()
-        return self._done()
+        return self.done()
 
     def proceed(self, now: float) -> list[Command]:
         """The adapter's deferred call (after `CallSoon`): take the next pipelined request."""
         self.now = now
         self._start_next()
-        return self._done()
+        return self.done()
 
     # == RequestSink: what the reader found ================================================
     def on_head_begin(self) -> None:
@@ -313,24 +294,15 @@ class ClientCore:
         error = ProtocolError(cause, detail)
         if request is None:
             # The failure is in a head: a stand-in request takes that head's turn.
-            request = Request(
-                method=b"",
-                target=b"",
-                version="1.1",
-                headers=HeaderList(),
-                keep_alive=False,
-                framing=Framing.NONE,
-                received_at=self.now,
-                error=error,
-            )
+            request = stand_in(error, self.now)
             self._queue.append(request)
         elif request is self.active:
             # Its head may be with a backend already, which waits for the rest: not the
             # backend's failure, so the slot is released as aborted.
             if self.exchange is not None and self.exchange.stage is Stage.RESPONDING:
-                self._abort()
+                self.abort()
             else:
-                self._fail(cause, detail)
+                self.fail(cause, detail)
             return
         else:
             request.error = error
@@ -366,48 +338,18 @@ class ClientCore:
         self.active = request
         self.exchange = None
         self._move(Phase.BUSY)
-        if request.error is not None:
-            self._fail(request.error.cause, request.error.reason)
+        if answer_here(self, request):  # refused, or the client script (dispatch.py)
             return
-        route = find_route(self.gw, request)
-        if self.gw.draining:
-            self._fail("shutting_down", "", retry_after_s=1)
-        elif is_client_script(self.gw, request):
-            self._client_script(request)
-        elif route is None:
-            self._refuse(no_route(request))
-        else:
-            refusal = take_in(self.gw, request, route, self.client_ip, self.now)
-            if refusal is not None:
-                self._refuse(refusal)
-                return
-            if request.ws_key is not None:
-                self._client_counted = request.client
-            self.exchange = Exchange(self, request)
-            self.exchange.begin()
-
-    def _refuse(self, refusal: Refusal) -> None:
-        self._fail(refusal.cause, refusal.detail, retry_after_s=refusal.retry_after_s)
-
-    def _client_script(self, request: Request) -> None:
-        """Answer GET/HEAD of the client script's path."""
-        request.complete = True  # a bodiless head is the whole request
-        keep = request.keep_alive and self.keep_alive_allowed()
-        request.close_after = not keep
-        head_only = request.method == b"HEAD"
-        answer = script_answer(self.gw.client_script, head_only=head_only, keep_alive=keep)
-        self._out.append(SendToClient(answer))
-        request.status = 200
-        self.answered(request)
+        if request.ws_key is not None:
+            self._client_counted = request.client
+        self.exchange = Exchange(self, request)
+        self.exchange.begin()
 
     # == the upstream side's turning points (upstream_side.py delivers its events) ========
-    def done(self) -> list[Command]:
-        return self._done()
-
     def flush(self) -> list[Command]:
         """This call's commands without the deadline check: for the per-chunk events."""
-        done = self._out[:]
-        self._out.clear()
+        done = self.commands[:]
+        self.commands.clear()
         return done
 
     def pause_for_upstream(self, paused: bool) -> None:
@@ -421,8 +363,6 @@ class ClientCore:
         exchange = self.exchange
         if exchange is None or exchange.stage is not Stage.UPGRADING or not exchange.has_upstream:
             return
-        request = exchange.request
-        assert request.pool is not None
         exchange.switch()
         self._move(Phase.TUNNEL)
         self.reader.stop()
@@ -432,21 +372,7 @@ class ClientCore:
         # drops this core, so that a long-lived idle tunnel carries none of the request.
         backend, self._tunnel_backend = self._tunnel_backend, None
         client, self._client_counted = self._client_counted, None
-        self._out.append(
-            StartTunnel(
-                tail,
-                early,
-                {
-                    "request_id": request.request_id,
-                    "client": request.client,
-                    "pool": request.pool.config.name,
-                    "backend": request.backend.name if request.backend else None,
-                },
-                request.pool.config.tunnel_idle_timeout_s,
-                backend,
-                client,
-            )
-        )
+        self.commands.append(tunnel_start(exchange.request, tail, early, backend, client))
         self.active = None
         self.exchange = None
 
@@ -467,10 +393,10 @@ class ClientCore:
         if client is not None:
             self.gw.client_limits.release(client)
 
-    def _fail(self, cause: str, detail: str, *, retry_after_s: int | None = None) -> None:
+    def fail(self, cause: str, detail: str, *, retry_after_s: int | None = None) -> None:
         """Answer with an explained error when nothing of an answer was sent; then close."""
         request = self.active
-        self._out.append(
+        self.commands.append(
             Log("error", cause, error_fields(request, self.client_ip, detail, self.now))
         )
         exchange = self.exchange
@@ -478,7 +404,7 @@ class ClientCore:
             exchange is None or not exchange.answer_started
         ):
             answer = request.overload_answer if request is not None else "http"
-            self._out.append(
+            self.commands.append(
                 SendToClient(error_answer(request, cause, detail, retry_after_s, answer))
             )
         if exchange is not None:
@@ -487,19 +413,19 @@ class ClientCore:
 
     def _close(self) -> None:
         if self.phase is Phase.TUNNEL:
-            self._out.append(CloseTunnel(CLOSE_GOING_AWAY, "", "closed"))
+            self.commands.append(CloseTunnel(CLOSE_GOING_AWAY, "", "closed"))
             return
         if self.phase is Phase.CLOSED:
             return
         self._move(Phase.CLOSED)
         self._end()
-        self._out.append(CloseClient())
+        self.commands.append(CloseClient())
         if self.exchange is not None:
             self.exchange.drop_upstream(abort=False)
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         self.phase = Phase.CLOSED  # from any phase: the exchange cannot be completed
         self._end()
-        self._out.append(CloseClient(abort=True))
+        self.commands.append(CloseClient(abort=True))
         if self.exchange is not None:
             self.exchange.drop_upstream(abort=True)

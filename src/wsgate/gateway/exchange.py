@@ -24,7 +24,7 @@ from wsgate.gateway.backend_choice import (
     take_slot,
     use,
 )
-from wsgate.gateway.commands import Log, ReleaseUpstream, SendToClient, SendToUpstream
+from wsgate.gateway.commands import Log, ReleaseUpstream, SendToClient, SendToUpstream, StartTunnel
 from wsgate.gateway.ports import ExchangeHost
 from wsgate.gateway.relay import (
     answer_end,
@@ -346,3 +346,21 @@ class Exchange:
         if self.host.gw.config.server.access_log:  # skip the fields: once per handshake
             fields = access_fields(self.request, self.host.client_ip, self.host.now)
             self.out.append(Log("access", "", fields))
+
+
+def tunnel_start(
+    request: Request, tail: bytes, early: bytes, backend: Backend | None, client: str | None
+) -> StartTunnel:
+    """What the tunnel is told when it takes a switched exchange's connection over: the
+    bytes either side sent behind the handshake, its log fields and idle timeout, and the
+    counts it gives back when it ends (see `StartTunnel`)."""
+    assert request.pool is not None
+    fields = {
+        "request_id": request.request_id,
+        "client": request.client,
+        "pool": request.pool.config.name,
+        "backend": request.backend.name if request.backend else None,
+    }
+    return StartTunnel(
+        tail, early, fields, request.pool.config.tunnel_idle_timeout_s, backend, client
+    )
