@@ -32,7 +32,7 @@ SLOW_HANDSHAKE_S = 0.25
 SLOW_SLOTS = 2
 
 
-async def _echo(conn: ServerConnection) -> None:
+async def echo(conn: ServerConnection) -> None:
     # A connection the gateway ends without a close frame (Ctrl-C with tunnels open) is
     # the end of the demo, not an error worth a traceback.
     with contextlib.suppress(ConnectionClosed):
@@ -51,7 +51,7 @@ class Chat:
         self.members.add(conn)
         try:
             broadcast(self.members, f"* someone joined ({len(self.members)} here)")
-            with contextlib.suppress(ConnectionClosed):  # as in _echo
+            with contextlib.suppress(ConnectionClosed):  # as in echo
                 async for message in conn:
                     text = (
                         message if isinstance(message, str) else message.decode("utf-8", "replace")
@@ -75,7 +75,7 @@ class Chat:
         return Response(200, "OK", headers, self.page)
 
 
-def _slow_handshakes() -> Any:
+def slow_handshakes() -> Any:
     """A backend's process_request that takes SLOW_HANDSHAKE_S per handshake, at most
     SLOW_SLOTS at once: a backend that cannot keep up with a storm."""
     slots = asyncio.Semaphore(SLOW_SLOTS)
@@ -88,7 +88,7 @@ def _slow_handshakes() -> Any:
     return process_request
 
 
-async def _storm(url: str, stop: asyncio.Event) -> None:
+async def demo_storm(url: str, stop: asyncio.Event) -> None:
     """STORM_RATE_PER_S handshakes a second for STORM_S, each held STORM_HOLD_S."""
 
     async def one() -> None:
@@ -111,7 +111,7 @@ async def _storm(url: str, stop: asyncio.Event) -> None:
 
 
 async def _start_backends(chat: Chat) -> tuple[Server, Server]:
-    echo_server = await serve(_echo, "127.0.0.1", 0)
+    echo_server = await serve(echo, "127.0.0.1", 0)
     chat_server = await serve(chat.handler, "127.0.0.1", 0, process_request=chat.process_request)
     return echo_server, chat_server
 
@@ -148,7 +148,7 @@ async def run_demo_forever(port: int, admin_port: int | None = None, storm: bool
     servers = [echo_server, chat_server]
     backends = {"echo": _port(echo_server), "chat": _port(chat_server)}
     if storm:
-        slow = await serve(_echo, "127.0.0.1", 0, process_request=_slow_handshakes())
+        slow = await serve(echo, "127.0.0.1", 0, process_request=slow_handshakes())
         servers.append(slow)
         backends["slow"] = _port(slow)
     admin_port = port + 1 if admin_port is None else admin_port
@@ -181,7 +181,7 @@ async def run_demo_forever(port: int, admin_port: int | None = None, storm: bool
             f"causes on {dashboard}",
             flush=True,
         )
-        storming = loop.create_task(_storm(f"ws://{base}/slow", stop))
+        storming = loop.create_task(demo_storm(f"ws://{base}/slow", stop))
     await stop.wait()
     if storming is not None:
         storming.cancel()
