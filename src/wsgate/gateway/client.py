@@ -64,7 +64,9 @@ class ClientConnection(asyncio.Protocol):
         "_connect_task",
         "_queue",
         "_running",
+        "_deadline",
         "_timer",
+        "_timer_at",
         "_tunnel",
         "_tunnel_backend",
         "_tunnel_client",
@@ -86,7 +88,13 @@ class ClientConnection(asyncio.Protocol):
         self.upstream: UpstreamConnection | None = None
         self.write_paused = False
         self._tunnel: Tunnel | None = None
+        # The core's one deadline, and the loop timer that stands for it: armed for
+        # `_timer_at`, at or before `_deadline`. A later or no deadline keeps the timer,
+        # which re-arms or does nothing when it fires: a handshake moves its deadline
+        # four times, and a cancel and a new timer each time cost more than that.
+        self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._connect_task: asyncio.Task[None] | None = None
         self._queue: list[Command] = []
         self._running = False
@@ -158,16 +166,32 @@ class ClientConnection(asyncio.Protocol):
             log.event(command.name, **command.fields)
 
     def _set_timer(self, at: float | None) -> None:
+        self._deadline = at
+        if at is None or (self._timer is not None and self._timer_at <= at):
+            return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
-        if at is not None:
-            self._timer = self.loop.call_at(at, self._on_timer)
+        self._timer = self.loop.call_at(at, self._on_timer)
+        self._timer_at = at
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self.core is not None:
-            self._run(self.core.timer(self.loop.time()))
+        deadline = self._deadline
+        if deadline is None or self.core is None:
+            return
+        now = self.loop.time()
+        if now < deadline:  # moved later since the timer was armed
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+            return
+        self._deadline = None
+        self._run(self.core.timer(now))
+
+    def _cancel_timer(self) -> None:
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _proceed(self) -> None:
         if self.core is not None:
@@ -229,9 +253,7 @@ class ClientConnection(asyncio.Protocol):
                 transport.abort()
             else:
                 transport.close()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
 
     def _start_tunnel(self, command: StartTunnel) -> None:
         upstream = self.upstream
@@ -239,6 +261,7 @@ class ClientConnection(asyncio.Protocol):
         # The core is done: the tunnel ends the connection, and gives back the counts.
         self.core = None
         self.side = None
+        self._cancel_timer()
         self._tunnel_backend = command.backend
         self._tunnel_client = command.client
         self._tunnel = make_tunnel(
@@ -312,9 +335,7 @@ class ClientConnection(asyncio.Protocol):
             self._connect_task = None
         if self.core is not None:
             self._run(self.core.client_lost(self.loop.time()))
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
 
     def pause_writing(self) -> None:
         # The client reads slower than the backend sends: stop reading the backend.
