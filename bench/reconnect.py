@@ -43,7 +43,15 @@ from websockets.exceptions import InvalidHandshake
 from websockets.protocol import State
 
 from bench import targets as tg
-from bench.reconnect_tally import CAUSES, ClientTally, peak_rate, per_second, summary
+from bench.reconnect_tally import (
+    CAUSES,
+    ClientTally,
+    cause_of,
+    failures_per_second,
+    peak_rate,
+    per_second,
+    summary,
+)
 from wsgate.client import BackoffConfig, ReconnectingConnection, connect_failure
 from wsgate.client import connect as wsgate_connect
 from wsgate.policy.backoff import (
@@ -107,6 +115,7 @@ class Crowd:
         self.tallies = [ClientTally() for _ in range(n)]
         self.open_count = 0
         self.measuring = False  # set just before the backends stop
+        self.failed_at: list[tuple[float, str]] = []  # when, and the cause
 
     def opened(self, index: int) -> None:
         tally = self.tallies[index]
@@ -124,6 +133,7 @@ class Crowd:
     def failed(self, index: int, code: str, hint_s: float | None) -> None:
         if self.measuring:
             self.tallies[index].failed(code, hint_s)
+            self.failed_at.append((time.monotonic(), cause_of(code, hint_s)))
 
 
 class RetryLog(logging.Handler):
@@ -342,6 +352,7 @@ def measured(run: RunRecord) -> dict[str, Any]:
         peak_per_s=peak_rate(buckets),
     )
     figures["backend_handshakes_per_s"] = per_second(buckets, run.back_wall)
+    figures["failures_per_s"] = failures_per_second(run.crowd.failed_at, run.back_at)
     return figures
 
 

@@ -4,6 +4,7 @@ handshake rate). No clock and no sockets: the scenario passes times and counts i
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -89,6 +90,15 @@ def per_second(backend_buckets: Iterable[Mapping[str, int]], start_wall: float) 
             if int(tenth) >= first:
                 seconds[(int(tenth) - first) // BUCKETS_PER_S] += count
     return [seconds[k] for k in range(max(seconds, default=-1) + 1)]
+
+
+def failures_per_second(failed_at: Iterable[tuple[float, str]], start: float) -> dict[str, int]:
+    """Failed attempts by second from `start` (the restart; negative: before it) and
+    cause, as "SECOND CAUSE": where in a run the failures came."""
+    counted: Counter[str] = Counter()
+    for at, cause in failed_at:
+        counted[f"{math.floor(at - start)} {cause}"] += 1
+    return dict(sorted(counted.items(), key=lambda item: int(item[0].split()[0])))
 
 
 def summary(

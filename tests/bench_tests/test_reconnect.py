@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 from bench import reconnect
-from bench.reconnect_tally import CAUSES, ClientTally, cause_of, peak_rate, summary
+from bench.reconnect_tally import (
+    CAUSES,
+    ClientTally,
+    cause_of,
+    failures_per_second,
+    peak_rate,
+    per_second,
+    summary,
+)
 
 
 def test_causes_of_failure_codes() -> None:
@@ -54,6 +62,21 @@ def test_summary_against_the_ideal_and_the_peak_of_both_backends() -> None:
     assert (result["unexplained"], result["clients_with_unexplained"]) == (1, 1)
     assert result["peak_backend_handshakes_per_s"] == 30.0  # 3 in one 100 ms bucket
     assert result["answered_503_1013_share"] == 0.25  # 1 of 2 failed + 2 successful
+
+
+def test_handshakes_and_failures_per_second_from_the_restart() -> None:
+    # Counts keyed by tenths of a wall-clock second; the restart at 100.25 s.
+    first = {"1002": 5, "1003": 2, "1012": 4, "1035": 1}
+    second = {"1003": 3, "1009": 1}
+    # The tenth the restart falls in counts from the restart.
+    assert per_second([first, second], 100.25) == [5 + 2 + 3 + 1, 4, 0, 1]
+    failed = [(49.5, "close_1013"), (50.2, "close_1013"), (50.9, "timeout"), (52.0, "503")]
+    assert failures_per_second(failed, 50.0) == {
+        "-1 close_1013": 1,
+        "0 close_1013": 1,
+        "0 timeout": 1,
+        "2 503": 1,
+    }
 
 
 def test_summary_of_a_run_that_hit_its_deadline() -> None:
