@@ -52,9 +52,9 @@ def error_logged(gw: RunningGateway, cause: str) -> dict[str, object]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         for line in gw.log_lines():
-            record = json.loads(line)
+            record: dict[str, object] = json.loads(line)
             if record.get("event") == "error" and record.get("cause") == cause:
-                return record  # type: ignore[no-any-return]
+                return record
         time.sleep(0.05)
     raise AssertionError(f"no error line for {cause}: {gw.log_lines()}")
 

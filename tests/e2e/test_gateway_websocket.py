@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,14 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from tests.support.backends import echo, ws_server
-from tests.support.gateway import gateway
+from tests.support.gateway import RunningGateway, gateway
 from tests.support.procs import free_port, running
 
 SIZES = [0, 125, 126, 65_535, 65_536, 16 * 1024 * 1024]
 
 
 @pytest.fixture
-def echo_gateway(tmp_path: Path):  # type: ignore[no-untyped-def]
+def echo_gateway(tmp_path: Path) -> Iterator[RunningGateway]:
     with (
         ws_server(echo, max_size=None, compression=None) as backend,
         gateway(tmp_path, upstreams=[backend]) as gw,
@@ -34,7 +35,7 @@ def echo_gateway(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_text_and_binary_messages_echo_intact(echo_gateway, size: int) -> None:  # type: ignore[no-untyped-def]
+def test_text_and_binary_messages_echo_intact(echo_gateway: RunningGateway, size: int) -> None:
     binary = os.urandom(size)
     text = ("é" * (size // 2)) + ("x" * (size % 2))  # UTF-8, exactly `size` bytes
     assert len(text.encode()) == size
@@ -45,7 +46,7 @@ def test_text_and_binary_messages_echo_intact(echo_gateway, size: int) -> None: 
         assert ws.recv(timeout=60) == text
 
 
-def test_ping_pong_through_gateway(echo_gateway) -> None:  # type: ignore[no-untyped-def]
+def test_ping_pong_through_gateway(echo_gateway: RunningGateway) -> None:
     with connect(f"{echo_gateway.url}/", compression=None) as ws:
         pong = ws.ping(b"are you there")
         assert pong.wait(timeout=20)
@@ -109,7 +110,7 @@ def test_backend_that_breaks_tunnel_gives_client_1014(tmp_path: Path) -> None:
         gw.wait_for_log("upstream_tunnel_broken")
 
 
-def test_thousand_concurrent_connections_relay_without_loss(echo_gateway) -> None:  # type: ignore[no-untyped-def]
+def test_thousand_concurrent_connections_relay_without_loss(echo_gateway: RunningGateway) -> None:
     connections = 1000
     messages = 5
 

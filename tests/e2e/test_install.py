@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, Unpack
 
 import pytest
 from websockets.asyncio.client import connect
@@ -54,14 +54,16 @@ class RunAs(TypedDict, total=False):
     extra_groups: list[int]
 
 
-def run(argv: list[str], timeout_s: float = 60, **kwargs: object) -> str:
+class RunOptions(RunAs, total=False):
+    """The rest of subprocess.run's arguments that run() passes on."""
+
+    cwd: Path
+    env: dict[str, str]
+
+
+def run(argv: list[str], timeout_s: float = 60, **kwargs: Unpack[RunOptions]) -> str:
     done = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-        **kwargs,  # type: ignore[call-overload]
+        argv, capture_output=True, text=True, timeout=timeout_s, check=False, **kwargs
     )
     assert done.returncode == 0, f"{argv} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     out: str = done.stdout
