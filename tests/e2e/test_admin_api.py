@@ -3,7 +3,6 @@ bearer token, the loopback Host rule, cross-origin POSTs, the dashboard's header
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -75,15 +74,15 @@ def test_drain_and_enable_a_backend(tmp_path: Path, workers: int) -> None:
 
         status, _, body = request(admin, "POST", f"/api/backends/127.0.0.1:{a}/drain?over_s=1")
         assert status == 202, body
-        started = time.monotonic()
 
         def closed_codes() -> list[int | None] | None:
             found = [closed_with(ws) for ws in on_a]
             return found if found and all(found) else None
 
-        codes = wait_until(closed_codes, timeout_s=5)
+        # Closed over about over_s = 1 s: well before the 30 s drain timeout a paced close
+        # that never started would end at (generous for a slow machine).
+        codes = wait_until(closed_codes, timeout_s=20)
         assert set(codes) == {1012}  # service restart: come back, to another backend
-        assert time.monotonic() - started < 4
         assert all(closed_with(ws) is None for ws in on_b)  # the other backend's stay
         assert {greeting(f"{gw.url}/n{i}") for i in range(6)} == {"b"}
         _, state = get_json(admin, "/api/state")

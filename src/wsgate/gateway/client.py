@@ -62,9 +62,9 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "__weakref__",
         "_connect_task",
+        "_deadline",
         "_queue",
         "_running",
-        "_deadline",
         "_timer",
         "_timer_at",
         "_tunnel",
