@@ -14,6 +14,9 @@ import contextlib
 import http.client
 import os
 import signal
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
 from typing import Any
@@ -327,3 +330,21 @@ def test_the_demo_serves_the_page_the_script_and_echo_and_stops_on_sigterm(
     assert f"dashboard:   http://127.0.0.1:{admin}/" in text
     assert "wsgate demo: stopping" in errors
     assert "Traceback" not in errors
+
+
+@pytest.mark.parametrize("taken", ["--port", "--admin-port"])
+def test_a_taken_port_is_one_line_and_exit_1(taken: str) -> None:
+    # The gateway's listeners raise ListenError, not OSError: it once escaped as a
+    # traceback.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        ports = {"--port": str(free_port()), "--admin-port": str(free_port()), taken: str(busy)}
+        argv = [sys.executable, "-m", "wsgate", "demo", *(x for kv in ports.items() for x in kv)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    # The last line says why (the gateway's "listening" line may come before it).
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("wsgate demo: cannot listen on ") and str(busy) in last

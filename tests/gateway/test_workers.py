@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from tests.support.admin import request
 from tests.support.procs import Proc, free_port, start_process, wait_for_port
 from wsgate.gateway.process import UPGRADE_NOT_WITH_WORKERS
-from wsgate.gateway.workers import workers_ready
+from wsgate.gateway.workers import child_exit_status, workers_ready
 
 DEADLINE_S = 30.0
 T = TypeVar("T")
@@ -254,3 +254,17 @@ def test_an_admin_address_in_use_stops_the_parent_before_any_fork(tmp_path: Path
     lines = proc.log().splitlines()
     assert lines == [f"wsgate: cannot listen on 127.0.0.1:{admin}: Address already in use"]
     assert list((tmp_path / "tmp").iterdir()) == []  # no run directory made
+
+
+def test_a_worker_killed_by_a_signal_is_not_an_exit_of_0() -> None:
+    # As a shell reports it: 128 + the signal (137 for SIGKILL); an exit code stays.
+    child = os.fork()
+    if child == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    _, status = os.waitpid(child, 0)
+    assert child_exit_status(status) == 128 + signal.SIGKILL
+    child = os.fork()
+    if child == 0:
+        os._exit(3)
+    _, status = os.waitpid(child, 0)
+    assert child_exit_status(status) == 3

@@ -315,10 +315,14 @@ def run_demo(args: argparse.Namespace) -> int:
     import uvloop
 
     from wsgate.gateway.demo import run_demo_forever
+    from wsgate.gateway.listeners import ListenError
 
     try:
         uvloop.run(run_demo_forever(args.port, args.admin_port, args.storm))
-    except OSError as exc:
+    except ListenError as exc:  # the gateway's or the admin listener's port is taken
+        print(f"wsgate demo: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a demo backend's
         print(f"wsgate demo: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0

@@ -107,6 +107,13 @@ def _admin_process(
         os._exit(code)
 
 
+def child_exit_status(wait_status: int) -> int:
+    """A child's exit code as a shell reports it: a worker killed by a signal (SIGKILL
+    by the OOM killer, say) is 128 + the signal, not 0."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
 def _admin_run_dir(config: Config) -> Path:
     """A fresh directory for the workers' snapshots and, with metrics on, their
     prometheus_client files; set before the first fork so that every worker writes there."""
@@ -196,7 +203,7 @@ def run_workers(
     os.close(ready[0])
     for child in children:
         _, code = os.waitpid(child, 0)
-        status = max(status, os.waitstatus_to_exitcode(code))
+        status = max(status, child_exit_status(code))
     if run_dir is not None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return status
