@@ -6,9 +6,10 @@ asyncio adapter (`client.py`) to carry out. It imports no asyncio, socket or clo
 test drives it with literal bytes and a number for time (tests/gateway/test_core.py).
 
 The core owns the connection: the reader, the pipelined requests, the deadlines, the
-answers the gateway makes itself and the connection's end. The active request's trip to
-a backend and back is its `Exchange` (exchange.py). The state tables of all three are in
-`states.py`.
+gateway's error answers and the connection's end. What a request's turn brings before
+any backend (a refusal, the client script) is dispatch.py's; the active request's trip
+to a backend and back is its `Exchange` (exchange.py). The state tables of all three are
+in `states.py`.
 """
 
 from __future__ import annotations
