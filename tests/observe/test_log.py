@@ -103,8 +103,9 @@ def test_batched_info_lines_are_one_write_per_loop_iteration() -> None:
     loop = asyncio.new_event_loop()
     try:
         log.batch(loop)
-        for n in range(5):
+        for n in range(4):
             log.access(n=n)
+        log.event("tunnel_end", n=4)
         assert stream.getvalue() == ""  # held until the iteration ends
         loop.run_until_complete(asyncio.sleep(0))
         assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == list(range(5))
@@ -113,7 +114,7 @@ def test_batched_info_lines_are_one_write_per_loop_iteration() -> None:
         loop.close()
 
 
-def test_a_warning_or_error_is_written_at_once_after_the_lines_held() -> None:
+def test_lines_other_than_a_connection_s_are_written_at_once_after_the_lines_held() -> None:
     stream = CountingStream()
     log = JsonLog(stream)
     loop = asyncio.new_event_loop()
@@ -122,8 +123,9 @@ def test_a_warning_or_error_is_written_at_once_after_the_lines_held() -> None:
         log.access(n=1)
         log.event("backend_down", backend="a")  # a warning: not held
         log.error("upstream_connect_refused", backend="b")
+        log.event("reload_done")  # info, but not a connection's line: not held
         events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
-        assert events == ["access", "backend_down", "error"]
+        assert events == ["access", "backend_down", "error", "reload_done"]
     finally:
         loop.close()
 

@@ -480,3 +480,23 @@ def test_waiters_that_time_out_together_are_told_turns_from_now_not_after_each_o
     assert waits == sorted(waits)  # in the order they waited
     assert waits[0] <= 3  # the first comes back at once, not after the 35 others
     assert 36 / rate - 3 <= waits[-1] <= 36 / rate + 3  # and the last as the rate allows
+
+
+def test_a_turn_within_the_second_is_retry_after_0() -> None:
+    # A full line of 2 at 10 handshakes/s is gone in 0.2 s: the client turned away is told
+    # 0 (come back now; its own spread of up to a second puts it about at its turn), not
+    # a whole second that leaves the line empty meanwhile.
+    admission, (b0,) = make(queue_size=2, queue_timeout_s=30.0)
+    assert admission.admit(Client("first"), 0.0) is b0
+    assert admission.admit(Client("w1"), 0.0) is QUEUED
+    assert admission.admit(Client("w2"), 0.0) is QUEUED
+    now = 0.0
+    for _ in range(30):  # 3 s at 10/s, the line kept full
+        now += 0.1
+        admission.on_done(b0, 0.1, 1, "ok", now)
+        assert admission.admit(Client(f"t{now:.1f}"), now) is QUEUED
+    rate = admission.drain.rate(now)
+    assert rate is not None and rate == pytest.approx(10.0, rel=0.25)
+    full = rejected(admission.admit(Client("late"), now))
+    assert full.cause == "overloaded_queue_full"
+    assert full.retry_after_s == 0

@@ -24,7 +24,9 @@ from typing import Any, Protocol, TextIO
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("json", "text")
 _RANK = {name: rank for rank, name in enumerate(LEVELS)}
-_INFO = _RANK["info"]
+# Lines of every connection, held for one write per loop iteration while batching (see
+# JsonLog.batch); the rest, rare, are written at once.
+HELD_EVENTS = frozenset({"tunnel_end"})
 # The pid, read once and again in a forked child, whose copy of a log holds no lines of
 # its parent's (os.getpid() is a system call, and every line has it).
 _pid = os.getpid()
@@ -124,9 +126,10 @@ class JsonLog:
         self._pending: list[str] = []
 
     def batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """From now on info lines (access lines, tunnel ends) are written together once
-        per iteration of `loop`, one write for all the lines of the iteration instead of
-        one each; a warning or an error is written at once, after the lines held.
+        """From now on the lines of every connection (access lines, tunnel ends) are
+        written together once per iteration of `loop`, one write for all the lines of the
+        iteration instead of one each; any other line is written at once, after the
+        lines held.
         `unbatch` (the gateway's stop) writes what is held and ends this."""
         self._loop = loop
 
@@ -149,13 +152,13 @@ class JsonLog:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         return f"{self._second_text}.{int((now - seconds) * 1000):03d}Z"
 
-    def _write(self, record: dict[str, Any], rank: int) -> None:
+    def _write(self, record: dict[str, Any], held: bool) -> None:
         if self.fmt == "json":
             line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
         else:
             line = text_line(record) + "\n"
         loop = self._loop
-        if loop is not None and rank <= _INFO:
+        if loop is not None and held:
             if not self._pending:
                 loop.call_soon(self.flush)
             self._pending.append(line)
@@ -163,9 +166,8 @@ class JsonLog:
         self._pending.append(line)
         self.flush()
 
-    def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
-        rank = _RANK[level]
-        if rank < self._min:
+    def _emit(self, level: str, event: str, fields: dict[str, Any], *, held: bool = False) -> None:
+        if _RANK[level] < self._min:
             return
         record: dict[str, Any] = {
             "time": self._stamp(time.time()),
@@ -174,20 +176,23 @@ class JsonLog:
             "event": event,
         }
         record.update(fields)
-        self._write(record, rank)
+        self._write(record, held)
 
     def event(self, event: str, **fields: Any) -> None:
         observer = self.observer
         if observer is not None:
             observer.on_event(event, fields)
-        self._emit("warning" if event in WARNING_EVENTS else "info", event, fields)
+        if event in WARNING_EVENTS:
+            self._emit("warning", event, fields)
+        else:
+            self._emit("info", event, fields, held=event in HELD_EVENTS)
 
     def debug(self, event: str, **fields: Any) -> None:
         self._emit("debug", event, fields)
 
     def access(self, **fields: Any) -> None:
         if self.access_enabled:
-            self._emit("info", "access", fields)
+            self._emit("info", "access", fields, held=True)
 
     def error(self, cause: str, **fields: Any) -> None:
         observer = self.observer

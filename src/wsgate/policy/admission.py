@@ -197,9 +197,11 @@ class AdmissionController(Generic[B, W]):
             time_left = max(0.0, timeout - self.queue.oldest_wait(now)) if expired else timeout
             served = min(len(self.queue), rate * time_left)
         wait_s = self.returns.promise(now, served, rate, self.settings.retry_after_s)
-        # Whole seconds rounded down: a client adds a spread of its own on top (wsgate's
-        # up to a second), so that on average it comes back at the turn it was given.
-        return max(1, math.floor(wait_s))
+        # Whole seconds rounded down, 0 for a turn within the second: a client adds a
+        # spread of its own on top (wsgate's up to a second), so that on average it comes
+        # back at the turn it was given. A floor of 1 s kept the clients of the first
+        # second away until the line had run dry (S5: a hole of about a second).
+        return math.floor(wait_s)
 
     # -- a handshake asks -----------------------------------------------------------------
     def admit(self, waiter: W, now: float, *, front: bool = False) -> B | Rejected | Queued:

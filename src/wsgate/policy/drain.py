@@ -83,11 +83,11 @@ class ReturnSchedule:
     def promise(self, now: float, queued: float, rate: float | None, base_s: float) -> float:
         """Seconds until this client should come back: its own place after the `queued`
         handshakes the pool will serve first and the clients told before it, at `rate` per
-        second (at least 1 s, at most RETRY_AFTER_MAX_S); `base_s` while the rate is
-        unknown."""
+        second (at most RETRY_AFTER_MAX_S); `base_s` while the rate is unknown. Under a
+        second when the line is that short: the caller rounds to whole seconds."""
         if not rate or rate <= 0:
             return base_s
         start = max(self._last, now + queued / rate)
         wait = min(RETRY_AFTER_MAX_S, start + 1.0 / rate - now)
         self._last = now + wait
-        return max(1.0, wait)
+        return wait
