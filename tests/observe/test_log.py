@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +159,21 @@ def test_the_pid_is_the_process_s_own_after_a_fork() -> None:
         line = json.loads(pipe.read())
     os.waitpid(pid, 0)
     assert line["pid"] == pid != os.getpid()
+
+
+def test_json_lines_are_what_json_reads_back_whatever_the_values() -> None:
+    from wsgate.observe.log import json_line
+
+    record: dict[str, Any] = {
+        "target": '/caf\u00e9?q="x"\n',
+        "big": 2**70,  # past orjson's 64 bits: json.dumps writes it
+        "ratio": 0.1,
+        "none": None,
+        "path": Path("/tmp/x"),  # not JSON: its str()
+        "ok": True,
+    }
+    line = json_line(record)
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert json.loads(line) == {**record, "path": "/tmp/x"}
+    small = {"a": 1, "b": [1, 2], "c": "x"}
+    assert json_line(small) == json.dumps(small, separators=(",", ":")) + "\n"

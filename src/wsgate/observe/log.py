@@ -21,6 +21,8 @@ import time
 import weakref
 from typing import Any, Protocol, TextIO
 
+import orjson
+
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("json", "text")
 _RANK = {name: rank for rank, name in enumerate(LEVELS)}
@@ -81,6 +83,15 @@ def _text_value(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """`record` as one compact JSON line (orjson: two lines a handshake, each a tenth of
+    json.dumps' time); json.dumps for what orjson refuses (an integer past 64 bits)."""
+    try:
+        return orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE).decode()
+    except TypeError:
+        return json.dumps(record, separators=(",", ":"), default=str) + "\n"
 
 
 def text_line(record: dict[str, Any]) -> str:
@@ -153,10 +164,7 @@ class JsonLog:
         return f"{self._second_text}.{int((now - seconds) * 1000):03d}Z"
 
     def _write(self, record: dict[str, Any], held: bool) -> None:
-        if self.fmt == "json":
-            line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
-        else:
-            line = text_line(record) + "\n"
+        line = json_line(record) if self.fmt == "json" else text_line(record) + "\n"
         loop = self._loop
         if loop is not None and held:
             if not self._pending:
