@@ -83,7 +83,8 @@ def test_browsers_get_a_1013_close_with_the_retry_after_and_others_a_503(
         hint = parse_close_reason(reason)
         assert code == 1013
         assert hint.cause == "overloaded_queue_full"
-        assert hint.retry_after_s is not None and hint.retry_after_s >= 1
+        # Whole seconds; 0 when the queue's rate puts the turn within the second.
+        assert hint.retry_after_s is not None and hint.retry_after_s >= 0
     assert {o[0] for o in browser} <= {"closed", "greeted"}
     assert {(o[0], o[1]) for o in other} <= {("http", 503), ("greeted", None)}
     greeted = sum(1 for o in outcomes if o[0] == "greeted")

@@ -115,7 +115,8 @@ queue_timeout_s = 1.5
     causes = {h["x-wsgate-cause"] for h in rejected}
     assert causes <= {"overloaded_queue_full", "overloaded_queue_timeout"}
     assert "overloaded_queue_full" in causes
-    assert all(int(h["retry-after"]) >= 1 for h in rejected)
+    # Whole seconds; 0 when the queue's measured rate puts the turn within the second.
+    assert all(h["retry-after"].isdigit() for h in rejected)
 
 
 def test_queue_full_retry_after_says_when_the_line_is_gone(tmp_path: Path) -> None:
