@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from wsgate.config.model import Address, BackendConfig, PoolConfig
 from wsgate.errors import ConnectError as ConnectError  # re-exported
-from wsgate.gateway.dial import FD_ERROR_TEXTS, FD_LOG_INTERVAL_S, dial, open_files_limit
-from wsgate.gateway.healthcheck import run_check
+from wsgate.gateway.checks import CheckedBackend, HealthChecks
+from wsgate.gateway.dial import FD_LOG_INTERVAL_S, dial, open_files_limit
 from wsgate.gateway.pool_metrics import AdmissionMeter
 from wsgate.gateway.pool_settings import (
     AdminHealth,
@@ -126,7 +126,7 @@ class Pool:
         self.tls = client_context(config)
         self._high_water = high_water
         self._expiry: asyncio.TimerHandle | None = None
-        self._checks: dict[Backend, asyncio.Task[None]] = {}
+        self.checks = HealthChecks(self, self.loop)
         self._fd_log = RateLimitedEvent(
             log, "out_of_file_descriptors", FD_LOG_INTERVAL_S, self.loop
         )
@@ -323,17 +323,29 @@ class Pool:
 
     # -- active health checks ------------------------------------------------------------------
     def start_checks(self) -> None:
-        if self.config.health.kind == "none":
-            return
-        for backend in self.backends:
-            if backend not in self._checks:
-                self._checks[backend] = self.loop.create_task(self._check_loop(backend))
+        self.checks.start(self.backends)
 
     def stop_checks(self, backends: Sequence[Backend] | None = None) -> None:
-        for backend in list(self._checks) if backends is None else backends:
-            task = self._checks.pop(backend, None)
-            if task is not None:
-                task.cancel()
+        self.checks.stop(backends)
+
+    def on_check(self, backend: CheckedBackend, ok: bool, detail: str) -> None:
+        """An active check's verdict (checks.py); a backend found down loses its idle
+        connections: they are dead, or hold up its shutdown."""
+        backend = cast(Backend, backend)  # the checks run for this pool's backends
+        if not self.admission.on_check(backend, ok, self.loop.time()):
+            return
+        self.log.event(
+            "backend_up" if backend.health.up else "backend_down",
+            pool=self.config.name,
+            backend=backend.name,
+            check=self.config.health.kind,
+            detail=detail,
+        )
+        if backend.health.up:
+            self._dispatch()
+        else:
+            for conn in list(backend.idle):
+                conn.close()
 
     # -- reload ------------------------------------------------------------------------------
     def reconfigure(self, config: PoolConfig, tls: ssl.SSLContext | None) -> list[Backend]:
@@ -386,47 +398,8 @@ class Pool:
         self._dispatch()  # new backends or limits may take queued handshakes now
         return gone
 
-    async def _check_loop(self, backend: Backend) -> None:
-        health = self.config.health
-        # Spread the first checks so that all backends are not probed in the same instant.
-        await asyncio.sleep(self.rng.uniform(0, min(1.0, health.interval_s)))
-        while True:
-            ok, detail = await run_check(
-                health,
-                backend.address,
-                self.config.connect_timeout_s,
-                tls=self.tls,
-                server_hostname=self.config.tls_server_name,
-            )
-            if not ok and detail in FD_ERROR_TEXTS:
-                # The gateway had no descriptor for the check: no verdict on the backend.
-                await asyncio.sleep(health.interval_s)
-                continue
-            if self.admission.on_check(backend, ok, self.loop.time()):
-                self.log.event(
-                    "backend_up" if backend.health.up else "backend_down",
-                    pool=self.config.name,
-                    backend=backend.name,
-                    check=health.kind,
-                    detail=detail,
-                )
-                if backend.health.up:
-                    self._dispatch()
-                else:  # its idle connections are dead, or hold up its shutdown
-                    for conn in list(backend.idle):
-                        conn.close()
-            await asyncio.sleep(
-                health.interval_s if backend.health.up else health.interval_when_down_s
-            )
-
     async def close(self) -> None:
-        tasks = list(self._checks.values())
-        self._checks.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.checks.close()
         await self.spares.close()
         if self._expiry is not None:
             self._expiry.cancel()
