@@ -159,6 +159,22 @@ def test_a_listener_that_never_accepts_is_upstream_connect_timeout(run: Runner) 
     run(main())
 
 
+def test_a_connect_cancelled_from_outside_is_cancelled_not_a_timeout(run: Runner) -> None:
+    # The client went away while its backend did not accept: the task's cancellation
+    # goes through as such, and the connect timeout's timer goes with it.
+    async def main() -> None:
+        with full_backlog_listener() as port:
+            task = asyncio.create_task(connect(Address("127.0.0.1", port), timeout_s=0.3))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0.5)  # past the timeout: nothing fires into a dead task
+        assert task.cancelled()
+
+    run(main())
+
+
 def test_a_name_the_idna_codec_refuses_fails_without_a_lookup(run: Runner) -> None:
     async def main() -> None:
         # An empty label: refused by the codec before any resolver is asked.

@@ -9,7 +9,6 @@ delivers its answers to the waiters and keeps the timers it asks for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import ssl
 from collections.abc import Sequence
@@ -87,8 +86,9 @@ class Backend(BackendState):
 
     def forget(self, conn: UpstreamConnection) -> None:
         self.open.discard(conn)
-        with contextlib.suppress(ValueError):
-            self.idle.remove(conn)
+        idle = self.idle
+        if idle and conn in idle:  # not a ValueError caught per connection: it is rare
+            idle.remove(conn)
 
     def __repr__(self) -> str:
         return f"Backend({self.name})"
