@@ -6,7 +6,6 @@ the idle connections of a backend found down)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import ssl
 from collections.abc import Iterable
@@ -15,6 +14,7 @@ from typing import Protocol
 from wsgate.config.model import Address, PoolConfig
 from wsgate.gateway.dial import FD_ERROR_TEXTS
 from wsgate.gateway.healthcheck import run_check
+from wsgate.gateway.tasks import cancel_and_wait
 
 
 class CheckedHealth(Protocol):
@@ -67,11 +67,7 @@ class HealthChecks:
     async def close(self) -> None:
         tasks = list(self._tasks.values())
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
 
     async def _run(self, backend: CheckedBackend) -> None:
         pool = self._pool

@@ -17,11 +17,11 @@ before its request arrives (a threaded server) would hold a worker for the spare
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, Protocol, TypeVar
 
 from wsgate.errors import ConnectError
+from wsgate.gateway.tasks import cancel_and_wait
 from wsgate.gateway.upstream import UpstreamConnection
 
 
@@ -96,8 +96,4 @@ class Spares(Generic[B]):
         """Cancel the openings under way (the pool closes its connections itself)."""
         tasks = list(self._opening.values())
         self._opening.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)

@@ -1,0 +1,18 @@
+"""Ending the background tasks a gateway part keeps (health checks, spare connections)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[None]]) -> None:
+    """Cancel every task, then wait for each to end; an error a task ended with is
+    raised here, its cancellation is not."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
