@@ -14,6 +14,7 @@ not, so that counting needs no second hook in the code that logs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -66,11 +67,16 @@ class LogObserver(Protocol):
     def on_event(self, event: str, fields: dict[str, Any]) -> None: ...
 
 
+@functools.lru_cache(maxsize=1)
+def _whole_second(seconds: int) -> str:
+    # Formatted once a second: every log line has a time stamp.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def timestamp(now: float) -> str:
     """`now` (time.time()) as UTC ISO 8601 with milliseconds: 2026-11-30T10:04:05.123Z."""
     seconds = int(now)
-    millis = int((now - seconds) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_whole_second(seconds)}.{int((now - seconds) * 1000):03d}Z"
 
 
 def _text_value(value: Any) -> str:
@@ -129,10 +135,7 @@ class JsonLog:
         self.access_enabled = access and self._min <= _RANK["info"]
         self.observer: LogObserver | None = None
         _LOGS.add(self)
-        # The time stamp's whole-second part, formatted once per second.
-        self._second = -1
-        self._second_text = ""
-        # Info lines held until the end of the loop's iteration (see `batch`).
+        # Connections' lines held until the end of the loop's iteration (see `batch`).
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[str] = []
 
@@ -156,13 +159,6 @@ class JsonLog:
             stream.write(text)
             stream.flush()
 
-    def _stamp(self, now: float) -> str:
-        seconds = int(now)
-        if seconds != self._second:
-            self._second = seconds
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        return f"{self._second_text}.{int((now - seconds) * 1000):03d}Z"
-
     def _write(self, record: dict[str, Any], held: bool) -> None:
         line = json_line(record) if self.fmt == "json" else text_line(record) + "\n"
         loop = self._loop
@@ -178,7 +174,7 @@ class JsonLog:
         if _RANK[level] < self._min:
             return
         record: dict[str, Any] = {
-            "time": self._stamp(time.time()),
+            "time": timestamp(time.time()),
             "level": level,
             "pid": _pid,  # tells the workers of `serve --workers N` apart
             "event": event,
