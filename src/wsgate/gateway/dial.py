@@ -58,10 +58,11 @@ async def dial(
     # rescheduling and its two loop lookups came to about 1 % of a handshake's CPU.
     task = asyncio.current_task(loop)
     assert task is not None  # called from the connect task
-    expired: list[bool] = []
+    expired = False
 
     def expire() -> None:
-        expired.append(True)
+        nonlocal expired
+        expired = True
         task.cancel()
 
     timer = loop.call_later(timeout_s, expire)

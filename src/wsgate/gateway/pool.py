@@ -155,8 +155,7 @@ class Pool:
         if answer is QUEUED:
             if self._expiry is None:
                 self._arm_expiry()
-            if self.config.preconnect:
-                self.spares.top_up(self.backends)
+            self._top_up_spares()
         if self.meter is not None:
             self.meter.answered(waiter, answer, now)
         return answer
