@@ -1,12 +1,13 @@
 """The fakes and helpers of the gateway core's playbook tests (test_core.py and the tests
 of the modules cut from the core): a pool that records the calls the core makes and
 answers as the test says, a gateway view, `make()` for a core in front of them, and the
-requests and answers as literal bytes."""
+requests and answers as literal bytes. Also `RecordingWaiter`, a handshake waiting on a
+real `Pool` (test_pool.py, test_spares.py)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,6 +26,7 @@ from wsgate.gateway.commands import (
     SendToUpstream,
 )
 from wsgate.gateway.core import ClientCore
+from wsgate.gateway.pool import Backend as PoolBackend
 from wsgate.gateway.router import Router
 from wsgate.gateway.upstream_side import UpstreamSide
 from wsgate.policy.clients import ClientLimits
@@ -194,3 +196,30 @@ def sized(body: bytes = b"ok") -> HeaderList:
     headers = HeaderList()
     headers.append((b"Content-Length", str(len(body)).encode()))
     return headers
+
+
+# -- a handshake waiting on a real Pool: what the pool tells it, recorded ----------------
+class RecordingWaiter:
+    """Records what the pool tells it; `on_admitted` plays the client's part."""
+
+    def __init__(self, name: str, heard: list[tuple[str, str]]) -> None:
+        self.name = name
+        self.heard = heard
+        self.on_admitted: Callable[[PoolBackend], None] | None = None
+        self.on_rejected: Callable[[], None] | None = None
+
+    def admitted(self, backend: PoolBackend) -> None:
+        self.heard.append((self.name, backend.name))
+        if self.on_admitted is not None:
+            self.on_admitted(backend)
+
+    def rejected(self, cause: str, detail: str, retry_after_s: int) -> None:
+        self.heard.append((self.name, cause))
+        if self.on_rejected is not None:
+            self.on_rejected()
+
+    def hash_key(self) -> bytes | None:
+        return None
+
+    def excluded(self) -> frozenset[PoolBackend]:
+        return frozenset()

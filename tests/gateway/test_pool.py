@@ -10,37 +10,12 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tests.gateway.fakes import RecordingWaiter as Waiter
 from wsgate.config.model import Address, BackendConfig, PoolConfig
 from wsgate.gateway.pool import Backend, Pool
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog
 from wsgate.policy.admission import QUEUED, Rejected
-
-
-class Waiter:
-    """Records what the pool tells it; `on_admitted` plays the client's part."""
-
-    def __init__(self, name: str, heard: list[tuple[str, str]]) -> None:
-        self.name = name
-        self.heard = heard
-        self.on_admitted: Callable[[Backend], None] | None = None
-        self.on_rejected: Callable[[], None] | None = None
-
-    def admitted(self, backend: Backend) -> None:
-        self.heard.append((self.name, backend.name))
-        if self.on_admitted is not None:
-            self.on_admitted(backend)
-
-    def rejected(self, cause: str, detail: str, retry_after_s: int) -> None:
-        self.heard.append((self.name, cause))
-        if self.on_rejected is not None:
-            self.on_rejected()
-
-    def hash_key(self) -> bytes | None:
-        return None
-
-    def excluded(self) -> frozenset[Backend]:
-        return frozenset()
 
 
 def config(backends: int = 1, **values: Any) -> PoolConfig:

@@ -7,6 +7,8 @@ import io
 import json
 import os
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,52 +100,57 @@ class CountingStream(io.StringIO):
         return super().write(text)
 
 
-def test_batched_info_lines_are_one_write_per_loop_iteration() -> None:
+@dataclass
+class Batched:
+    """A log batching on a loop of its own, and the stream it writes to."""
+
+    stream: CountingStream
+    log: JsonLog
+    loop: asyncio.AbstractEventLoop
+
+
+@pytest.fixture
+def batched() -> Iterator[Batched]:
     stream = CountingStream()
     log = JsonLog(stream)
     loop = asyncio.new_event_loop()
+    log.batch(loop)
     try:
-        log.batch(loop)
-        for n in range(4):
-            log.access(n=n)
-        log.event("tunnel_end", n=4)
-        assert stream.getvalue() == ""  # held until the iteration ends
-        loop.run_until_complete(asyncio.sleep(0))
-        assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == list(range(5))
-        assert stream.writes == 1
+        yield Batched(stream, log, loop)
     finally:
         loop.close()
 
 
-def test_lines_other_than_a_connection_s_are_written_at_once_after_the_lines_held() -> None:
-    stream = CountingStream()
-    log = JsonLog(stream)
-    loop = asyncio.new_event_loop()
-    try:
-        log.batch(loop)
-        log.access(n=1)
-        log.event("backend_down", backend="a")  # a warning: not held
-        log.error("upstream_connect_refused", backend="b")
-        log.event("reload_done")  # info, but not a connection's line: not held
-        events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
-        assert events == ["access", "backend_down", "error", "reload_done"]
-    finally:
-        loop.close()
+def test_batched_info_lines_are_one_write_per_loop_iteration(batched: Batched) -> None:
+    stream, log = batched.stream, batched.log
+    for n in range(4):
+        log.access(n=n)
+    log.event("tunnel_end", n=4)
+    assert stream.getvalue() == ""  # held until the iteration ends
+    batched.loop.run_until_complete(asyncio.sleep(0))
+    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == list(range(5))
+    assert stream.writes == 1
 
 
-def test_unbatch_writes_what_is_held_and_ends_batching() -> None:
-    stream = CountingStream()
-    log = JsonLog(stream)
-    loop = asyncio.new_event_loop()
-    try:
-        log.batch(loop)
-        log.access(n=1)
-        log.unbatch()
-        assert json.loads(stream.getvalue())["n"] == 1
-        log.access(n=2)  # no loop iteration needed any more
-        assert json.loads(stream.getvalue().splitlines()[1])["n"] == 2
-    finally:
-        loop.close()
+def test_lines_other_than_a_connection_s_are_written_at_once_after_the_lines_held(
+    batched: Batched,
+) -> None:
+    stream, log = batched.stream, batched.log
+    log.access(n=1)
+    log.event("backend_down", backend="a")  # a warning: not held
+    log.error("upstream_connect_refused", backend="b")
+    log.event("reload_done")  # info, but not a connection's line: not held
+    events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert events == ["access", "backend_down", "error", "reload_done"]
+
+
+def test_unbatch_writes_what_is_held_and_ends_batching(batched: Batched) -> None:
+    stream, log = batched.stream, batched.log
+    log.access(n=1)
+    log.unbatch()
+    assert json.loads(stream.getvalue())["n"] == 1
+    log.access(n=2)  # no loop iteration needed any more
+    assert json.loads(stream.getvalue().splitlines()[1])["n"] == 2
 
 
 def test_the_pid_is_the_process_s_own_after_a_fork() -> None:

@@ -216,6 +216,15 @@ def test_a_waiter_that_goes_away_leaves_the_line() -> None:
 
 
 # -- the drain rate: predictions and Retry-After --------------------------------------------
+def behind_one_slot(
+    admission: Controller, backend: BackendState, waiting: Sequence[Client]
+) -> None:
+    """At t=0: a first client takes `backend`'s one slot, and `waiting` queue behind it."""
+    assert admission.admit(Client("first"), 0.0) is backend
+    for client in waiting:
+        assert admission.admit(client, 0.0) is QUEUED
+
+
 def saturate(admission: Controller, backend: BackendState, until: float) -> float:
     """One slot on `backend`, released once a second from t=1 to `until`, each time to the
     head of a line that a new client joins at the back: the pool stays saturated."""
@@ -286,9 +295,7 @@ def test_waiters_shed_are_told_turns_after_the_line_that_stays() -> None:
     # turns from the end of those 4 s, one a second, not from the end of a full 10 s
     # line of which most is gone with them (the backend would idle for 6 s).
     admission, (b0,) = make(queue_timeout_s=10.0, queue_size=100)
-    assert admission.admit(Client("first"), 0.0) is b0
-    for client in clients(40):
-        assert admission.admit(client, 0.0) is QUEUED
+    behind_one_slot(admission, b0, clients(40))
     for now in range(1, 6):
         admission.on_done(b0, 0.1, 1, "ok", float(now))
     decisions = admission.on_done(b0, 0.1, 1, "ok", 6.0)[1:]
@@ -307,9 +314,7 @@ def test_waiters_shed_are_told_turns_after_the_line_that_stays() -> None:
 
 def test_retry_after_follows_the_line_once_the_rate_is_known() -> None:
     admission, (b0,) = make(queue_size=20, queue_timeout_s=1000.0)
-    assert admission.admit(Client("first"), 0.0) is b0
-    for client in clients(20):
-        assert admission.admit(client, 0.0) is QUEUED
+    behind_one_slot(admission, b0, clients(20))
     early = rejected(admission.admit(Client("early"), 0.0))
     assert early.cause == "overloaded_queue_full"
     assert 3 <= early.retry_after_s <= 8  # the configured 5 s, jittered
@@ -466,9 +471,7 @@ def test_waiters_that_time_out_together_are_told_turns_from_now_not_after_each_o
     # (the rate), from now: the line they waited in runs out with them, and counting it
     # again would keep the backend idle for 36 s while all of them wait.
     admission, (b0,) = make(queue_size=100, queue_timeout_s=4.5)
-    assert admission.admit(Client("first"), 0.0) is b0
-    for client in clients(40):
-        assert admission.admit(client, 0.0) is QUEUED
+    behind_one_slot(admission, b0, clients(40))
     for now in range(1, 5):
         admission.on_done(b0, 0.1, 1, "ok", float(now))
     rate = admission.drain.rate(4.5)
@@ -487,9 +490,7 @@ def test_a_turn_within_the_second_is_retry_after_0() -> None:
     # 0 (come back now; its own spread of up to a second puts it about at its turn), not
     # a whole second that leaves the line empty meanwhile.
     admission, (b0,) = make(queue_size=2, queue_timeout_s=30.0)
-    assert admission.admit(Client("first"), 0.0) is b0
-    assert admission.admit(Client("w1"), 0.0) is QUEUED
-    assert admission.admit(Client("w2"), 0.0) is QUEUED
+    behind_one_slot(admission, b0, [Client("w1"), Client("w2")])
     now = 0.0
     for _ in range(30):  # 3 s at 10/s, the line kept full
         now += 0.1
