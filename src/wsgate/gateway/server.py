@@ -20,16 +20,15 @@ and made by one method:
 `drain()` runs the whole sequence. Every connection (`connections`) and every task the
 connections start (`tasks`) is tracked here, so that STOPPING leaves nothing behind. The
 listening sockets are `Listeners` (listeners.py), the paced tunnel closes `Drains`
-(drains.py), and a reload (`reload`, SIGHUP) is carried out by reload.py.
+(drains.py), the timers apart from any connection (the per-client sweep, the descriptor
+watch) `Upkeep` (upkeep.py), and a reload (`reload`, SIGHUP) is carried out by reload.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import errno
 import ipaddress
-import os
 import random
 import socket
 from collections.abc import Coroutine
@@ -40,7 +39,7 @@ from typing import Any
 from wsgate.config.model import Config
 from wsgate.gateway.admin import AdminServer
 from wsgate.gateway.client import ClientConnection
-from wsgate.gateway.dial import FD_LOG_INTERVAL_S, OUT_OF_DESCRIPTORS, open_files_limit
+from wsgate.gateway.dial import open_files_limit
 from wsgate.gateway.drains import Drains
 from wsgate.gateway.listeners import ListenError, Listeners
 from wsgate.gateway.monitor import ErrorRecorder, LocalSource, Monitor
@@ -49,13 +48,13 @@ from wsgate.gateway.reload import reload
 from wsgate.gateway.router import Router
 from wsgate.gateway.states import BadTransitionError
 from wsgate.gateway.tls import ServerTls
-from wsgate.observe.log import JsonLog, RateLimitedEvent
+from wsgate.gateway.upkeep import Upkeep
+from wsgate.observe.log import JsonLog
 from wsgate.observe.metrics import Metrics
 from wsgate.policy.clients import ClientLimits
 from wsgate.policy.pacing import drain_window
 from wsgate.protocol.frames import CLOSE_GOING_AWAY, CloseCode
 
-FD_PROBE_S = 1.0  # how often to check that a file descriptor is to be had
 # While draining: how long a connection that arrived may stay idle (its request not yet
 # read) before it is closed; one that sends its request in time gets 503 shutting_down.
 ARRIVAL_GRACE_S = 1.0
@@ -124,12 +123,16 @@ class Gateway:
         self._emptied = asyncio.Event()
         # Connections that arrived during the drain, each with its ARRIVAL_GRACE_S timer.
         self._arrivals: dict[ClientConnection, asyncio.TimerHandle] = {}
-        self._sweeper: asyncio.TimerHandle | None = None
         self.listeners = Listeners(self.loop, lambda: ClientConnection(self))
         # Pools a reload removed: closed at stop, once their tunnels are gone.
         self.retired: list[Pool] = []
-        self._accept_log = RateLimitedEvent(self.log, "accept_failed", FD_LOG_INTERVAL_S, self.loop)
-        self._fd_probe: asyncio.TimerHandle | None = None
+        self.upkeep = Upkeep(
+            self.loop, self.log, self.client_limits.sweep, self.listeners.first_socket
+        )
+        # Old names, kept only while tests/gateway/test_fd_logging.py still calls them (its
+        # test has moved to tests/gateway/test_upkeep.py): to go with that test.
+        self._on_loop_exception = self.upkeep.on_loop_exception
+        self._accept_log = self.upkeep.accept_log
 
     async def start(
         self,
@@ -143,7 +146,7 @@ class Gateway:
         admin process reads its snapshots there; the worker serves no admin listener.
         `inherited`: listening sockets handed over by the gateway this one replaces (a
         binary upgrade), used for the listeners with the same key instead of binding."""
-        self.loop.set_exception_handler(self._on_loop_exception)
+        self.loop.set_exception_handler(self.upkeep.on_loop_exception)
         await self.listeners.open_all(
             self.config.server.listen,
             self.tls,
@@ -160,8 +163,7 @@ class Gateway:
                     detail="tls_insecure: the backends' certificates are not verified; "
                     "anyone on the path can read and change the traffic.",
                 )
-        self._sweep()
-        self._probe_descriptors()
+        self.upkeep.start()
         self.log.event(
             "listening",
             addresses=[str(a) for a in self.bound_addresses()],
@@ -186,46 +188,6 @@ class Gateway:
         """The descriptor of each listener that has exactly one socket, by its key
         ("host port tls"): what a successor inherits in a binary upgrade."""
         return self.listeners.fds()
-
-    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """An accept() that failed for lack of descriptors becomes one rate-limited line
-        (asyncio's own loop reports it here, many times a second); the rest goes to the
-        default handler."""
-        exc = context.get("exception")
-        message = str(context.get("message", ""))
-        if isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS and "accept" in message:
-            self._accept_log.emit(
-                errno=errno.errorcode[exc.errno],
-                open_files_limit=open_files_limit(),
-                detail=f"{message}: {exc.strerror or exc}.",
-            )
-            return
-        loop.default_exception_handler(context)
-
-    def _probe_descriptors(self) -> None:
-        """uvloop never reports an accept() that failed for lack of descriptors: libuv
-        then accepts and closes the waiting connections itself, and those clients see
-        their connection closed without a word. So once a second, see whether a
-        descriptor is to be had; when none is, accepts are failing: say so."""
-        self._fd_probe = self.loop.call_later(FD_PROBE_S, self._probe_descriptors)
-        sock = self.listeners.first_socket()
-        if sock is None:
-            return
-        try:
-            os.close(os.dup(sock.fileno()))
-        except OSError as exc:
-            if exc.errno in OUT_OF_DESCRIPTORS:
-                self._accept_log.emit(
-                    errno=errno.errorcode[exc.errno],
-                    open_files_limit=open_files_limit(),
-                    detail="The gateway holds as many file descriptors as its limit allows: "
-                    "new connections are closed unanswered until some close.",
-                )
-
-    def _sweep(self) -> None:
-        """Drop per-client state that no longer limits anybody, once a minute."""
-        self.client_limits.sweep(self.loop.time())
-        self._sweeper = self.loop.call_later(60.0, self._sweep)
 
     def bound_addresses(self) -> list[str]:
         return self.listeners.bound_addresses()
@@ -330,11 +292,7 @@ class Gateway:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        if self._fd_probe is not None:
-            self._fd_probe.cancel()
-        self._accept_log.close()
+        self.upkeep.stop()
         if not await self.wait_drained(CLOSE_GRACE_S):
             for conn in list(self.connections):
                 if conn.transport is not None:
