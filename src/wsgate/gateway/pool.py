@@ -18,7 +18,9 @@ from wsgate.config.model import Address, BackendConfig, PoolConfig
 from wsgate.errors import ConnectError as ConnectError  # re-exported
 from wsgate.gateway.checks import CheckedBackend, HealthChecks
 from wsgate.gateway.dial import FD_LOG_INTERVAL_S, dial, open_files_limit
+from wsgate.gateway.pool_health import apply_check, log_ejections
 from wsgate.gateway.pool_metrics import AdmissionMeter
+from wsgate.gateway.pool_reload import reconfigure
 from wsgate.gateway.pool_settings import (
     AdminHealth,
     admission_settings,
@@ -38,7 +40,6 @@ from wsgate.policy.admission import (
     Rejected,
 )
 from wsgate.policy.health import HealthSettings
-from wsgate.policy.limits import AdaptiveLimit, FixedLimit
 from wsgate.policy.queue import WaitQueue
 
 if TYPE_CHECKING:
@@ -243,26 +244,15 @@ class Pool:
             return False
         backend.health.drained = drained
         if not drained:
-            self._dispatch()  # its slots are to be had again
+            self.dispatch()  # its slots are to be had again
         return True
 
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
+        """Give out the slots to be had now (a backend back, new limits)."""
         self._deliver(self.admission.dispatch(self.loop.time()))
 
     def _log_ejections(self, now: float) -> None:
-        ejected = self.admission.ejected
-        while ejected:
-            backend = ejected.pop(0)
-            until = backend.health.ejected_until
-            if self.metrics is not None:
-                self.metrics.ejection(self.config.name, backend.name)
-            self.log.event(
-                "backend_ejected",
-                pool=self.config.name,
-                backend=backend.name,
-                until_s=round(until - now, 1),
-            )
-            self.loop.call_at(until, self._dispatch)  # slots may come back with it
+        log_ejections(self, now)
 
     def _arm_expiry(self) -> None:
         deadline = self.admission.next_deadline()
@@ -328,74 +318,24 @@ class Pool:
         self.checks.stop(backends)
 
     def on_check(self, backend: CheckedBackend, ok: bool, detail: str) -> None:
-        """An active check's verdict (checks.py); a backend found down loses its idle
-        connections: they are dead, or hold up its shutdown."""
-        backend = cast(Backend, backend)  # the checks run for this pool's backends
-        if not self.admission.on_check(backend, ok, self.loop.time()):
-            return
-        self.log.event(
-            "backend_up" if backend.health.up else "backend_down",
-            pool=self.config.name,
-            backend=backend.name,
-            check=self.config.health.kind,
-            detail=detail,
-        )
-        if backend.health.up:
-            self._dispatch()
-        else:
-            for conn in list(backend.idle):
-                conn.close()
+        """An active check's verdict (checks.py), carried out in pool_health.py."""
+        apply_check(self, cast(Backend, backend), ok, detail)  # checks run for our backends
 
     # -- reload ------------------------------------------------------------------------------
     def reconfigure(self, config: PoolConfig, tls: ssl.SSLContext | None) -> list[Backend]:
-        """A reload: the pool's new settings and backends. A backend whose address stays
-        is the same object (its connections, tunnels, health, learned limit and admin
-        drain go on) with the new weight and limit; new ones start as at start-up.
-        Returns the backends that are gone: they take nothing new, their idle
-        connections are closed, and their tunnels are the gateway's to close."""
-        old = self.config
-        now = self.loop.time()
-        health = health_settings(config)
-        kept = {b.address: b for b in self.backends}
-        backends: list[Backend] = []
-        for backend_config in config.backends:
-            backend = kept.pop(backend_config.address, None)
-            if backend is None:
-                backend = Backend(backend_config, self, health, now)
-            else:
-                backend.weight = backend_config.weight
-                backend.health.s = health
-                if config.max_handshakes_per_backend != old.max_handshakes_per_backend:
-                    backend.limiter = (
-                        FixedLimit(config.max_handshakes_per_backend)
-                        if config.max_handshakes_per_backend
-                        else AdaptiveLimit()
-                    )
-            backends.append(backend)
-        gone = list(kept.values())
-        self.config = config
-        self.tls = tls
-        self.backends = backends
-        self.admission.reconfigure(admission_settings(config), backends)
-        if (config.retry_budget_ratio, config.retry_budget_min_per_s) != (
-            old.retry_budget_ratio,
-            old.retry_budget_min_per_s,
-        ):
-            self.admission.budget = retry_budget(config, self.metrics)
-            self.budget = self.admission.budget
-        for backend in gone:
-            for conn in backend.idle:
-                conn.close()
-            backend.idle.clear()
-        # Checks follow the new backends, and restart when their settings changed.
-        self.stop_checks(gone if config.health == old.health else None)
-        self.start_checks()
-        if config.queue_timeout_s != old.queue_timeout_s and self._expiry is not None:
-            self._expiry.cancel()  # the queue's next timeout moved
+        """A reload: the pool's new settings and backends (pool_reload.py). Returns the
+        backends that are gone: their tunnels are the gateway's to close."""
+        return reconfigure(self, config, tls)
+
+    def new_backend(self, config: BackendConfig, health: HealthSettings, now: float) -> Backend:
+        return Backend(config, self, health, now)
+
+    def queue_timeout_changed(self) -> None:
+        """The queue's next timeout moved (a reload): its timer too."""
+        if self._expiry is not None:
+            self._expiry.cancel()
             self._expiry = None
             self._arm_expiry()
-        self._dispatch()  # new backends or limits may take queued handshakes now
-        return gone
 
     async def close(self) -> None:
         await self.checks.close()
