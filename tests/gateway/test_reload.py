@@ -128,7 +128,8 @@ def test_a_reload_that_cannot_be_applied_changes_nothing(run: Runner, tmp_path: 
 def test_a_workers_admin_drain_of_a_backend_a_reload_removed_is_skipped(
     run: Runner, tmp_path: Path
 ) -> None:
-    from wsgate.gateway.monitor import CONTROL_FILE, Monitor
+    from wsgate.gateway.monitor import Monitor
+    from wsgate.gateway.run_dir import CONTROL_FILE
 
     async def main() -> None:
         gw = Gateway(config([1, 2]), JsonLog(io.StringIO()))

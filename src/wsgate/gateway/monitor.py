@@ -10,7 +10,8 @@ touches a gauge. What serves the admin API reads snapshots through a `StateSourc
 - `DirSource`: `serve --workers N`: each worker writes its snapshot to
   `state-PID.json` in a run directory and reads the operator's wishes from
   `control.json` there (which backends are drained); the admin process merges the
-  snapshots of the live workers (`merge`) and writes `control.json`.
+  snapshots of the live workers (`merge`) and writes `control.json`. The files and how
+  they are read and written are run_dir.py's.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ from prometheus_client import CollectorRegistry
 from wsgate.config.model import Config
 from wsgate.findings import CATALOGUE
 from wsgate.gateway.pool import Pool
+from wsgate.gateway.run_dir import (
+    CONTROL_FILE,
+    METRICS_DIR,
+    read_control,
+    worker_snapshots,
+    write_drained,
+    write_snapshot,
+)
 from wsgate.observe.metrics import Metrics, scrape_registry
 
 
@@ -58,10 +67,6 @@ class Gateway(Protocol):
 
 TICK_S = 0.5  # how often a gateway takes its snapshot
 RECENT_ERRORS = 50  # errors kept for the dashboard, per process
-STALE_S = 5.0  # a worker's snapshot older than this is from a stuck or dead worker
-CONTROL_FILE = "control.json"
-STATE_PREFIX = "state-"
-METRICS_DIR = "metrics"
 
 
 class ErrorRecorder:
@@ -257,23 +262,6 @@ class LocalSource:
         self.gw.drain_backend(backend, drained, over_s)
 
 
-def _write_json(path: Path, value: Any) -> None:
-    """Write `path` whole or not at all: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, separators=(",", ":")))
-    tmp.replace(path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class DirSource:
     """The admin process of `serve --workers N`: the workers' snapshots in `run_dir`."""
 
@@ -283,22 +271,7 @@ class DirSource:
         self._registry = scrape_registry(run_dir / METRICS_DIR) if metrics else None
 
     def snapshots(self) -> list[dict[str, Any]]:
-        found = []
-        now = time.time()
-        for path in sorted(self.run_dir.glob(f"{STATE_PREFIX}*.json")):
-            try:
-                pid = int(path.stem.removeprefix(STATE_PREFIX))
-                data = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if not _alive(pid):
-                forget_worker(self.run_dir, pid)
-                continue
-            if now - data.get("time", 0) > STALE_S:
-                data["ready"] = False
-                data["reasons"] = [*data["reasons"], f"worker {pid} has not reported for 5 s"]
-            found.append(data)
-        return found
+        return worker_snapshots(self.run_dir)
 
     def state(self) -> dict[str, Any]:
         return merge(self.snapshots())
@@ -307,35 +280,7 @@ class DirSource:
         return self._registry
 
     def set_drained(self, backend: str, drained: bool, over_s: float) -> None:
-        path = self.run_dir / CONTROL_FILE
-        wanted = read_control(path)
-        if drained:
-            wanted[backend] = over_s
-        else:
-            wanted.pop(backend, None)
-        _write_json(path, {"drained": wanted})
-
-
-def read_control(path: Path) -> dict[str, float]:
-    """The backends the operator drained, each with its drain time: {} if none."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    drained = data.get("drained") if isinstance(data, dict) else None
-    if not isinstance(drained, dict):
-        return {}
-    return {str(k): float(v) for k, v in drained.items() if isinstance(v, int | float)}
-
-
-def forget_worker(run_dir: Path, pid: int) -> None:
-    """A worker is gone: its snapshot goes, and its live gauges stop counting."""
-    from wsgate.observe.metrics import worker_gone
-
-    with contextlib.suppress(OSError):
-        (run_dir / f"{STATE_PREFIX}{pid}.json").unlink()
-    if (run_dir / METRICS_DIR).is_dir():
-        worker_gone(pid, run_dir / METRICS_DIR)
+        write_drained(self.run_dir, backend, drained, over_s)
 
 
 # == the gateway's side ==========================================================================
@@ -366,7 +311,7 @@ class Monitor:
             gw.metrics.set_gauges(state)
         if self.run_dir is not None:
             with contextlib.suppress(OSError):
-                _write_json(self.run_dir / f"{STATE_PREFIX}{os.getpid()}.json", state)
+                write_snapshot(self.run_dir, state)
         return state
 
     def _follow_control(self, path: Path) -> None:

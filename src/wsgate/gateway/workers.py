@@ -119,7 +119,7 @@ def _admin_run_dir(config: Config) -> Path:
     prometheus_client files; set before the first fork so that every worker writes there."""
     run_dir = Path(tempfile.mkdtemp(prefix="wsgate-admin-"))
     if config.admin.metrics:
-        from wsgate.gateway.monitor import METRICS_DIR
+        from wsgate.gateway.run_dir import METRICS_DIR
         from wsgate.observe.metrics import use_multiprocess_dir
 
         (run_dir / METRICS_DIR).mkdir()
