@@ -2,12 +2,15 @@
 of the modules cut from the core): a pool that records the calls the core makes and
 answers as the test says, a gateway view, `make()` for a core in front of them, and the
 requests and answers as literal bytes. Also `RecordingWaiter`, a handshake waiting on a
-real `Pool` (test_pool.py, test_spares.py)."""
+real `Pool` (test_pool.py, test_spares.py), and `run_pool()` for such a pool on a fresh
+loop (the tests of pool.py and of the modules cut from it)."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -27,8 +30,11 @@ from wsgate.gateway.commands import (
 )
 from wsgate.gateway.core import ClientCore
 from wsgate.gateway.pool import Backend as PoolBackend
+from wsgate.gateway.pool import Pool
 from wsgate.gateway.router import Router
 from wsgate.gateway.upstream_side import UpstreamSide
+from wsgate.observe.log import JsonLog
+from wsgate.observe.metrics import Metrics
 from wsgate.policy.clients import ClientLimits
 from wsgate.policy.retry import RetryBudget
 from wsgate.protocol.handshake import accept_value
@@ -223,3 +229,41 @@ class RecordingWaiter:
 
     def excluded(self) -> frozenset[PoolBackend]:
         return frozenset()
+
+
+# -- a real Pool on a fresh loop, its backends where nothing listens ------------------------
+def pool_config(backends: int = 1, **values: Any) -> PoolConfig:
+    """Pool `app` with `backends` at 127.0.0.1:9000 and up, one slot each unless `values`
+    say otherwise."""
+    addresses = tuple(BackendConfig(Address("127.0.0.1", 9000 + i)) for i in range(backends))
+    values.setdefault("max_handshakes_per_backend", 1)
+    return PoolConfig("app", addresses, **values)
+
+
+def run_pool(
+    body: Callable[[Pool, list[tuple[str, str]]], Awaitable[Any]],
+    config: PoolConfig,
+    metrics: Metrics | None = None,
+) -> tuple[Any, str]:
+    """Runs `body(pool, heard)` on a fresh loop (`heard`: for the `RecordingWaiter`s);
+    returns its result and the pool's log."""
+    stream = io.StringIO()
+
+    async def main() -> Any:
+        pool = Pool(config, 65536, JsonLog(stream), metrics)
+        try:
+            return await body(pool, [])
+        finally:
+            await pool.close()
+
+    return asyncio.run(main()), stream.getvalue()
+
+
+async def until(check: Callable[[], bool], within_s: float = 10.0) -> None:
+    """Waits on the running loop until `check()` holds; fails after `within_s`, generous
+    for a slow shared machine."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not check():
+        assert loop.time() < deadline, "not so in time"
+        await asyncio.sleep(0.01)

@@ -1,43 +1,17 @@
 """The pool as the admission controller's adapter, on a real event loop without sockets:
-its timers (queue expiry, the end of an ejection) fire, its decisions reach the waiters,
-re-entrant waiters are safe, and idle connections are kept up to the limit."""
+its queue's timer fires, its decisions reach the waiters, re-entrant waiters are safe, a
+drain turns the line away, and idle connections are kept up to the limit. The end of an
+ejection: test_pool_health.py; a reload: test_pool_reload.py."""
 
 from __future__ import annotations
 
 import asyncio
-import io
-import json
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from tests.gateway.fakes import RecordingWaiter as Waiter
-from wsgate.config.model import Address, BackendConfig, PoolConfig
+from tests.gateway.fakes import pool_config, run_pool
 from wsgate.gateway.pool import Backend, Pool
 from wsgate.gateway.upstream import UpstreamConnection
-from wsgate.observe.log import JsonLog
 from wsgate.policy.admission import QUEUED, Rejected
-
-
-def config(backends: int = 1, **values: Any) -> PoolConfig:
-    addresses = tuple(BackendConfig(Address("127.0.0.1", 9000 + i)) for i in range(backends))
-    values.setdefault("max_handshakes_per_backend", 1)
-    return PoolConfig("app", addresses, **values)
-
-
-def run(
-    body: Callable[[Pool, list[tuple[str, str]]], Awaitable[Any]], cfg: PoolConfig
-) -> tuple[Any, str]:
-    """Runs `body(pool, heard)` on a fresh loop; returns its result and the log."""
-    stream = io.StringIO()
-
-    async def main() -> Any:
-        pool = Pool(cfg, 65536, JsonLog(stream))
-        try:
-            return await body(pool, [])
-        finally:
-            await pool.close()
-
-    return asyncio.run(main()), stream.getvalue()
 
 
 def test_a_queued_handshake_times_out_on_the_pools_timer() -> None:
@@ -60,7 +34,7 @@ def test_a_queued_handshake_times_out_on_the_pools_timer() -> None:
         assert heard == [("w1", "overloaded_queue_timeout"), ("w2", "overloaded_queue_timeout")]
         return late
 
-    late, _ = run(body, config(queue_timeout_s=0.05))
+    late, _ = run_pool(body, pool_config(queue_timeout_s=0.05))
     # Each at its own deadline (within the loop's clock resolution), not before.
     assert len(late) == 2 and all(-0.001 <= delay < 0.1 for delay in late)
 
@@ -81,28 +55,8 @@ def test_a_released_slot_reaches_the_head_and_a_refused_one_passes_on() -> None:
         assert len(pool.queue) == 0
         return backend.inflight
 
-    inflight, _ = run(body, config())
+    inflight, _ = run_pool(body, pool_config())
     assert inflight == 1  # the one that stayed holds it
-
-
-def test_an_ejection_is_logged_and_its_end_gives_out_the_slot() -> None:
-    async def body(pool: Pool, heard: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        now = pool.loop.time()
-        first = pool.admit(Waiter("w0", heard), now)
-        second = pool.admit(Waiter("w1", heard), now)
-        assert isinstance(first, Backend) and isinstance(second, Backend)
-        assert pool.admit(Waiter("w2", heard), now) is QUEUED
-        pool.note_failure(second)  # ejected for eject_base_s
-        pool.handshake_done(second, 0.0, 0, "aborted")
-        assert heard == []  # its slot is free, but it is out
-        await asyncio.sleep(0.1)
-        return heard
-
-    heard, log = run(body, config(2, eject_after_failures=1, eject_base_s=0.05))
-    assert len(heard) == 1 and heard[0][0] == "w2"
-    (line,) = [json.loads(line) for line in log.splitlines()]
-    assert line["event"] == "backend_ejected" and line["backend"] == heard[0][1]
-    assert line["pool"] == "app" and 0.0 <= line["until_s"] <= 0.1
 
 
 def test_a_drain_turns_the_line_away_and_queues_nobody() -> None:
@@ -117,7 +71,7 @@ def test_a_drain_turns_the_line_away_and_queues_nobody() -> None:
         await asyncio.sleep(0.1)  # past the queue timeout: nothing more is heard
         return heard
 
-    heard, _ = run(body, config(queue_timeout_s=0.05))
+    heard, _ = run_pool(body, pool_config(queue_timeout_s=0.05))
     assert heard == [("w1", "shutting_down"), ("w2", "shutting_down")]
 
 
@@ -135,4 +89,4 @@ def test_idle_connections_are_kept_up_to_the_limit() -> None:
         assert pool.take_idle(backend) is kept
         assert pool.take_idle(backend) is None
 
-    run(body, config(max_idle_per_backend=1))
+    run_pool(body, pool_config(max_idle_per_backend=1))
