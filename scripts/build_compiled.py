@@ -44,6 +44,7 @@ GROUP = "wsgate.compiled"
 COMPILED_GLOBS = ("wsgate/protocol/*.py", "wsgate/policy/*.py")
 COMPILED_CORE = (
     "wsgate/gateway/core.py",
+    "wsgate/gateway/client_side.py",
     "wsgate/gateway/dispatch.py",
     "wsgate/gateway/exchange.py",
     "wsgate/gateway/backend_choice.py",

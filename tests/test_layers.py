@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 IO_MODULES = {"asyncio", "socket", "time", "uvloop", "selectors", "ssl"}
 PURE = [
     "wsgate/gateway/core.py",
+    "wsgate/gateway/client_side.py",
     "wsgate/gateway/dispatch.py",
     "wsgate/gateway/exchange.py",
     "wsgate/gateway/backend_choice.py",

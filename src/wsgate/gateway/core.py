@@ -5,11 +5,12 @@ events and the clock (`now` with every call), decides, and returns commands for 
 asyncio adapter (`client.py`) to carry out. It imports no asyncio, socket or clock, so a
 test drives it with literal bytes and a number for time (tests/gateway/test_core.py).
 
-The core owns the connection: the reader, the pipelined requests, the deadlines, the
-gateway's error answers and the connection's end. What a request's turn brings before
-any backend (a refusal, the client script) is dispatch.py's; the active request's trip
-to a backend and back is its `Exchange` (exchange.py). The state tables of all three are
-in `states.py`.
+The core owns the connection: the deadlines, the gateway's error answers and the
+connection's end. What the reader finds, the pipelined requests and the reading paused
+are its `ClientSide` base's (client_side.py). What a request's turn brings before any
+backend (a refusal, the client script) is dispatch.py's; the active request's trip to a
+backend and back is its `Exchange` (exchange.py). The state tables of all three are in
+`states.py`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wsgate.gateway.answers import error_answer, error_fields
+from wsgate.gateway.client_side import ClientSide
 from wsgate.gateway.commands import (
     CallSoon,
-    ClientReading,
     CloseClient,
     CloseTunnel,
     Command,
@@ -27,48 +28,27 @@ from wsgate.gateway.commands import (
     SendToClient,
     Wakeup,
 )
-from wsgate.gateway.dispatch import answer_here, stand_in
+from wsgate.gateway.dispatch import answer_here
 from wsgate.gateway.exchange import Exchange, tunnel_start
 from wsgate.gateway.ports import GatewayView
-from wsgate.gateway.reader import RequestReader
-from wsgate.gateway.states import (
-    PHASE_MOVES,
-    BadTransitionError,
-    Phase,
-    Reader,
-    Request,
-    Stage,
-)
+from wsgate.gateway.states import PHASE_MOVES, BadTransitionError, Phase, Reader, Request, Stage
 from wsgate.policy.buckets import jittered_retry_after
-from wsgate.protocol.errors import ProtocolError
 from wsgate.protocol.frames import CLOSE_GOING_AWAY
 
 if TYPE_CHECKING:
     from wsgate.gateway.pool import Backend, Waiter
 
-MAX_PIPELINED_REQUESTS = 16
 BEFORE_THE_101 = (Stage.WAITING, Stage.FORWARDED)
 ANSWER_OWED = (Stage.WAITING, Stage.FORWARDED, Stage.RESPONDING)
 
 
-class ClientCore:
+class ClientCore(ClientSide):
+    # The reader, the requests, the pauses and the client's deadlines: ClientSide's slots.
     __slots__ = (
-        "_body_deadline",
         "_client_counted",
-        "_header_deadline",
-        "_keepalive_deadline",
-        "_paused",
-        "_queue",
         "_tunnel_backend",
         "_wakeup_at",
-        "active",
         "client_ip",
-        "commands",
-        "exchange",
-        "gw",
-        "now",
-        "phase",
-        "reader",
         "scheme",
         "waiter",
     )
@@ -76,36 +56,21 @@ class ClientCore:
     def __init__(
         self, gw: GatewayView, client_ip: str, waiter: Waiter, scheme: str = "http"
     ) -> None:
-        self.gw = gw
+        super().__init__(gw)
         self.client_ip = client_ip
         self.scheme = scheme  # the listener's: "https" when it terminates TLS
         self.waiter = waiter  # what the pool calls back (the adapter)
-        server = gw.config.server
-        self.reader = RequestReader(
-            self, max_head=server.max_header_bytes, proxy_protocol=server.proxy_protocol
-        )
-        self.phase = Phase.IDLE
-        self.active: Request | None = None  # the request being answered
-        self.exchange: Exchange | None = None  # its trip to a backend
-        self._queue: list[Request] = []  # pipelined requests: at most MAX_PIPELINED_REQUESTS
-        # One list for the core's whole life: the exchange appends to it too.
-        self.commands: list[Command] = []
-        self._paused: set[str] = set()
-        self._header_deadline: float | None = None
-        self._keepalive_deadline: float | None = None
-        self._body_deadline: float | None = None
         self._wakeup_at: float | None = None
         self._client_counted: str | None = None  # counted by the per-client limits
         self._tunnel_backend: Backend | None = None  # counted as a tunnel on it
-        self.now = 0.0
 
     # == plumbing =========================================================================
     def done(self) -> list[Command]:
         """The commands of this call, with the wakeup for the nearest deadline."""
-        at = self._header_deadline
+        at = self.header_deadline
         for deadline in (
-            self._keepalive_deadline,
-            self._body_deadline,
+            self.keepalive_deadline,
+            self.body_deadline,
             self.exchange.response_deadline if self.exchange is not None else None,
         ):
             if deadline is not None and (at is None or deadline < at):
@@ -124,35 +89,24 @@ class ClientCore:
                 raise BadTransitionError(f"client {self.phase.name} -> {new.name}")
             self.phase = new
 
-    def _pause(self, reason: str) -> None:
-        if not self._paused:
-            self.commands.append(ClientReading(False))
-        self._paused.add(reason)
-
-    def _resume(self, reason: str) -> None:
-        if reason in self._paused:
-            self._paused.discard(reason)
-            if not self._paused:
-                self.commands.append(ClientReading(True))
-
     @property
     def idle(self) -> bool:
         """Between requests on a keep-alive connection: safe to close at shutdown."""
-        return self.phase is Phase.IDLE and self.active is None and not self._queue
+        return self.phase is Phase.IDLE and self.active is None and not self.queue
 
     # == ExchangeHost: what the exchange asks of the connection (fail, abort: below) =====
     def keep_alive_allowed(self) -> bool:
         """Whether this connection may stay open after the answer being relayed: not
         when the client half-closed (or was refused) and nothing else is owed, nor when
         the gateway drains."""
-        stopped = self.reader.state is Reader.STOPPED and not self._queue
+        stopped = self.reader.state is Reader.STOPPED and not self.queue
         return not stopped and not self.gw.draining
 
     def tunnel_opened(self, backend: Backend) -> None:
         self._tunnel_backend = backend
 
     def body_flowing(self) -> None:
-        self._resume("body")
+        self.resume("body")
 
     def answered(self, request: Request) -> None:
         """The backend's answer to the active request is relayed in full."""
@@ -163,11 +117,11 @@ class ClientCore:
             self._close()
             return
         self._move(Phase.IDLE)
-        if self._queue:
+        if self.queue:
             self.commands.append(CallSoon())
         else:
-            self._keepalive_deadline = self.now + self.gw.config.server.keepalive_timeout_s
-        self._resume("body")
+            self.keepalive_deadline = self.now + self.gw.config.server.keepalive_timeout_s
+        self.resume("body")
 
     # == events: the client ===============================================================
     def start(self, now: float, *, over_capacity: bool) -> list[Command]:
@@ -181,7 +135,7 @@ class ClientCore:
                 retry_after_s=jittered_retry_after(5.0, self.gw.rng),
             )
         else:
-            self._header_deadline = now + self.gw.config.server.header_timeout_s
+            self.header_deadline = now + self.gw.config.server.header_timeout_s
         return self.done()
 
     def client_data(self, data: bytes, now: float) -> list[Command]:
@@ -220,17 +174,17 @@ class ClientCore:
     def timer(self, now: float) -> list[Command]:
         self.now = now
         self._wakeup_at = None
-        if self._header_deadline is not None and now >= self._header_deadline:
-            self._header_deadline = None
+        if self.header_deadline is not None and now >= self.header_deadline:
+            self.header_deadline = None
             if self.phase is Phase.IDLE and self.active is None:
                 timeout = self.gw.config.server.header_timeout_s
                 self.fail("header_timeout", f"The limit is {timeout:g} s.")
-        if self._keepalive_deadline is not None and now >= self._keepalive_deadline:
-            self._keepalive_deadline = None
+        if self.keepalive_deadline is not None and now >= self.keepalive_deadline:
+            self.keepalive_deadline = None
             self._close()
-        if self._body_deadline is not None and now >= self._body_deadline:
-            self._body_deadline = None
-            self._body_timeout(now)
+        if self.body_deadline is not None and now >= self.body_deadline:
+            self.body_deadline = None
+            self.body_timeout(now)
         exchange = self.exchange
         deadline = exchange.response_deadline if exchange is not None else None
         if exchange is not None and deadline is not None and now >= deadline:
@@ -250,92 +204,15 @@ class ClientCore:
     def proceed(self, now: float) -> list[Command]:
         """The adapter's deferred call (after `CallSoon`): take the next pipelined request."""
         self.now = now
-        self._start_next()
+        self.start_next()
         return self.done()
 
-    # == RequestSink: what the reader found ================================================
-    def on_head_begin(self) -> None:
-        if self._keepalive_deadline is not None and self.active is None and not self._queue:
-            # A keep-alive connection woke up: the header timeout starts now.
-            self._keepalive_deadline = None
-            self._header_deadline = self.now + self.gw.config.server.header_timeout_s
-
-    def on_request(self, request: Request) -> None:
-        if self.active is None and not self._queue:
-            self._header_deadline = None
-            self._keepalive_deadline = None
-        if self.reader.reading_body:
-            self._body_deadline = self.now + self.gw.config.server.body_timeout_s
-        self._queue.append(request)
-        if len(self._queue) >= MAX_PIPELINED_REQUESTS:
-            self._pause("pipeline")
-        if self.active is None:
-            self._start_next()
-
-    def on_body(self, request: Request, data: bytes) -> None:
-        exchange = self.exchange
-        if exchange is not None and request is self.active and exchange.streaming_body:
-            exchange.send_body(data)
-            return
-        request.body.append(data)
-        request.buffered += len(data)
-        if request.buffered > self.gw.config.server.tunnel_high_water_bytes:
-            self._pause("body")
-
-    def on_request_complete(self, request: Request) -> None:
-        self._body_deadline = None
-        if request is self.active and self.exchange is not None:
-            self.exchange.request_complete()
-
-    def on_refused(self, request: Request | None, cause: str, detail: str) -> None:
-        """A request broke the rules: answered in its turn, after the requests before it,
-        then the connection closes."""
-        self._body_deadline = None
-        self._pause("refused")
-        error = ProtocolError(cause, detail)
-        if request is None:
-            # The failure is in a head: a stand-in request takes that head's turn.
-            request = stand_in(error, self.now)
-            self._queue.append(request)
-        elif request is self.active:
-            # Its head may be with a backend already, which waits for the rest: not the
-            # backend's failure, so the slot is released as aborted.
-            if self.exchange is not None and self.exchange.stage is Stage.RESPONDING:
-                self.abort()
-            else:
-                self.fail(cause, detail)
-            return
-        else:
-            request.error = error
-        request.complete = True
-        self._start_next()
-
-    def on_held(self, size: int) -> None:
-        # Reading goes on while a handshake waits, so that a client who gives up (closes)
-        # is noticed and leaves the queue; only one that sends a lot before its 101 pauses.
-        if size > self.gw.config.server.tunnel_high_water_bytes:
-            self._pause("upgrade")
-
-    def _body_timeout(self, now: float) -> None:
-        """No body bytes for body_timeout_s: the client stalled. Time spent paused by the
-        gateway itself (backpressure, a full pipeline) does not count."""
-        if not self.reader.reading_body or self.phase is Phase.CLOSED:
-            return
-        timeout = self.gw.config.server.body_timeout_s
-        if self._paused:
-            self.reader.body_at = now
-        deadline = self.reader.body_at + timeout
-        if deadline > now:
-            self._body_deadline = deadline
-            return
-        self.reader.refuse("body_timeout", f"No body bytes arrived for {timeout:g} s.")
-
-    def _start_next(self) -> None:
+    def start_next(self) -> None:
         """Route the next request and send it on its way to a backend."""
-        if self.active is not None or not self._queue or self.phase is not Phase.IDLE:
+        if self.active is not None or not self.queue or self.phase is not Phase.IDLE:
             return
-        request = self._queue.pop(0)
-        self._resume("pipeline")
+        request = self.queue.pop(0)
+        self.resume("pipeline")
         self.active = request
         self.exchange = None
         self._move(Phase.BUSY)
@@ -355,9 +232,9 @@ class ClientCore:
 
     def pause_for_upstream(self, paused: bool) -> None:
         if paused:
-            self._pause("upstream_full")
+            self.pause("upstream_full")
         else:
-            self._resume("upstream_full")
+            self.resume("upstream_full")
 
     def switch_to_tunnel(self, tail: bytes) -> None:
         """The backend's bytes after its 101 came: hand the connection to a tunnel."""
@@ -368,7 +245,7 @@ class ClientCore:
         self._move(Phase.TUNNEL)
         self.reader.stop()
         early, self.reader.held = self.reader.held, b""
-        self._resume("upgrade")
+        self.resume("upgrade")
         # The tunnel takes the counts over and gives them back when it ends: the adapter
         # drops this core, so that a long-lived idle tunnel carries none of the request.
         backend, self._tunnel_backend = self._tunnel_backend, None
@@ -380,9 +257,9 @@ class ClientCore:
     # == errors and endings ===============================================================
     def _end(self) -> None:
         """Give back what this connection holds in pools and limits; safe to call twice."""
-        self._header_deadline = None
-        self._keepalive_deadline = None
-        self._body_deadline = None
+        self.header_deadline = None
+        self.keepalive_deadline = None
+        self.body_deadline = None
         exchange = self.exchange
         if exchange is not None:
             exchange.release()
