@@ -2,8 +2,9 @@
 its commands out to the transports, the loop's timer and the log.
 
 All decisions are the core's (core.py). What is left here is I/O: the client transport,
-the upstream connection the core asked for (taken idle from its pool or connected),
-one timer handle, and after the 101 the `Tunnel`, which copies bytes without the core.
+one timer handle, the `UpstreamLink` (client_upstream.py) that opens, feeds and releases
+the upstream connection the core asks for until the 101, and after it the `Tunnel`,
+which copies bytes without the core.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 from collections.abc import Collection, Coroutine
 from typing import Any, Protocol, assert_never, cast
 
+from wsgate.gateway.client_upstream import UpstreamLink
 from wsgate.gateway.commands import (
     CallSoon,
     ClientReading,
@@ -27,15 +29,13 @@ from wsgate.gateway.commands import (
     Wakeup,
 )
 from wsgate.gateway.core import ClientCore
-from wsgate.gateway.pool import Backend, ConnectError
+from wsgate.gateway.pool import Backend
 from wsgate.gateway.ports import GatewayView
 from wsgate.gateway.tls import refuse_alpn
 from wsgate.gateway.tunnel import Tunnel, make_tunnel
-from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.gateway.upstream_side import UpstreamSide
 from wsgate.observe.log import JsonLog
 from wsgate.observe.metrics import Metrics
-from wsgate.protocol.headers import Headers
 
 
 class GatewayRuntime(GatewayView, Protocol):
@@ -61,7 +61,6 @@ class ClientConnection(asyncio.Protocol):
     # per-connection memory is what S4 measures.
     __slots__ = (
         "__weakref__",
-        "_connect_task",
         "_deadline",
         "_queue",
         "_running",
@@ -72,10 +71,9 @@ class ClientConnection(asyncio.Protocol):
         "_tunnel_client",
         "core",
         "gw",
+        "link",
         "loop",
-        "side",
         "transport",
-        "upstream",
         "write_paused",
     )
 
@@ -84,8 +82,7 @@ class ClientConnection(asyncio.Protocol):
         self.loop = gateway.loop
         self.transport: asyncio.Transport | None = None
         self.core: ClientCore | None = None
-        self.side: UpstreamSide | None = None  # the core's backend side
-        self.upstream: UpstreamConnection | None = None
+        self.link: UpstreamLink | None = None  # the way to a backend until the 101
         self.write_paused = False
         self._tunnel: Tunnel | None = None
         # The core's one deadline, and the loop timer that stands for it: armed for
@@ -95,14 +92,13 @@ class ClientConnection(asyncio.Protocol):
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self._connect_task: asyncio.Task[None] | None = None
         self._queue: list[Command] = []
         self._running = False
         self._tunnel_backend: Backend | None = None  # given back when the tunnel ends
         self._tunnel_client: str | None = None
 
     # == carrying out the core's commands ==============================================
-    def _run(self, commands: list[Command]) -> None:
+    def run(self, commands: list[Command]) -> None:
         """Carry out commands in order; commands that come back from a call made while
         carrying them out (an idle upstream attached at once) wait their turn."""
         if not commands:
@@ -127,15 +123,16 @@ class ClientConnection(asyncio.Protocol):
             if transport is not None and not transport.is_closing():
                 transport.write(command.data)
         elif isinstance(command, SendToUpstream):
-            upstream = self.upstream
-            if upstream is not None:
-                upstream.write(command.data)
+            if self.link is not None:
+                self.link.send(command.data)
         elif isinstance(command, Wakeup):
             self._set_timer(command.at)
         elif isinstance(command, OpenUpstream):
-            self._open_upstream(command)
+            assert self.link is not None  # the core lives as long as its link
+            self.link.open(command)
         elif isinstance(command, ReleaseUpstream):
-            self._release_upstream(command)
+            if self.link is not None:
+                self.link.release(command)
         elif isinstance(command, StartTunnel):
             self._start_tunnel(command)
         elif isinstance(command, Log):
@@ -185,7 +182,7 @@ class ClientConnection(asyncio.Protocol):
             self._timer_at = deadline
             return
         self._deadline = None
-        self._run(self.core.timer(now))
+        self.run(self.core.timer(now))
 
     def _cancel_timer(self) -> None:
         self._deadline = None
@@ -195,54 +192,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _proceed(self) -> None:
         if self.core is not None:
-            self._run(self.core.proceed(self.loop.time()))
-
-    def _open_upstream(self, command: OpenUpstream) -> None:
-        backend: Backend = command.backend
-        if not command.fresh:
-            conn = backend.pool.take_idle(backend)
-            if conn is not None:
-                self._attach(conn, command)
-                self._core_call_ready(None)
-                return
-        self._connect_task = self.gw.create_task(self._connect(backend, command))
-
-    async def _connect(self, backend: Backend, command: OpenUpstream) -> None:
-        started = self.loop.time()
-        try:
-            conn = await backend.pool.connect(backend)
-        except ConnectError as failure:
-            self._connect_task = None
-            if self.side is not None:
-                now = self.loop.time()
-                self._run(self.side.upstream_failed(failure.cause, failure.detail, now))
-            return
-        self._connect_task = None
-        self._attach(conn, command)
-        self._core_call_ready((self.loop.time() - started) * 1000)
-
-    def _core_call_ready(self, connect_ms: float | None) -> None:
-        assert self.side is not None
-        self._run(self.side.upstream_ready(connect_ms, self.loop.time()))
-
-    def _attach(self, conn: UpstreamConnection, command: OpenUpstream) -> None:
-        self.upstream = conn
-        conn.attach(self, head_request=command.head_request, head_limit=command.head_limit)
-        if self.write_paused and conn.transport is not None:
-            conn.transport.pause_reading()
-
-    def _release_upstream(self, command: ReleaseUpstream) -> None:
-        upstream, self.upstream = self.upstream, None
-        if upstream is None:
-            return
-        if command.reuse:
-            upstream.backend.pool.release(upstream)
-            return
-        upstream.detach()
-        if command.abort:
-            upstream.abort()
-        else:
-            upstream.close()
+            self.run(self.core.proceed(self.loop.time()))
 
     def _close_client(self, abort: bool) -> None:
         if self._tunnel is not None and abort:
@@ -256,11 +206,14 @@ class ClientConnection(asyncio.Protocol):
         self._cancel_timer()
 
     def _start_tunnel(self, command: StartTunnel) -> None:
-        upstream = self.upstream
-        assert self.transport is not None and upstream is not None
+        link = self.link
+        assert self.transport is not None and link is not None
+        upstream = link.upstream
+        assert upstream is not None
         # The core is done: the tunnel ends the connection, and gives back the counts.
         self.core = None
-        self.side = None
+        self.link = None
+        link.side = None
         self._cancel_timer()
         self._tunnel_backend = command.backend
         self._tunnel_client = command.client
@@ -277,7 +230,6 @@ class ClientConnection(asyncio.Protocol):
         self._tunnel.start(command.tail, command.early)
 
     def _on_tunnel_closed(self) -> None:
-        self.upstream = None
         backend, self._tunnel_backend = self._tunnel_backend, None
         if backend is not None:
             metrics, tunnel = self.gw.metrics, self._tunnel
@@ -303,10 +255,11 @@ class ClientConnection(asyncio.Protocol):
         ):
             return
         scheme = "http" if ssl_object is None else "https"
-        self.core = ClientCore(self.gw, client_ip, self, scheme)
-        self.side = UpstreamSide(self.core)
+        self.link = link = UpstreamLink(self, self.loop)
+        self.core = ClientCore(self.gw, client_ip, link, scheme)
+        link.side = UpstreamSide(self.core)
         over = len(self.gw.connections) > self.gw.config.server.max_connections
-        self._run(self.core.start(self.loop.time(), over_capacity=over))
+        self.run(self.core.start(self.loop.time(), over_capacity=over))
 
     def data_received(self, data: bytes) -> None:
         tunnel = self._tunnel
@@ -314,7 +267,7 @@ class ClientConnection(asyncio.Protocol):
             tunnel.from_client(data)
             return
         if self.core is not None:
-            self._run(self.core.client_data(data, self.loop.time()))
+            self.run(self.core.client_data(data, self.loop.time()))
 
     def eof_received(self) -> bool | None:
         if self._tunnel is not None:
@@ -322,7 +275,7 @@ class ClientConnection(asyncio.Protocol):
         if self.core is None:
             return None
         commands, keep = self.core.client_eof(self.loop.time())
-        self._run(commands)
+        self.run(commands)
         return True if keep else None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -330,91 +283,36 @@ class ClientConnection(asyncio.Protocol):
         if tunnel is not None:
             tunnel.on_client_lost()
         self.gw.connection_closed(self)
-        if self._connect_task is not None:
-            self._connect_task.cancel()
-            self._connect_task = None
+        if self.link is not None:
+            self.link.client_lost()
         if self.core is not None:
-            self._run(self.core.client_lost(self.loop.time()))
+            self.run(self.core.client_lost(self.loop.time()))
         self._cancel_timer()
 
     def pause_writing(self) -> None:
         # The client reads slower than the backend sends: stop reading the backend.
-        self.write_paused = True
-        upstream = self.upstream
-        if upstream is not None and upstream.transport is not None:
-            upstream.transport.pause_reading()
-        if self._tunnel is not None:
-            self._tunnel.on_backend_reading(False)
+        self._backend_reading(False)
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        upstream = self.upstream
-        if upstream is not None and upstream.transport is not None and not upstream.closed:
-            upstream.transport.resume_reading()
-        if self._tunnel is not None:
-            self._tunnel.on_backend_reading(True)
+        self._backend_reading(True)
 
-    # == Waiter: the pool's answers to a queued handshake ===============================
-    def admitted(self, backend: Backend) -> None:
-        if self.side is None:
-            backend.pool.handshake_done(backend, 0.0, 0, "aborted")
+    def _backend_reading(self, on: bool) -> None:
+        tunnel = self._tunnel
+        if tunnel is None:
+            if self.link is not None:
+                self.link.reading(on)
             return
-        self._run(self.side.admitted(backend, self.loop.time()))
+        transport = tunnel.upstream.transport
+        if transport is not None and not tunnel.closed and not (on and tunnel.upstream.closed):
+            if on:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+        tunnel.on_backend_reading(on)
 
-    def rejected(self, cause: str, detail: str, retry_after_s: int) -> None:
-        if self.side is not None:
-            self._run(self.side.rejected(cause, detail, retry_after_s, self.loop.time()))
-
-    def hash_key(self) -> bytes | None:
-        return self.side.hash_key() if self.side is not None else None
-
-    def excluded(self) -> frozenset[Backend]:
-        return self.side.excluded() if self.side is not None else frozenset()
-
-    # == ResponseSink: the upstream connection's events =================================
-    def on_response_head(
-        self, status: int, reason: bytes, version: str, headers: Headers, keep_alive: bool
-    ) -> None:
-        assert self.side is not None
-        self._run(
-            self.side.response_head(status, reason, version, headers, keep_alive, self.loop.time())
-        )
-
-    def on_response_body(self, data: bytes) -> None:
-        assert self.side is not None
-        self._run(self.side.response_body(data))
-
-    def on_response_complete(self) -> None:
-        assert self.side is not None
-        self._run(self.side.response_complete(self.loop.time()))
-
-    def on_upstream_upgrade(self, tail: bytes) -> None:
-        assert self.side is not None
-        self._run(self.side.upstream_upgrade(tail, self.loop.time()))
-
-    def on_upstream_eof(self) -> None:
-        assert self.side is not None
-        self._run(self.side.upstream_eof(self.loop.time()))
-
-    def on_upstream_lost(self, exc: Exception | None) -> None:
-        self.upstream = None
-        assert self.side is not None
-        self._run(self.side.upstream_lost(str(exc) if exc else "", self.loop.time()))
-
-    def on_upstream_bad_response(
-        self, reason: str, *, cause: str = "upstream_bad_response"
-    ) -> None:
-        self.upstream = None
-        assert self.side is not None
-        self._run(self.side.upstream_bad_response(reason, cause, self.loop.time()))
-
-    def on_upstream_pause_writing(self) -> None:
-        assert self.side is not None
-        self._run(self.side.upstream_write_paused(True))
-
-    def on_upstream_resume_writing(self) -> None:
-        assert self.side is not None
-        self._run(self.side.upstream_write_paused(False))
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return self.gw.create_task(coro)
 
     # == the gateway's view =============================================================
     def close_tunnel(self, code: int, text: str, *, reason_code: str) -> None:
@@ -423,7 +321,7 @@ class ClientConnection(asyncio.Protocol):
         if self._tunnel is not None:
             self._tunnel.close(code, text, reason=reason_code)
         elif self.core is not None:
-            self._run(self.core.close(code, text, reason=reason_code, now=self.loop.time()))
+            self.run(self.core.close(code, text, reason=reason_code, now=self.loop.time()))
 
     @property
     def tunnel_backend(self) -> Backend | None:
