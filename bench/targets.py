@@ -38,6 +38,7 @@ TARGETS = (
     "wsgate-close",
     "nginx-log",
     "wsgate-log",
+    "floor",
 )
 # wsgate with other admission settings (bench/<name>.toml). They differ from `wsgate` only
 # while handshakes wait in its queue, so only the S1 storms run them.
@@ -54,6 +55,8 @@ BASE_SRC_ENV = "WSGATE_BENCH_BASE_SRC"
 # close made by the gateway; S2's CPU per handshake is then the cost of that answer.
 # `nginx-log` and `wsgate-log`: nginx and wsgate with their access logs on (to a file), as
 # each ships: the comparison issue 16 asks for.
+# `floor`: bench/floor_proxy.py, the least a Python proxy on uvloop spends per handshake
+# (accept, read the head, connect, copy both ways; nothing parsed, checked or logged).
 
 
 def free_port() -> int:
@@ -178,6 +181,9 @@ def target(
         argv = [sys.executable, "-m", "wsgate", "serve", "--config", str(conf)]
         if workers != 1:
             argv += ["--workers", str(workers or cores)]
+    elif name == "floor":
+        argv = [sys.executable, "-m", "bench.floor_proxy", "--port", str(port)]
+        argv += ["--backend1", str(backend_ports[0]), "--backend2", str(backend_ports[1])]
     else:
         raise ValueError(f"unknown target {name!r}")
     env = None
