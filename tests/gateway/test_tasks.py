@@ -142,12 +142,6 @@ def test_an_error_raised_while_a_task_cleans_up_is_raised(run: Runner) -> None:
     run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cancel_and_wait suppresses every CancelledError, the caller's own too: a "
-    "caller cancelled while it waits returns normally (fix: re-raise when "
-    "asyncio.current_task().cancelling())",
-)
 def test_the_callers_own_cancellation_is_not_swallowed(run: Runner) -> None:
     async def main() -> None:
         started = asyncio.Event()

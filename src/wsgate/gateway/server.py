@@ -129,10 +129,6 @@ class Gateway:
         self.upkeep = Upkeep(
             self.loop, self.log, self.client_limits.sweep, self.listeners.first_socket
         )
-        # Old names, kept only while tests/gateway/test_fd_logging.py still calls them (its
-        # test has moved to tests/gateway/test_upkeep.py): to go with that test.
-        self._on_loop_exception = self.upkeep.on_loop_exception
-        self._accept_log = self.upkeep.accept_log
 
     async def start(
         self,
