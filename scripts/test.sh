@@ -22,7 +22,12 @@ fi
 # compiled build running rather than skip.
 if [ "$(id -u)" -eq 0 ]; then export WSGATE_REQUIRE_COMPILED=1; fi
 echo "== pytest ($(.venv/bin/python -m wsgate --version))"
-.venv/bin/python -m pytest "$@"
+if [ "$#" -eq 0 ]; then
+    # The whole suite names its 25 slowest tests: where the suite's time goes, in CI's log.
+    .venv/bin/python -m pytest --durations=25
+else
+    .venv/bin/python -m pytest "$@"
+fi
 if [ "$#" -eq 0 ]; then
     echo "== pytest, the gateway's unit tests on pure Python (WSGATE_PURE=1)"
     WSGATE_PURE=1 .venv/bin/python -m pytest -q tests/gateway tests/policy tests/protocol \
