@@ -38,6 +38,7 @@ TARGETS = (
     "wsgate-close",
     "nginx-log",
     "wsgate-log",
+    "wsgate-wide",
     "floor",
 )
 # wsgate with other admission settings (bench/<name>.toml). They differ from `wsgate` only
@@ -55,6 +56,8 @@ BASE_SRC_ENV = "WSGATE_BENCH_BASE_SRC"
 # close made by the gateway; S2's CPU per handshake is then the cost of that answer.
 # `nginx-log` and `wsgate-log`: nginx and wsgate with their access logs on (to a file), as
 # each ships: the comparison issue 16 asks for.
+# `wsgate-wide`: the `wsgate` target with a handshake limit no scenario reaches, so that
+# nothing waits in its queue: beside `wsgate` in S2, what admission's queueing costs.
 # `floor`: bench/floor_proxy.py, the least a Python proxy on uvloop spends per handshake
 # (accept, read the head, connect, copy both ways; nothing parsed, checked or logged).
 
