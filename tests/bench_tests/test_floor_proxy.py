@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,13 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 10.0
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @contextlib.contextmanager
 def started(argv: list[str], port: int) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
@@ -47,7 +39,7 @@ def started(argv: list[str], port: int) -> Iterator[subprocess.Popen[str]]:
 
 
 def test_the_floor_proxy_carries_websockets_and_takes_backends_in_turn() -> None:
-    backend, nothing, port = free_port(), closed_port(), free_port()
+    backend, nothing, port = free_port(), free_port(), free_port()
     backend_argv = [sys.executable, "-m", "bench.backend", "--port", str(backend)]
     proxy_argv = [sys.executable, "-m", "bench.floor_proxy", "--port", str(port)]
     proxy_argv += ["--backend1", str(backend), "--backend2", str(nothing)]

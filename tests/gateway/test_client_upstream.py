@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
 from tests.gateway.fakes import until
+from tests.support.procs import free_port
 from wsgate.config.model import Address, BackendConfig, HealthCheckConfig, PoolConfig
 from wsgate.gateway.client_upstream import UpstreamLink
 from wsgate.gateway.commands import Command, OpenUpstream, ReleaseUpstream, SendToClient
@@ -58,13 +59,6 @@ class Side:
 
     def upstream_lost(self, reason: str, now: float) -> list[Command]:
         return self._heard("lost", reason)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def run_link(
@@ -149,7 +143,7 @@ def test_a_refused_connect_reports_its_cause() -> None:
         assert owner.ran == [[SendToClient(b"failed")]]
         assert link.upstream is None
 
-    run_link(body, port=closed_port())
+    run_link(body, port=free_port())
 
 
 def test_a_connect_the_client_left_is_cancelled_not_reported() -> None:

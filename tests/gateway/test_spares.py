@@ -13,28 +13,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tests.gateway.fakes import RecordingWaiter as Waiter
+from tests.gateway.fakes import until
+from tests.support.procs import free_port
 from wsgate.config.model import Address, BackendConfig, HealthCheckConfig, PoolConfig
 from wsgate.gateway.pool import Backend, Pool
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.observe.log import JsonLog
 from wsgate.policy.admission import QUEUED
-
-WAIT_S = 10.0
-
-
-def closed_port() -> int:
-    """A port nothing listens on: bound, never listening, closed."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-async def until(check: Callable[[], bool]) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "not so in time"
-        await asyncio.sleep(0.01)
 
 
 class Listeners(list[asyncio.StreamWriter]):
@@ -150,7 +135,7 @@ def test_a_spare_that_cannot_connect_is_dropped_and_tried_again_later() -> None:
         assert pool.admit(Waiter("w2", heard), pool.loop.time()) is QUEUED
         assert pool.spares.opening  # a new queued handshake tries again
 
-    run_with_backends(body, preconnect=True, port=closed_port())
+    run_with_backends(body, preconnect=True, port=free_port())
 
 
 def test_spares_nobody_took_are_closed_when_the_queue_empties() -> None:
