@@ -7,7 +7,6 @@ from __future__ import annotations
 from wsgate.config.model import Address, BackendConfig, HealthCheckConfig, PoolConfig
 from wsgate.gateway.pool_metrics import MeteredBudget
 from wsgate.gateway.pool_settings import (
-    AdminHealth,
     admission_settings,
     health_settings,
     retry_budget,
@@ -82,17 +81,6 @@ def test_a_down_backend_is_checked_at_the_down_interval() -> None:
 def test_no_active_checks_means_no_check_interval() -> None:
     none = PoolConfig("app", BACKENDS, health=HealthCheckConfig(kind="none", interval_s=2.5))
     assert health_settings(none).check_interval_s == 0.0
-
-
-def test_a_drained_backend_is_unavailable_whatever_its_checks_say() -> None:
-    health = AdminHealth(health_settings(CONFIG), now=100.0)
-    assert health.available(100.0)
-    health.drained = True
-    assert health.up and not health.available(100.0)
-    health.drained = False
-    assert health.available(100.0)
-    health.up = False  # its checks still count
-    assert not health.available(100.0)
 
 
 def test_the_retry_budget_counts_in_the_metrics_only_when_there_are_any() -> None:

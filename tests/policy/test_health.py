@@ -125,3 +125,14 @@ def test_back_in_says_when_an_ejected_or_down_backend_may_take_handshakes_again(
     no_checks = BackendHealth(settings(check_interval_s=0.0), now=0.0)
     no_checks.up = False  # down, and nothing that would say when it is back
     assert no_checks.back_in(1.0) is None
+
+
+def test_a_drained_backend_is_unavailable_whatever_its_checks_say() -> None:
+    health = BackendHealth(settings(), now=100.0)
+    assert health.available(100.0)
+    health.drained = True  # the admin API's drain
+    assert health.up and not health.available(100.0)
+    health.drained = False
+    assert health.available(100.0)
+    health.up = False  # its checks still count
+    assert not health.available(100.0)

@@ -22,7 +22,6 @@ from wsgate.gateway.pool_health import apply_check, log_ejections
 from wsgate.gateway.pool_metrics import AdmissionMeter
 from wsgate.gateway.pool_reload import reconfigure
 from wsgate.gateway.pool_settings import (
-    AdminHealth,
     admission_settings,
     health_settings,
     retry_budget,
@@ -39,7 +38,7 @@ from wsgate.policy.admission import (
     Queued,
     Rejected,
 )
-from wsgate.policy.health import HealthSettings
+from wsgate.policy.health import BackendHealth, HealthSettings
 from wsgate.policy.queue import WaitQueue
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ class Backend(BackendState):
     """A backend's admission state (`BackendState`) plus its address, its pool and its
     connections: `open` all of them, `idle` the ones kept for reuse."""
 
-    health: AdminHealth
+    health: BackendHealth
 
     def __init__(
         self, config: BackendConfig, pool: Pool, health: HealthSettings, now: float
@@ -75,7 +74,7 @@ class Backend(BackendState):
             pool.config.max_handshakes_per_backend,
             now,
         )
-        self.health = AdminHealth(health, now)
+        self.health = BackendHealth(health, now)
         self.address: Address = config.address
         self.pool = pool
         self.idle: list[UpstreamConnection] = []

@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from wsgate.config.model import Address, BackendConfig, PoolConfig
 from wsgate.gateway.pool_settings import (
-    AdminHealth,
     admission_settings,
     health_settings,
     retry_budget,
 )
 from wsgate.gateway.upstream import UpstreamConnection
 from wsgate.policy.admission import AdmissionSettings
-from wsgate.policy.health import HealthSettings
+from wsgate.policy.health import BackendHealth, HealthSettings
 from wsgate.policy.limits import AdaptiveLimit, FixedLimit
 from wsgate.policy.retry import RetryBudget
 
@@ -39,7 +38,7 @@ class ReloadedBackend(Protocol):
     @property
     def address(self) -> Address: ...
     @property
-    def health(self) -> AdminHealth: ...
+    def health(self) -> BackendHealth: ...
     @property
     def idle(self) -> list[UpstreamConnection]: ...
 

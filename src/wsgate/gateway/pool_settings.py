@@ -1,7 +1,6 @@
 """What a pool's config makes of the pure policy objects: the admission controller's
-settings, the backends' health settings, the health that the operator's drain overrides
-(`AdminHealth`) and the retry budget. Used by `pool.Pool` at start and again at each
-reload."""
+settings, the backends' health settings and the retry budget. Used by `pool.Pool` at
+start and again at each reload."""
 
 from __future__ import annotations
 
@@ -10,23 +9,11 @@ from typing import TYPE_CHECKING
 from wsgate.config.model import PoolConfig
 from wsgate.gateway.pool_metrics import MeteredBudget
 from wsgate.policy.admission import AdmissionSettings
-from wsgate.policy.health import BackendHealth, HealthSettings
+from wsgate.policy.health import HealthSettings
 from wsgate.policy.retry import RetryBudget
 
 if TYPE_CHECKING:
     from wsgate.observe.metrics import Metrics
-
-
-class AdminHealth(BackendHealth):
-    """A backend's health plus the operator's word: a backend `drained` through the admin
-    API takes no new handshakes or requests, whatever its checks say."""
-
-    def __init__(self, settings: HealthSettings, now: float) -> None:
-        super().__init__(settings, now)
-        self.drained = False
-
-    def available(self, now: float) -> bool:
-        return not self.drained and super().available(now)
 
 
 def admission_settings(config: PoolConfig) -> AdmissionSettings:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mypy_extensions import mypyc_attr
-
 MIN_SHARE = 0.05
 
 
@@ -32,8 +30,6 @@ class HealthSettings:
     check_interval_s: float  # 0: no active checks
 
 
-# Subclassed in Python by gateway/pool_settings.py (AdminHealth): a compiled class must allow it.
-@mypyc_attr(allow_interpreted_subclasses=True)
 class BackendHealth:
     def __init__(self, settings: HealthSettings, now: float) -> None:
         self.s = settings
@@ -45,6 +41,9 @@ class BackendHealth:
         self._trial = False
         self.since = now  # when it last came (back) into service
         self._ramping = False
+        # The operator's word (the admin API's drain): no new handshakes or requests,
+        # whatever the checks say.
+        self.drained = False
 
     # -- active checks -----------------------------------------------------------------
     def on_check(self, ok: bool, now: float) -> bool:
@@ -97,7 +96,7 @@ class BackendHealth:
         return max(0.0, self.ejected_until - now)
 
     def available(self, now: float) -> bool:
-        if not self.up:
+        if not self.up or self.drained:
             return False
         if self.ejected_until > now:
             return False
