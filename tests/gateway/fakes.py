@@ -36,6 +36,7 @@ from wsgate.gateway.upstream_side import UpstreamSide
 from wsgate.observe.log import JsonLog
 from wsgate.observe.metrics import Metrics
 from wsgate.policy.clients import ClientLimits
+from wsgate.policy.health import BackendHealth, HealthSettings
 from wsgate.policy.retry import RetryBudget
 from wsgate.protocol.handshake import accept_value
 from wsgate.protocol.headers import HeaderList
@@ -49,9 +50,19 @@ GET = b"GET /page HTTP/1.1\r\nHost: gw.test\r\n\r\n"
 
 
 # -- a fake pool: the calls the core makes, recorded; answers set by the test -------------
-class FakeHealth:
-    def available(self, now: float) -> bool:
-        return True
+def fresh_health() -> BackendHealth:
+    """A real backend health, up and never ejected: the compiled choice of a backend takes
+    no stand-in for it."""
+    settings = HealthSettings(
+        rise=2,
+        fall=3,
+        eject_after=3,
+        eject_base_s=2.0,
+        eject_max_s=60.0,
+        slow_start_s=0.0,
+        check_interval_s=0.0,
+    )
+    return BackendHealth(settings, 0.0)
 
 
 @dataclass(eq=False)
@@ -59,7 +70,7 @@ class FakeBackend:
     name: str
     pool: FakePool
     inflight: int = 0
-    health: FakeHealth = field(default_factory=FakeHealth)
+    health: BackendHealth = field(default_factory=fresh_health)
 
     @property
     def address(self) -> Address:
