@@ -15,6 +15,7 @@ from typing import Any, cast
 from tests.gateway.fakes import until
 from tests.support.procs import free_port
 from wsgate.config.model import Address, BackendConfig, HealthCheckConfig, PoolConfig
+from wsgate.gateway.client import ClientConnection
 from wsgate.gateway.client_upstream import UpstreamLink
 from wsgate.gateway.commands import Command, OpenUpstream, ReleaseUpstream, SendToClient
 from wsgate.gateway.pool import Backend, Pool
@@ -223,5 +224,37 @@ def test_a_released_connection_goes_back_to_its_pool_or_is_closed() -> None:
         link.release(ReleaseUpstream(abort=True))
         assert first is not None and first.closed and backend.idle == []
         link.release(ReleaseUpstream())  # nothing held: nothing happens
+
+    run_link(body)
+
+
+class Runtime:
+    """The little of the running gateway a client connection needs before any client."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return self.loop.create_task(coro)
+
+
+def test_a_client_that_reads_slowly_keeps_the_upstream_attached_later_paused() -> None:
+    # The client's writes paused before its upstream came (a pipelined request behind a
+    # slow reader): the connection remembers it, and the link pauses the upstream at once.
+    async def body(_: UpstreamLink, __: Owner, side: Side, pool: Pool) -> None:
+        backend = pool.backends[0]
+        idle = await pool.connect(backend)
+        pool.release(idle)
+        conn = ClientConnection(cast(Any, Runtime(asyncio.get_running_loop())))
+        conn.pause_writing()
+        assert conn.write_paused
+        link = UpstreamLink(conn, asyncio.get_running_loop())
+        link.side = cast(UpstreamSide, side)
+
+        link.open(open_command(backend, fresh=False))
+        transport = cast(Any, idle.transport)
+        assert link.upstream is idle and not transport.is_reading()
+        conn.resume_writing()
+        assert not conn.write_paused
 
     run_link(body)

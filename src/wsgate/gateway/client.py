@@ -291,6 +291,7 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # The client reads slower than the backend sends: stop reading the backend.
+        self.write_paused = True
         self._backend_reading(False)
 
     def resume_writing(self) -> None:
