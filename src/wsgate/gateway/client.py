@@ -304,12 +304,8 @@ class ClientConnection(asyncio.Protocol):
             if self.link is not None:
                 self.link.reading(on)
             return
-        transport = tunnel.upstream.transport
-        if transport is not None and not tunnel.closed and not (on and tunnel.upstream.closed):
-            if on:
-                transport.resume_reading()
-            else:
-                transport.pause_reading()
+        if not tunnel.closed:
+            tunnel.upstream.reading(on)
         tunnel.on_backend_reading(on)
 
     def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -74,8 +74,8 @@ class UpstreamLink:
     def _attach(self, conn: UpstreamConnection, command: OpenUpstream) -> None:
         self.upstream = conn
         conn.attach(self, head_request=command.head_request, head_limit=command.head_limit)
-        if self.owner.write_paused and conn.transport is not None:
-            conn.transport.pause_reading()
+        if self.owner.write_paused:
+            conn.reading(False)
 
     def send(self, data: bytes) -> None:
         upstream = self.upstream
@@ -97,14 +97,8 @@ class UpstreamLink:
 
     def reading(self, on: bool) -> None:
         """Read the upstream again, or stop: the client's writes are paused."""
-        upstream = self.upstream
-        if upstream is None or upstream.transport is None:
-            return
-        if on:
-            if not upstream.closed:
-                upstream.transport.resume_reading()
-        else:
-            upstream.transport.pause_reading()
+        if self.upstream is not None:
+            self.upstream.reading(on)
 
     def client_lost(self) -> None:
         """The client is gone: a connect under way is not wanted any more."""

@@ -247,8 +247,16 @@ class UpstreamConnection(asyncio.Protocol):
         """No client any more. Reading resumes: the client side may have paused it for a
         slow reader, and an idle connection must see the backend's FIN or stray bytes."""
         self.sink = None
+        self.reading(True)
+
+    def reading(self, on: bool) -> None:
+        """Read from the backend again, or stop: its client reads slower than it sends."""
         transport = self.transport
-        if transport is not None and not self.closed and not transport.is_closing():
+        if transport is None:
+            return
+        if not on:
+            transport.pause_reading()
+        elif not self.closed and not transport.is_closing():
             transport.resume_reading()
 
     def start_tunnel(self, tunnel: TunnelSink) -> None:
