@@ -31,12 +31,13 @@ from wsgate.gateway.commands import (
 from wsgate.gateway.core import ClientCore
 from wsgate.gateway.pool import Backend as PoolBackend
 from wsgate.gateway.pool import Pool
+from wsgate.gateway.pool_settings import health_settings
 from wsgate.gateway.router import Router
 from wsgate.gateway.upstream_side import UpstreamSide
 from wsgate.observe.log import JsonLog
 from wsgate.observe.metrics import Metrics
 from wsgate.policy.clients import ClientLimits
-from wsgate.policy.health import BackendHealth, HealthSettings
+from wsgate.policy.health import BackendHealth
 from wsgate.policy.retry import RetryBudget
 from wsgate.protocol.handshake import accept_value
 from wsgate.protocol.headers import HeaderList
@@ -51,18 +52,9 @@ GET = b"GET /page HTTP/1.1\r\nHost: gw.test\r\n\r\n"
 
 # -- a fake pool: the calls the core makes, recorded; answers set by the test -------------
 def fresh_health() -> BackendHealth:
-    """A real backend health, up and never ejected: the compiled choice of a backend takes
-    no stand-in for it."""
-    settings = HealthSettings(
-        rise=2,
-        fall=3,
-        eject_after=3,
-        eject_base_s=2.0,
-        eject_max_s=60.0,
-        slow_start_s=0.0,
-        check_interval_s=0.0,
-    )
-    return BackendHealth(settings, 0.0)
+    """A real backend health, up and never ejected, with the config's defaults: the
+    compiled choice of a backend takes no stand-in for it."""
+    return BackendHealth(health_settings(pool_config()), 0.0)
 
 
 @dataclass(eq=False)
