@@ -13,12 +13,12 @@ import dataclasses
 import errno
 import os
 import random
-import resource
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from tests.gateway.fakes import until
+from tests.support.descriptors import no_descriptor_left
 from tests.support.procs import free_port
 from wsgate.config.model import Address, HealthCheckConfig, PoolConfig
 from wsgate.gateway.checks import CheckedBackend, HealthChecks
@@ -81,20 +81,6 @@ async def answering(response: bytes | None = None) -> AsyncIterator[int]:
     finally:
         server.close()
         await server.wait_closed()
-
-
-@contextlib.contextmanager
-def no_descriptor_left() -> Iterator[None]:
-    """The soft descriptor limit lowered to the lowest free descriptor, so that the next
-    socket() fails with EMFILE; put back on the way out."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    lowest_free = os.open(os.devnull, os.O_RDONLY)
-    os.close(lowest_free)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_listening_backend_passes_and_a_refusing_one_fails() -> None:

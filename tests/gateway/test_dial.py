@@ -6,12 +6,10 @@ with certificates made by the test."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import resource
 import socket
 import ssl
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import pytest
 import uvloop
 
 from tests.support.certs import Ca, make_ca, make_leaf
+from tests.support.descriptors import no_descriptor_left
 from tests.support.raw import full_backlog_listener
 from wsgate.config.model import Address
 from wsgate.errors import ConnectError
@@ -272,25 +271,6 @@ def test_tls_to_a_backend_that_speaks_plain_http_is_a_failed_handshake(run: Runn
 
 def test_the_open_files_limit_is_the_soft_rlimit() -> None:
     assert open_files_limit() == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-@contextlib.contextmanager
-def no_descriptor_left() -> Iterator[None]:
-    """Every descriptor this process may open taken (the soft RLIMIT_NOFILE lowered to
-    the highest open one, the holes below filled), all given back after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    fillers: list[int] = []
-    highest = max(int(entry.name) for entry in Path("/proc/self/fd").iterdir())
-    resource.setrlimit(resource.RLIMIT_NOFILE, (highest, hard))
-    try:
-        with contextlib.suppress(OSError):
-            for _ in range(soft):  # bounded: never more than the old limit
-                fillers.append(os.open(os.devnull, os.O_RDONLY))
-        yield
-    finally:
-        for fd in fillers:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_out_of_descriptors_is_the_gateways_own_cause(run: Runner) -> None:

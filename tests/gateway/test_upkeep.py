@@ -5,18 +5,16 @@ for accepts that fail for lack of descriptors."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import io
 import json
-import os
-import resource
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.support.descriptors import no_descriptor_left
 from wsgate.gateway import upkeep
 from wsgate.gateway.upkeep import Upkeep
 from wsgate.observe.log import JsonLog
@@ -37,20 +35,6 @@ def listening() -> Iterator[socket.socket]:
     sock.listen()
     yield sock
     sock.close()
-
-
-@contextlib.contextmanager
-def no_descriptor_left() -> Iterator[None]:
-    """Lower the soft descriptor limit to the lowest free descriptor, so that the next
-    dup() fails with EMFILE; the limit is put back on the way out."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    lowest_free = os.open(os.devnull, os.O_RDONLY)
-    os.close(lowest_free)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_accept_out_of_descriptors_is_one_rate_limited_line_and_the_rest_is_passed_on(
