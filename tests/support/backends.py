@@ -56,10 +56,13 @@ def ws_server(handler: Handler = echo, port: int = 0, **serve_kwargs: Any) -> It
         # As asyncio.run does: what is still under way is cancelled and let finish before
         # the loop closes. An accept that the server's close overtook is such a task; left
         # pending, its socket outlived the loop and warned (ResourceWarning) in a later test.
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
+        loop.run_until_complete(cancel_the_rest())
+
+    async def cancel_the_rest() -> None:
+        rest = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in rest:
             task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        await asyncio.gather(*rest, return_exceptions=True)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
